@@ -1,0 +1,198 @@
+"""The cassette file format: msgpack, versioned, validated on the way in.
+
+This module turns cassette contents into bytes and back; it never touches a
+file.  ``docs/format.md`` documents every field.  Decoding treats its input as
+untrusted: sizes are bounded before msgpack allocates anything, and every
+field is checked for type and meaning, so a bad file ends in a
+:class:`CassetteFormatError` and never in another exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import msgpack
+
+from ._connection import Connection
+from ._errors import CassetteFormatError, InvalidFaultError
+from ._events import RECORDED_EVENT_TYPES, ClientData, Event, ServerData
+from ._faults import FAULT_TYPES, Fault
+
+FORMAT_NAME = "tcpcassette"
+FORMAT_VERSION = 1
+
+_EVENT_TYPES: dict[str, type[Event]] = {t.kind: t for t in (*RECORDED_EVENT_TYPES, *FAULT_TYPES)}
+_DATA_TYPES = (ClientData, ServerData)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CassetteContents:
+    """Everything a cassette file holds."""
+
+    connections: tuple[Connection, ...]
+    hosts: Mapping[str, tuple[str, ...]]
+
+
+def encode(contents: CassetteContents) -> bytes:
+    """Serialise cassette contents to the msgpack file format."""
+    doc = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "hosts": {name: list(addrs) for name, addrs in contents.hosts.items()},
+        "connections": [
+            {"target": c.target, "events": [_encode_event(e) for e in c.events]}
+            for c in contents.connections
+        ],
+    }
+    packed: bytes = msgpack.packb(doc, use_bin_type=True)
+    return packed
+
+
+def _encode_event(event: Event) -> list[Any]:
+    payload: Any
+    if isinstance(event, _DATA_TYPES):
+        payload = event.data
+    elif isinstance(event, Fault):
+        payload = {
+            f.name: getattr(event, f.name)
+            for f in fields(event)
+            if f.name != "time" and getattr(event, f.name) is not None
+        }
+    else:
+        payload = None
+    return [event.kind, event.time, payload]
+
+
+def decode(raw: bytes, *, source: str) -> CassetteContents:
+    """Parse and validate the bytes of a cassette file.
+
+    Args:
+        raw: the whole file.
+        source: how to name the file in error messages (its path).
+
+    Raises:
+        CassetteFormatError: the bytes are not a valid cassette of a known version.
+    """
+    try:
+        # unpackb bounds every declared length by len(raw), so a hostile
+        # header cannot make it allocate more than the file's own size.
+        doc = msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise CassetteFormatError(
+            f"{source}: not a readable tcpcassette file ({type(exc).__name__}: {exc}). "
+            "Re-record it, or restore it from version control."
+        ) from exc
+    return _Decoder(source).document(doc)
+
+
+class _Decoder:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str) -> CassetteFormatError:
+        return CassetteFormatError(
+            f"{self.source}: {where}: {problem}. Fix the file (tcpcassette export/import "
+            "gives an editable form) or re-record it."
+        )
+
+    def document(self, doc: object) -> CassetteContents:
+        if not isinstance(doc, dict):
+            raise self.fail("top level", f"expected a map, found {type(doc).__name__}")
+        if doc.get("format") != FORMAT_NAME:
+            raise self.fail("top level", "not a tcpcassette file (no 'format': 'tcpcassette')")
+        version = doc.get("version")
+        if version != FORMAT_VERSION:
+            raise self.fail(
+                "top level",
+                f"format version {version!r} is not supported (this tcpcassette reads "
+                f"version {FORMAT_VERSION}; upgrade tcpcassette or re-record the cassette)",
+            )
+        hosts = self.hosts(doc.get("hosts", {}))
+        raw_connections = doc.get("connections")
+        if not isinstance(raw_connections, list):
+            raise self.fail("top level", "'connections' must be a list")
+        connections = tuple(self.connection(i, c) for i, c in enumerate(raw_connections))
+        return CassetteContents(connections=connections, hosts=hosts)
+
+    def hosts(self, raw: object) -> dict[str, tuple[str, ...]]:
+        if not isinstance(raw, dict):
+            raise self.fail("hosts", "must be a map of host name to a list of addresses")
+        out: dict[str, tuple[str, ...]] = {}
+        for name, addrs in raw.items():
+            if not isinstance(name, str) or not isinstance(addrs, list):
+                raise self.fail(f"hosts[{name!r}]", "must map a name to a list of addresses")
+            if not all(isinstance(a, str) for a in addrs):
+                raise self.fail(f"hosts[{name!r}]", "addresses must be strings")
+            out[name] = tuple(addrs)
+        return out
+
+    def connection(self, index: int, raw: object) -> Connection:
+        where = f"connection {index}"
+        if not isinstance(raw, dict):
+            raise self.fail(where, "must be a map with 'target' and 'events'")
+        target = raw.get("target")
+        if not isinstance(target, str) or not target:
+            raise self.fail(where, "'target' must be a non-empty 'host:port' string")
+        raw_events = raw.get("events")
+        if not isinstance(raw_events, list):
+            raise self.fail(where, "'events' must be a list")
+        events = tuple(
+            self.event(f"{where} ({target}), event {n}", e) for n, e in enumerate(raw_events, 1)
+        )
+        self.check_positions(where, target, events)
+        return Connection(target=target, events=events)
+
+    def event(self, where: str, raw: object) -> Event:
+        if not isinstance(raw, list) or len(raw) != 3:
+            raise self.fail(where, "must be a list of [kind, time, payload]")
+        kind, time, payload = raw
+        cls = _EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            known = ", ".join(sorted(_EVENT_TYPES))
+            raise self.fail(where, f"unknown event kind {kind!r} (known kinds: {known})")
+        if (
+            not isinstance(time, (int, float))
+            or isinstance(time, bool)
+            or not math.isfinite(time)
+            or time < 0
+        ):
+            raise self.fail(where, f"time must be a number of seconds >= 0, not {time!r}")
+        if issubclass(cls, _DATA_TYPES):
+            if not isinstance(payload, bytes):
+                raise self.fail(where, f"a {kind} event carries binary data, not {payload!r:.40}")
+            return cls(data=payload, time=float(time))  # type: ignore[call-arg]
+        if issubclass(cls, Fault):
+            return self.fault(where, cls, float(time), payload)
+        if payload is not None:
+            raise self.fail(where, f"a {kind} event has no payload")
+        return cls(time=float(time))
+
+    def fault(self, where: str, cls: type[Fault], time: float, payload: object) -> Fault:
+        if not isinstance(payload, dict):
+            raise self.fail(where, f"a {cls.kind} fault needs a map of parameters")
+        allowed = {f.name for f in fields(cls)} - {"time"}
+        unknown = set(payload) - allowed
+        if unknown:
+            raise self.fail(
+                where,
+                f"{cls.kind} has no parameter {sorted(unknown)!r} (it takes {sorted(allowed)})",
+            )
+        try:
+            return cls(time=time, **payload)
+        except (InvalidFaultError, TypeError) as exc:
+            raise self.fail(where, f"invalid {cls.kind} fault: {exc}") from exc
+
+    def check_positions(self, where: str, target: str, events: Sequence[Event]) -> None:
+        seen_real = False
+        for n, event in enumerate(events, 1):
+            if isinstance(event, Fault) and event.at_connect and seen_real:
+                raise self.fail(
+                    f"{where} ({target}), event {n}",
+                    f"a {event.kind} fault acts on the connect and must come before every "
+                    "recorded event",
+                )
+            if not event.is_fault:
+                seen_real = True

@@ -1,0 +1,62 @@
+"""The errors tcpcassette raises, all under one root.
+
+::
+
+    CassetteError
+    ├── CassetteNotFoundError      no cassette file where one is needed
+    ├── CassetteFormatError        the file is not a valid cassette of a known version
+    ├── CassettePathError          a cassette name that would leave the cassette directory
+    ├── CassetteInUseError         use_cassette entered while another one is active
+    ├── InvalidFaultError          a fault with bad parameters or at an impossible position
+    └── ReplayError                the code under test did something the cassette does not hold
+        ├── UnrecordedConnectionError  a connection the cassette has no recording for
+        ├── ClientMismatchError        the client sent other bytes than were recorded
+        └── ClientStalledError         the client stopped sending halfway through a message
+
+Every message names the cassette file, the connection where there is one, and
+what to do next.  Errors that happen on tcpcassette's own threads (in the
+recording proxy or the replay server) are collected and raised in the test's
+own thread when the ``use_cassette`` block exits.
+"""
+
+from __future__ import annotations
+
+
+class CassetteError(Exception):
+    """Root of every error tcpcassette raises."""
+
+
+class CassetteNotFoundError(CassetteError, FileNotFoundError):
+    """A cassette file is needed (replay, ``load``) but does not exist."""
+
+
+class CassetteFormatError(CassetteError, ValueError):
+    """A cassette file is corrupt, truncated, of the wrong shape or of an unknown version."""
+
+
+class CassettePathError(CassetteError, ValueError):
+    """A cassette name would resolve to a file outside the cassette directory."""
+
+
+class CassetteInUseError(CassetteError, RuntimeError):
+    """``use_cassette`` was entered while another cassette is already active."""
+
+
+class InvalidFaultError(CassetteError, ValueError):
+    """A fault has invalid parameters or sits where it cannot fire."""
+
+
+class ReplayError(CassetteError):
+    """The code under test did something that the cassette does not hold."""
+
+
+class UnrecordedConnectionError(ReplayError):
+    """A connection that the cassette has no recording for, in a mode that may not record."""
+
+
+class ClientMismatchError(ReplayError):
+    """The client sent bytes that differ from the recording."""
+
+
+class ClientStalledError(ReplayError):
+    """The client sent part of a recorded message, then nothing more within the bound."""

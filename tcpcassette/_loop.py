@@ -1,0 +1,57 @@
+"""The private event loop thread that runs every proxy and replay server.
+
+One daemon thread per process, started on first use and kept for the life of
+the process, so that entering ``use_cassette`` costs no thread start.  Sync
+and async clients alike talk to servers on this loop; it never waits on the
+caller's threads, so the caller may block on it without deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Longest the caller waits for the loop thread to carry out a request.
+CALL_TIMEOUT = 30.0
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def get_loop() -> asyncio.AbstractEventLoop:
+    """The running private loop, started on first call."""
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            threading.Thread(target=run, name="tcpcassette-loop", daemon=True).start()
+            ready.wait()
+            _loop = loop
+        return _loop
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T], *, timeout: float = CALL_TIMEOUT) -> T:
+    """Run ``coro`` on the private loop and wait for its result in the calling thread."""
+    future: Future[T] = asyncio.run_coroutine_threadsafe(coro, get_loop())
+    return future.result(timeout)
+
+
+def call(func: Callable[[], T], *, timeout: float = CALL_TIMEOUT) -> T:
+    """Run ``func`` on the private loop thread and return its result."""
+
+    async def wrapper() -> T:
+        return func()
+
+    return run_coroutine(wrapper(), timeout=timeout)

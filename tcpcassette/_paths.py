@@ -1,0 +1,58 @@
+"""Turning cassette names into file paths that stay inside the cassette directory."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._errors import CassettePathError
+
+SUFFIX = ".msgpack"
+
+
+def cassette_path(name: str, directory: Path) -> Path:
+    """``<directory>/<name>.msgpack``, refusing names that would leave ``directory``.
+
+    Raises:
+        CassettePathError: ``name`` is empty, absolute, climbs out with
+            ``..``, or leads through a symlink to outside the directory.
+    """
+    if not name or name.strip() != name:
+        raise CassettePathError(
+            f"{name!r} is not a cassette name; use a name like 'redis_roundtrip'"
+        )
+    if os.path.isabs(name) or Path(name).is_absolute():
+        raise CassettePathError(
+            f"cassette name {name!r} is an absolute path; names are relative to the cassette "
+            f"directory {directory}. Pass cassette_dir= to use another directory."
+        )
+    relative = name if name.endswith(SUFFIX) else name + SUFFIX
+    path = directory / relative
+    root = directory.resolve()
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise CassettePathError(
+            f"cassette name {name!r} leads to {resolved}, outside the cassette directory "
+            f"{root}. Use a plain name, or pass cassette_dir= to use another directory."
+        )
+    return path
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]]+")
+
+
+def default_name(func: Callable[..., Any]) -> str:
+    """``<test module>/<test name>`` for a decorated test, with pytest's parameter ids."""
+    module = getattr(func, "__module__", "") or "tests"
+    stem = module.rsplit(".", 1)[-1]
+    test_name: str = func.__qualname__.replace("<locals>.", "")
+    # PYTEST_CURRENT_TEST carries the parametrised id, e.g. "t.py::test_x[a-1] (call)".
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    node = current.rsplit(" ", 1)[0].split("::")[-1] if current else ""
+    if node.split("[", 1)[0] == func.__name__:
+        test_name = test_name.rsplit(func.__name__, 1)[0] + node
+    safe = _UNSAFE.sub("_", test_name).strip("._") or "test"
+    return f"{_UNSAFE.sub('_', stem)}/{safe}"

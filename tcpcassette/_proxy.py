@@ -1,0 +1,213 @@
+"""The recording proxy: forwards a client to the real server and notes every chunk.
+
+It runs on the private loop.  Each chunk read from either side is forwarded
+at once and appended to the connection's recording as it was read, so chunk
+boundaries, half-closes and resets reach the other side as they happened.
+The hot path appends a plain tuple per chunk; events are built only when the
+recording is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ._connection import Connection
+from ._events import (
+    ClientClose,
+    ClientData,
+    ClientReset,
+    Event,
+    ServerClose,
+    ServerData,
+    ServerReset,
+)
+from ._wire import reset_transport, set_nodelay
+
+
+class Recording:
+    """The events of one connection as it is recorded."""
+
+    __slots__ = ("_entries", "_start", "ordinal", "target")
+
+    def __init__(self, target: str, ordinal: int, start: float) -> None:
+        self.target = target
+        self.ordinal = ordinal  # order of the connect, for the cassette's order
+        self._start = start
+        self._entries: list[tuple[type[Event], float, bytes]] = []
+
+    def add(self, kind: type[Event], now: float, data: bytes = b"") -> None:
+        self._entries.append((kind, now - self._start, data))
+
+    def to_connection(self) -> Connection:
+        events: list[Event] = []
+        for kind, time, data in self._entries:
+            if kind is ClientData or kind is ServerData:
+                events.append(kind(data=data, time=time))  # type: ignore[call-arg]
+            else:
+                events.append(kind(time=time))
+        return Connection(target=self.target, events=tuple(events))
+
+
+class ProxyLink:
+    """One client connection forwarded to its real server and recorded."""
+
+    def __init__(
+        self,
+        client: asyncio.Transport,
+        recording: Recording,
+        *,
+        on_done: Callable[[ProxyLink], None],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.client = client
+        self.recording = recording
+        self._server: asyncio.Transport | None = None
+        self._queued: list[bytes] = []  # client bytes that arrived before the upstream
+        self._client_eof = False
+        self._server_eof = False
+        self._done = False
+        self._on_done = on_done
+        set_nodelay(client)
+
+    # -- the upstream side --------------------------------------------------
+
+    def attach(self, server: asyncio.Transport) -> None:
+        """The connection to the real server is ready: send what was queued."""
+        self._server = server
+        set_nodelay(server)
+        for chunk in self._queued:
+            server.write(chunk)
+        self._queued.clear()
+        if self._client_eof and server.can_write_eof():
+            server.write_eof()
+        if not self._done:
+            self.client.resume_reading()
+
+    def server_data(self, data: bytes) -> None:
+        self.recording.add(ServerData, self._loop.time(), data)
+        self.client.write(data)
+
+    def server_eof(self) -> None:
+        self.recording.add(ServerClose, self._loop.time())
+        self._server_eof = True
+        if self.client.can_write_eof():
+            self.client.write_eof()
+        self._maybe_finish()
+
+    def server_lost(self, exc: Exception | None) -> None:
+        if self._done:
+            return
+        if exc is not None or not self._server_eof:
+            self.recording.add(ServerReset, self._loop.time())
+            self._finish(reset_client=True)
+        else:
+            self._maybe_finish()
+
+    # -- the client side --------------------------------------------------
+
+    def client_data(self, data: bytes) -> None:
+        self.recording.add(ClientData, self._loop.time(), data)
+        if self._server is not None:
+            self._server.write(data)
+        else:
+            self._queued.append(data)
+            self.client.pause_reading()
+
+    def client_eof(self) -> None:
+        self.recording.add(ClientClose, self._loop.time())
+        self._client_eof = True
+        if self._server is not None and self._server.can_write_eof():
+            self._server.write_eof()
+        self._maybe_finish()
+
+    def client_lost(self, exc: Exception | None) -> None:
+        if self._done:
+            return
+        if exc is not None or not self._client_eof:
+            self.recording.add(ClientReset, self._loop.time())
+            self._finish(reset_server=True)
+        else:
+            self._maybe_finish()
+
+    # -- flow control: a slow reader slows the writer ------------------------
+
+    def pause_client_reading(self) -> None:
+        self.client.pause_reading()
+
+    def resume_client_reading(self) -> None:
+        if not self._done:
+            self.client.resume_reading()
+
+    def pause_server_reading(self) -> None:
+        if self._server is not None:
+            self._server.pause_reading()
+
+    def resume_server_reading(self) -> None:
+        if self._server is not None and not self._done:
+            self._server.resume_reading()
+
+    # -- ending ---------------------------------------------------------------
+
+    @property
+    def half_open(self) -> bool:
+        """One side has closed and the other has not yet."""
+        return not self._done and (self._client_eof or self._server_eof)
+
+    def _maybe_finish(self) -> None:
+        if self._client_eof and self._server_eof:
+            self._finish()
+
+    def _finish(self, *, reset_client: bool = False, reset_server: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        if reset_client:
+            reset_transport(self.client)
+        else:
+            self.client.close()
+        if self._server is not None:
+            if reset_server:
+                reset_transport(self._server)
+            else:
+                self._server.close()
+        self._on_done(self)
+
+    def close(self) -> None:
+        """End the link in order, recording nothing more (the cassette is leaving)."""
+        if not self._done:
+            self._done = True
+            self.client.close()
+            if self._server is not None:
+                self._server.close()
+            self._on_done(self)
+
+    def fail_upstream(self) -> None:
+        """The real server could not be reached after the client connected: reset it."""
+        if not self._done:
+            self._done = True
+            reset_transport(self.client)
+            self._on_done(self)
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    """The proxy's connection to the real server."""
+
+    def __init__(self, link: ProxyLink) -> None:
+        self._link = link
+
+    def data_received(self, data: bytes) -> None:
+        self._link.server_data(data)
+
+    def eof_received(self) -> bool:
+        self._link.server_eof()
+        return True  # keep the half-open connection: the client may still send
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._link.server_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._link.pause_client_reading()
+
+    def resume_writing(self) -> None:
+        self._link.resume_client_reading()

@@ -1,0 +1,55 @@
+"""Showing bytes to people: text where printable, hex otherwise."""
+
+from __future__ import annotations
+
+import string
+
+_PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\x0b\x0c")
+
+#: Bytes shown of a payload before it is abbreviated in messages.
+DEFAULT_SHOW_BYTES = 200
+
+
+def is_text(data: bytes) -> bool:
+    """True when ``data`` reads as text (printable ASCII, tabs and newlines)."""
+    return all(b in _PRINTABLE for b in data)
+
+
+def show_bytes(data: bytes, *, limit: int | None = DEFAULT_SHOW_BYTES) -> str:
+    """A one-line rendering of ``data``: a bytes literal where printable, hex otherwise."""
+    shown = data if limit is None else data[:limit]
+    more = "" if len(shown) == len(data) else f" ... ({len(data) - len(shown)} more bytes)"
+    if is_text(shown):
+        return repr(bytes(shown)) + more
+    return "hex " + shown.hex(" ") + more
+
+
+def hexdump(data: bytes, *, offset: int = 0, width: int = 16) -> list[str]:
+    """Classic hexdump lines: offset, hex bytes, printable characters."""
+    lines = []
+    for start in range(0, len(data), width):
+        row = data[start : start + width]
+        hexes = " ".join(f"{b:02x}" for b in row).ljust(width * 3 - 1)
+        chars = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+        lines.append(f"{offset + start:08x}  {hexes}  |{chars}|")
+    return lines
+
+
+def side_by_side(expected: bytes, actual: bytes, offset: int, *, context: int = 40) -> str:
+    """Recorded and actual bytes around their first difference, one above the other."""
+    start = max(0, offset - context)
+    exp = expected[start : offset + context]
+    act = actual[start : offset + context]
+    lead = "..." if start else ""
+    if is_text(exp) and is_text(act):
+        exp_s, act_s = repr(exp)[2:-1], repr(act)[2:-1]
+        caret = len(repr(expected[start:offset])[2:-1])
+    else:
+        exp_s, act_s = exp.hex(" "), act.hex(" ")
+        caret = 3 * (offset - start)
+    pad = " " * (len(lead) + caret)
+    return (
+        f"  recorded: {lead}{exp_s}\n"
+        f"  actual:   {lead}{act_s}\n"
+        f"            {pad}^ first difference at byte {offset}"
+    )

@@ -1,0 +1,401 @@
+"""Replaying one recorded connection: a state machine with no I/O.
+
+The replay server feeds the machine what the client did (bytes, a close, a
+reset, or a timer firing) and carries out the actions it answers with.  Every
+rule about what a script means at replay time lives here, so it is tested
+without a network.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from ._events import (
+    ClientClose,
+    ClientData,
+    ClientReset,
+    Event,
+    ServerClose,
+    ServerData,
+    ServerReset,
+)
+from ._faults import Close, Delay, Fault, Reset, Slice, Timeout, Truncate
+
+# -- actions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Write ``data`` to the client as one write."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendEof:
+    """Close the sending half (FIN); keep reading what the client sends."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """Close the connection in order (FIN) and stop serving it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """Abort the connection with an RST and stop serving it."""
+
+
+@dataclass(frozen=True, slots=True)
+class WakeAt:
+    """Call :meth:`ReplayMachine.wake` at monotonic time ``deadline``."""
+
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """The client did something the script does not allow; the I/O layer reports it.
+
+    Attributes:
+        reason: ``"mismatch"`` (other bytes than recorded), ``"extra"`` (bytes
+            after the script expected none), ``"stalled"`` (part of a message
+            and then nothing), ``"hung"`` (the client waited on a silence with
+            no timeout of its own).
+        position: the number (from 1) of the event being played.
+        expected: the recorded bytes from the point of difference's message.
+        actual: what the client sent for that message.
+        offset: index of the first differing byte within ``expected``/``actual``.
+    """
+
+    reason: Literal["mismatch", "extra", "stalled", "hung"]
+    position: int
+    expected: bytes
+    actual: bytes
+    offset: int
+
+
+Action = Send | SendEof | Hangup | Abort | WakeAt | Problem
+
+
+@dataclass(frozen=True, slots=True)
+class _Slicing:
+    size: int
+    delay: float
+
+
+class ReplayMachine:
+    """Serves one play of one recorded connection.
+
+    Args:
+        events: the connection's script.
+        play: how many times this connection was played before (faults with
+            ``times`` fire only while ``play < times``).
+        hang_bound: seconds a ``Timeout`` fault without ``seconds`` may hold
+            a client before replay gives up on it and reports a hung client.
+        stall_bound: seconds the client may leave a recorded message half
+            sent before replay reports it stalled.
+    """
+
+    def __init__(
+        self,
+        events: tuple[Event, ...],
+        *,
+        play: int = 0,
+        hang_bound: float,
+        stall_bound: float,
+    ) -> None:
+        self._events = events
+        self._play = play
+        self._hang_bound = hang_bound
+        self._stall_bound = stall_bound
+        self._stall_deadline: float | None = None
+        self._pos = 0  # index of the event being played
+        self._matched = 0  # bytes of events[_pos] (a ClientData) already received
+        self._inbox = bytearray()  # client bytes received and not yet matched
+        self._client_eof = False
+        self._finished = False
+        self._waiting_until: float | None = None
+        self._silent_forever = False
+        self._slicing: _Slicing | None = None
+        self._outbox: deque[bytes] = deque()  # slices still to send, one per wake
+        self._after_outbox: list[Action] = []
+        #: True once a fault ended this play early; the client's retry may play it again.
+        self.cut_short = False
+
+    # -- state visible to the I/O layer -------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """True once the connection needs nothing more from the I/O layer but closing."""
+        return self._finished
+
+    @property
+    def position(self) -> int:
+        """Number (from 1) of the event being played; ``len(events) + 1`` at the end."""
+        return self._pos + 1
+
+    @property
+    def partial_message(self) -> tuple[bytes, bytes] | None:
+        """``(expected, received)`` when the client sent part of a recorded message."""
+        if self._finished or self._pos >= len(self._events):
+            return None
+        event = self._events[self._pos]
+        if type(event) is ClientData and (self._matched or self._inbox):
+            return event.data, event.data[: self._matched] + bytes(self._inbox)
+        return None
+
+    @property
+    def complete(self) -> bool:
+        """True when every event of the script has been played."""
+        return self._pos >= len(self._events)
+
+    # -- inputs ---------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """The connection was accepted: play what comes before the client's first bytes."""
+        return self._advance(now)
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        """The client sent ``data``."""
+        if self._finished:
+            return []
+        self._inbox += data
+        if self._waiting_until is not None or self._silent_forever:
+            return []  # a delay or a silence is running; match the bytes when it ends
+        actions = self._advance(now)
+        if self.partial_message is not None:
+            # Progress re-arms the bound: only a client that stops sending stalls.
+            self._stall_deadline = now + self._stall_bound
+            actions.append(WakeAt(self._stall_deadline))
+        else:
+            self._stall_deadline = None
+        return actions
+
+    def feed_eof(self, now: float) -> list[Action]:
+        """The client closed its sending half."""
+        if self._finished:
+            return []
+        self._client_eof = True
+        if self._waiting_until is not None or self._silent_forever:
+            return []
+        return self._advance(now)
+
+    def feed_reset(self, now: float) -> list[Action]:
+        """The client aborted the connection; nothing more can be sent."""
+        self._finished = True
+        return []
+
+    def wake(self, now: float) -> list[Action]:
+        """A deadline asked for with :class:`WakeAt` has passed."""
+        if self._finished:
+            return []
+        if self._stall_deadline is not None and now >= self._stall_deadline:
+            partial = self.partial_message
+            if partial is not None:
+                expected, received = partial
+                problem = Problem(
+                    reason="stalled",
+                    position=self.position,
+                    expected=expected,
+                    actual=received,
+                    offset=len(received),
+                )
+                return self._end_with(problem, Abort())
+        if self._waiting_until is None or now < self._waiting_until:
+            return []
+        self._waiting_until = None
+        if self._outbox:
+            actions = self._drain_outbox(now)
+            if self._waiting_until is not None:
+                return actions
+            return actions + self._advance(now)
+        if self._silent_forever:
+            return self._end_with(
+                Problem(
+                    reason="hung",
+                    position=self.position,
+                    expected=b"",
+                    actual=b"",
+                    offset=0,
+                ),
+                Abort(),
+            )
+        return self._advance(now)
+
+    # -- the script ------------------------------------------------------------
+
+    def _advance(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        events = self._events
+        while not self._finished and self._pos < len(events):
+            event = events[self._pos]
+            kind = type(event)
+            if kind is ClientData:
+                if not self._match_client_bytes(event.data, actions):
+                    return actions
+            elif kind is ServerData:
+                self._pos += 1
+                if self._slicing is not None:
+                    self._outbox.extend(_slices(event.data, self._slicing.size))
+                    actions += self._drain_outbox(now)
+                    if self._waiting_until is not None:
+                        return actions
+                else:
+                    actions.append(Send(event.data))
+            elif kind is ServerClose:
+                self._pos += 1
+                actions.append(SendEof())
+            elif kind is ServerReset:
+                return actions + self._end_with(Abort())
+            elif kind is ClientClose or kind is ClientReset:
+                if self._inbox:
+                    return actions + self._extra_bytes()
+                if not self._client_eof:
+                    return actions
+                self._pos += 1
+            elif isinstance(event, Fault):
+                self._pos += 1
+                if event.times is None or self._play < event.times:
+                    if self._fire(event, now, actions):
+                        return actions
+            else:
+                # Connect failures act before accept; the I/O layer handles them.
+                self._pos += 1
+        if self._pos >= len(events) and not self._finished:
+            if self._inbox:
+                return actions + self._extra_bytes()
+            if self._client_eof:
+                actions += self._end_with(Hangup())
+        return actions
+
+    def _match_client_bytes(self, expected: bytes, actions: list[Action]) -> bool:
+        """Match received bytes against the current client event; True when it is complete."""
+        inbox = self._inbox
+        if not inbox:
+            if self._client_eof:
+                if self._matched:
+                    actions += self._end_with(self._problem("stalled", expected, b""))
+                    actions.append(Abort())
+                else:
+                    # The client closed before sending what was recorded next;
+                    # answer as a server does and close too.
+                    actions += self._end_with(Hangup())
+            return False
+        need = len(expected) - self._matched
+        take = min(need, len(inbox))
+        if inbox[:take] != expected[self._matched : self._matched + take]:
+            actions += self._end_with(self._mismatch(expected), Abort())
+            return False
+        del inbox[:take]
+        self._matched += take
+        if self._matched < len(expected):
+            return self._match_client_bytes(expected, actions) if self._client_eof else False
+        self._pos += 1
+        self._matched = 0
+        return True
+
+    def _fire(self, fault: Fault, now: float, actions: list[Action]) -> bool:
+        """Carry out an active fault; True when the script must stop advancing for now."""
+        if isinstance(fault, Reset):
+            self.cut_short = True
+            actions += self._end_with(Abort())
+            return True
+        if isinstance(fault, Close):
+            self.cut_short = True
+            actions += self._end_with(Hangup())
+            return True
+        if isinstance(fault, Timeout):
+            self.cut_short = True
+            if fault.seconds is None:
+                self._silent_forever = True
+                self._waiting_until = now + self._hang_bound
+            else:
+                # Silence, then an orderly close: put a Close fault where we are.
+                self._events = (*self._events[: self._pos], Close())
+                self._waiting_until = now + fault.seconds
+            actions.append(WakeAt(self._waiting_until))
+            return True
+        if isinstance(fault, Delay):
+            self._waiting_until = now + fault.seconds
+            actions.append(WakeAt(self._waiting_until))
+            return True
+        if isinstance(fault, Truncate):
+            self.cut_short = True
+            nxt = self._next_server_data()
+            if nxt is not None and fault.nbytes:
+                actions.append(Send(nxt[: fault.nbytes]))
+            actions += self._end_with(Abort() if fault.then == "reset" else Hangup())
+            return True
+        if isinstance(fault, Slice):
+            self._slicing = _Slicing(fault.size, fault.delay)
+            return False
+        return False  # connect faults were handled before accept
+
+    def _next_server_data(self) -> bytes | None:
+        for event in self._events[self._pos :]:
+            if type(event) is ServerData:
+                return event.data
+        return None
+
+    def _drain_outbox(self, now: float) -> list[Action]:
+        """Send queued slices, one per ``delay``; sets a deadline while some remain."""
+        assert self._slicing is not None
+        actions: list[Action] = []
+        while self._outbox:
+            actions.append(Send(self._outbox.popleft()))
+            if self._outbox and self._slicing.delay > 0:
+                self._waiting_until = now + self._slicing.delay
+                actions.append(WakeAt(self._waiting_until))
+                break
+        return actions
+
+    def _extra_bytes(self) -> list[Action]:
+        return self._end_with(
+            Problem(
+                reason="extra",
+                position=self.position,
+                expected=b"",
+                actual=bytes(self._inbox),
+                offset=0,
+            ),
+            Abort(),
+        )
+
+    def _mismatch(self, expected: bytes) -> Problem:
+        actual = expected[: self._matched] + bytes(self._inbox)
+        offset = _first_difference(expected, actual)
+        return self._problem("mismatch", expected, actual, offset=offset)
+
+    def _problem(
+        self,
+        reason: Literal["mismatch", "stalled"],
+        expected: bytes,
+        actual: bytes,
+        *,
+        offset: int | None = None,
+    ) -> Problem:
+        if offset is None:
+            offset = self._matched
+            actual = expected[: self._matched] + actual
+        return Problem(
+            reason=reason, position=self.position, expected=expected, actual=actual, offset=offset
+        )
+
+    def _end_with(self, *actions: Action) -> list[Action]:
+        self._finished = True
+        self._waiting_until = None
+        return list(actions)
+
+
+def _slices(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))

@@ -1,0 +1,100 @@
+"""Carrying out a :class:`ReplayMachine`'s actions on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ._replay import Abort, Action, Hangup, Problem, ReplayMachine, Send, SendEof, WakeAt
+from ._wire import reset_transport, set_nodelay
+
+
+class ReplayLink:
+    """One client connection served from one recorded connection.
+
+    Args:
+        transport: the accepted client connection.
+        index: the recorded connection's number in the cassette.
+        machine: the replay state machine for this play.
+        on_problem: called with the connection number and each problem found.
+        on_cut_short: called once if a fault ends this play early.
+        on_done: called once when the link is finished.
+    """
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        index: int,
+        machine: ReplayMachine,
+        *,
+        on_problem: Callable[[int, Problem], None],
+        on_cut_short: Callable[[int], None],
+        on_done: Callable[[ReplayLink], None],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.transport = transport
+        self.index = index
+        self.machine = machine
+        self._on_problem = on_problem
+        self._on_cut_short = on_cut_short
+        self._on_done = on_done
+        self._closed = False
+        self._released = False
+        set_nodelay(transport)
+
+    def start(self, pending: bytes = b"", eof: bool = False) -> None:
+        """Begin serving; ``pending`` holds bytes the client sent before the match."""
+        now = self._loop.time()
+        self._do(self.machine.start(now))
+        if pending:
+            self._do(self.machine.feed(pending, now))
+        if eof:
+            self._do(self.machine.feed_eof(now))
+
+    def data(self, data: bytes) -> None:
+        self._do(self.machine.feed(data, self._loop.time()))
+
+    def eof(self) -> None:
+        self._do(self.machine.feed_eof(self._loop.time()))
+
+    def lost(self, exc: Exception | None) -> None:
+        self.machine.feed_reset(self._loop.time())
+        self._finish()
+
+    def _wake(self) -> None:
+        self._do(self.machine.wake(self._loop.time()))
+
+    def _do(self, actions: list[Action]) -> None:
+        transport = self.transport
+        for action in actions:
+            if self._closed:
+                return
+            if type(action) is Send:
+                transport.write(action.data)
+            elif type(action) is SendEof:
+                if transport.can_write_eof():
+                    transport.write_eof()
+            elif type(action) is WakeAt:
+                self._loop.call_at(action.deadline, self._wake)
+            elif type(action) is Hangup:
+                transport.close()
+                self._finish()
+            elif type(action) is Abort:
+                reset_transport(transport)
+                self._finish()
+            elif isinstance(action, Problem):
+                self._on_problem(self.index, action)
+        if self.machine.cut_short and not self._released:
+            self._released = True
+            self._on_cut_short(self.index)
+
+    def _finish(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._on_done(self)
+
+    def close(self) -> None:
+        """The cassette is leaving: close in order (FIN)."""
+        if not self._closed:
+            self.transport.close()
+            self._finish()

@@ -1,0 +1,661 @@
+"""One cassette in use: listeners, routing of connects, and what was recorded.
+
+The session is the I/O layer's centre.  Its connect-time half runs in the
+client's thread (called by the socket patches); everything else runs on the
+private loop.  Decisions come from the core (:mod:`._dispatch`,
+:mod:`._replay`); the session only carries them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _diagnose, _loop
+from ._cassette import Cassette
+from ._connection import Connection
+from ._dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
+from ._errors import CassetteError
+from ._events import ConnectRefused, ConnectTimedOut
+from ._proxy import ProxyLink, Recording, UpstreamProtocol
+from ._replay import Problem, ReplayMachine
+from ._replay_server import ReplayLink
+from ._targets import TargetTable, format_target, is_ip, normalise_ip, parse_target
+from ._wire import reset_transport
+
+LOOPBACK = "127.0.0.1"
+# What an IPv6 client socket connects to in order to reach an IPv4 listener.
+MAPPED_LOOPBACK = "::ffff:127.0.0.1"
+
+Connect = Callable[[socket.socket, Any], Any]
+
+
+#: Default bounds, in seconds (see :class:`Limits`).
+DEFAULT_STALL_TIMEOUT = 5.0
+DEFAULT_MAX_SILENCE = 30.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_SETTLE_TIMEOUT = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Every bound on a wait, in seconds.
+
+    Attributes:
+        stall_timeout: a client that sends part of a recorded message and then
+            nothing for this long is reset and reported.
+        max_silence: a ``Timeout`` fault without ``seconds`` holds a client at
+            most this long before replay resets it and reports a hung client.
+        connect_timeout: while recording, the longest wait for the real
+            server's handshake when the client's socket has no timeout.
+        settle_timeout: on leaving the block, how long recording waits for a
+            connection that one side closed to be closed by the other.
+    """
+
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    max_silence: float = DEFAULT_MAX_SILENCE
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    settle_timeout: float = DEFAULT_SETTLE_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionResult:
+    recorded: list[Connection]
+    hosts: dict[str, tuple[str, ...]]
+    errors: list[CassetteError]
+
+
+class _Listener:
+    """A per-target listening socket on loopback."""
+
+    def __init__(self, server: asyncio.Server) -> None:
+        self.server = server
+        self.port: int = server.sockets[0].getsockname()[1]
+
+
+class _Special:
+    """Process-wide sockets that refuse connects, or never complete them."""
+
+    _lock = threading.Lock()
+    refuse_port = 0
+    blackhole_port = 0
+    _keep: list[socket.socket] = []
+
+    @classmethod
+    def ports(cls, connect: Connect) -> tuple[int, int]:
+        with cls._lock:
+            if not cls.refuse_port:
+                # Bound but not listening: the kernel answers a SYN with an RST,
+                # so the client's connect fails with ECONNREFUSED by itself.
+                refuser = socket.socket()
+                refuser.bind((LOOPBACK, 0))
+                # Listening with a full backlog that is never accepted: SYNs are
+                # dropped, so a connect hangs until the client's own timeout.
+                hole = socket.socket()
+                hole.bind((LOOPBACK, 0))
+                hole.listen(0)
+                filler = socket.socket()
+                connect(filler, hole.getsockname())
+                cls._keep += [refuser, hole, filler]
+                cls.refuse_port = refuser.getsockname()[1]
+                cls.blackhole_port = hole.getsockname()[1]
+            return cls.refuse_port, cls.blackhole_port
+
+
+class _Accepted(asyncio.Protocol):
+    """An accepted client connection; it hands its events to whichever link serves it."""
+
+    def __init__(self, session: Session, target: str) -> None:
+        self.session = session
+        self.target = target
+        self.transport: asyncio.Transport | None = None
+        self.on_data: Callable[[bytes], None] = self._drop
+        self.on_eof: Callable[[], None] = _nothing
+        self.on_lost: Callable[[Exception | None], None] = _nothing_lost
+        self.on_pause: Callable[[], None] = _nothing
+        self.on_resume: Callable[[], None] = _nothing
+
+    def _drop(self, data: bytes) -> None:
+        pass
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.session._accepted(self, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.on_data(data)
+
+    def eof_received(self) -> bool:
+        self.on_eof()
+        return True  # half-closed connections stay open for the other direction
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.on_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.on_pause()
+
+    def resume_writing(self) -> None:
+        self.on_resume()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _nothing_lost(exc: Exception | None) -> None:
+    pass
+
+
+class _Opening:
+    """A client-first connection waiting for bytes that say which recording it is."""
+
+    def __init__(self, session: Session, accepted: _Accepted, transport: asyncio.Transport) -> None:
+        self.session = session
+        self.accepted = accepted
+        self.transport = transport
+        self.buffer = bytearray()
+        self.eof = False
+        self.done = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def data(self, data: bytes) -> None:
+        self.buffer += data
+        self.session._decide_opening(self)
+
+    def end(self) -> None:
+        self.eof = True
+        self.session._decide_opening(self)
+
+    def lost(self, exc: Exception | None) -> None:
+        self.finish()
+
+    def arm_stall_timer(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(
+            delay, self.session._opening_stalled, self
+        )
+
+    def finish(self) -> None:
+        self.done = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self.session._openings.discard(self)
+
+
+class Session:
+    """The live side of one ``use_cassette`` block.
+
+    Args:
+        cassette: the loaded (or new, empty) cassette.
+        name: how errors name the cassette (its path).
+        mode: the record mode, for messages.
+        replay: serve connections from the cassette.
+        record: record connections the cassette cannot serve.
+        targets: intercept only these ``host:port`` targets (None: all).
+        ignore: never intercept these targets or hosts.
+        limits: bounds on every wait.
+    """
+
+    def __init__(
+        self,
+        cassette: Cassette,
+        *,
+        name: str,
+        mode: str,
+        replay: bool,
+        record: bool,
+        targets: Iterable[str] | None,
+        ignore: Iterable[str],
+        limits: Limits,
+        original_connect: Connect,
+        original_getaddrinfo: Callable[..., Any],
+    ) -> None:
+        self.cassette = cassette
+        self.name = name
+        self.mode = mode
+        self.replay = replay
+        self.record = record
+        self.limits = limits
+        self._connect = original_connect
+        self._getaddrinfo = original_getaddrinfo
+        self._connections = list(cassette.connections) if replay else []
+        self.dispatcher = Dispatcher(self._connections)
+        self._recorded_targets = [c.target for c in self._connections]
+        self.table = TargetTable(cassette.hosts if replay else {}, targets=targets, ignore=ignore)
+        self._lock = threading.Lock()  # guards the dispatcher and the tables below
+        self._listeners: dict[str, _Listener] = {}
+        self._own_ports: set[int] = set()
+        self._pending: dict[int, tuple[Recording, socket.socket]] = {}
+        self._recordings: list[Recording] = []
+        self._ordinal = 0
+        self._errors: list[CassetteError] = []
+        self._links: set[ProxyLink | ReplayLink] = set()
+        self._openings: set[_Opening] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = _loop.get_loop()
+        self._loop_thread: int | None = None
+        self._closed = False
+
+    # -- starting and stopping (caller's thread) -------------------------------
+
+    def open(self) -> None:
+        """Start the listeners for every recorded target."""
+        refuse, hole = _Special.ports(self._connect)
+        self._own_ports.update((refuse, hole))
+        self._loop_thread = _loop.call(threading.get_ident)
+        for target in dict.fromkeys(self._recorded_targets):
+            self._listener(target)
+
+    def close(self) -> SessionResult:
+        """Stop everything this session started and return what it found."""
+        self._closed = True
+        _loop.run_coroutine(self._shutdown())
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for _recording, upstream in pending:
+            upstream.close()
+        recordings = sorted(self._recordings, key=lambda r: r.ordinal)
+        recorded = [r.to_connection() for r in recordings]
+        used_targets = {parse_target(c.target)[0] for c in recorded}
+        hosts = {
+            name: tuple(addrs) for name, addrs in self.table.names.items() if name in used_targets
+        }
+        self.cassette.play_counts = list(self.dispatcher.plays) if self.replay else []
+        return SessionResult(recorded=recorded, hosts=hosts, errors=list(self._errors))
+
+    async def _shutdown(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Let bytes and closes already delivered to our sockets be read, then
+        # give half-closed recordings a moment for the other side to close.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        deadline = loop.time() + self.limits.settle_timeout
+        while loop.time() < deadline and (
+            self._tasks or any(isinstance(l, ProxyLink) and l.half_open for l in self._links)
+        ):
+            await asyncio.sleep(0.002)
+        for link in list(self._links):
+            if isinstance(link, ReplayLink):
+                partial = link.machine.partial_message
+                if partial is not None:
+                    expected, received = partial
+                    self._report(
+                        link.index,
+                        Problem(
+                            reason="stalled",
+                            position=link.machine.position,
+                            expected=expected,
+                            actual=received,
+                            offset=len(received),
+                        ),
+                    )
+                    reset_transport(link.transport)
+            link.close()
+        for opening in list(self._openings):
+            if opening.buffer:
+                self._error(
+                    _diagnose.stalled_opening(
+                        self.name, opening.accepted.target, bytes(opening.buffer)
+                    )
+                )
+            opening.transport.close()
+            opening.finish()
+        for task in list(self._tasks):
+            task.cancel()
+        for listener in self._listeners.values():
+            listener.server.close()
+        for listener in self._listeners.values():
+            await listener.server.wait_closed()
+
+    # -- connect time (client's thread) --------------------------------------
+
+    def redirect(self, sock: socket.socket, address: Any) -> Any | None:
+        """Where ``sock`` should really connect instead of ``address`` (None: leave it)."""
+        if self._closed or threading.get_ident() == self._loop_thread:
+            return None
+        host, port = address[0], address[1]
+        ip = host if is_ip(host) else self._first_address(host, port, sock.family)
+        if ip is None:
+            return None
+        ip = normalise_ip(ip)
+        if port in self._own_ports and ip == LOOPBACK:
+            return None
+        with self._lock:
+            key = self.table.key_for(ip, port, known=self._recorded_targets)
+            if key is None:
+                return None
+            decision = self._replay_decision(key)
+        if isinstance(decision, Routed):
+            return self._loopback(sock, self._listener(key).port)
+        if isinstance(decision, Refused):
+            return self._loopback(sock, _Special.refuse_port)
+        if isinstance(decision, Blackholed):
+            return self._loopback(sock, _Special.blackhole_port)
+        return self._record_connect(sock, key, ip, port)
+
+    def _replay_decision(self, key: str) -> Routed | Refused | Blackholed | None:
+        """The replay answer for a connect to ``key``; None to record it instead."""
+        if self.replay:
+            decision = self.dispatcher.on_connect(key)
+            if not isinstance(decision, (Routed, Refused, Blackholed)):
+                if not self.record:
+                    recorded = sum(1 for t in self._recorded_targets if t == key)
+                    error = _diagnose.unrecorded(self.name, key, recorded=recorded, mode=self.mode)
+                    self._errors.append(error)
+                    raise error
+                return None
+            return decision
+        return None
+
+    def _record_connect(self, sock: socket.socket, key: str, ip: str, port: int) -> Any:
+        """Open the real connection now, so a refusal reaches the client's own connect."""
+        timeout = sock.gettimeout()
+        bound = (
+            self.limits.connect_timeout
+            if not timeout
+            else min(timeout, self.limits.connect_timeout)
+        )
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        upstream = socket.socket(family, socket.SOCK_STREAM)
+        upstream.settimeout(bound)
+        recording = self._new_recording(key)
+        try:
+            self._connect(upstream, (ip, port))
+        except ConnectionRefusedError:
+            upstream.close()
+            recording.add(ConnectRefused, self._loop.time())
+            return self._loopback(sock, _Special.refuse_port)
+        except TimeoutError:
+            upstream.close()
+            recording.add(ConnectTimedOut, self._loop.time())
+            return self._loopback(sock, _Special.blackhole_port)
+        except OSError:
+            upstream.close()
+            with self._lock:
+                self._recordings.remove(recording)
+            raise
+        upstream.setblocking(False)
+        redirected = self._loopback(sock, self._listener(key).port, bind=True)
+        with self._lock:
+            self._pending[sock.getsockname()[1]] = (recording, upstream)
+        return redirected
+
+    def _new_recording(self, key: str) -> Recording:
+        with self._lock:
+            recording = Recording(key, self._ordinal, self._loop.time())
+            self._ordinal += 1
+            self._recordings.append(recording)
+        return recording
+
+    def _loopback(self, sock: socket.socket, port: int, *, bind: bool = False) -> Any:
+        if sock.family == socket.AF_INET6:
+            if bind and sock.getsockname()[1] == 0:
+                sock.bind((MAPPED_LOOPBACK, 0))
+            return (MAPPED_LOOPBACK, port, 0, 0)
+        if bind and sock.getsockname()[1] == 0:
+            sock.bind((LOOPBACK, 0))
+        return (LOOPBACK, port)
+
+    def _first_address(self, host: str, port: int, family: int) -> str | None:
+        try:
+            infos = self.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        except OSError:
+            return None
+        return str(infos[0][4][0]) if infos else None
+
+    def _listener(self, target: str) -> _Listener:
+        listener = self._listeners.get(target)
+        if listener is None:
+            listener = _loop.run_coroutine(self._start_listener(target))
+        return listener
+
+    async def _start_listener(self, target: str) -> _Listener:
+        if target not in self._listeners:
+            server = await asyncio.get_running_loop().create_server(
+                lambda: _Accepted(self, target), LOOPBACK, 0, backlog=1024
+            )
+            listener = _Listener(server)
+            self._listeners[target] = listener
+            self._own_ports.add(listener.port)
+        return self._listeners[target]
+
+    # -- name resolution (client's thread) -----------------------------------
+
+    def getaddrinfo(
+        self, host: str, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[Any]:
+        """Answer a lookup from the cassette's recorded names, or resolve and remember it."""
+        recorded = self.cassette.hosts.get(host) if self.replay else None
+        if recorded:
+            return _synthesise(host, recorded, port, family, type, proto)
+        infos: list[Any] = self._getaddrinfo(host, port, family, type, proto, flags)
+        if self.record and not is_ip(host):
+            with self._lock:
+                self.table.learn(host, [str(info[4][0]) for info in infos])
+        return infos
+
+    def address(self, target: str) -> tuple[str, int]:
+        """The loopback address serving ``target`` (for clients that cannot be redirected)."""
+        host, port = parse_target(target)
+        if port is None:
+            raise CassetteError(f"{self.name}: address() needs 'host:port', not {target!r}")
+        key = format_target(host, port)
+        if key not in self._recorded_targets and not self.record:
+            raise CassetteError(
+                f"{self.name}: the cassette holds no connection to {key} and record mode "
+                f"{self.mode!r} may not record one. Recorded targets: "
+                f"{sorted(set(self._recorded_targets)) or 'none'}."
+            )
+        return (LOOPBACK, self._listener(key).port)
+
+    # -- accepted connections (loop thread) -----------------------------------
+
+    def _accepted(self, accepted: _Accepted, transport: asyncio.Transport) -> None:
+        peer_port = transport.get_extra_info("peername")[1]
+        with self._lock:
+            pending = self._pending.pop(peer_port, None)
+        if pending is not None:
+            recording, upstream = pending
+            link = self._proxy(accepted, transport, recording)
+            self._spawn(self._attach_socket(link, upstream))
+            return
+        if self.replay and self.dispatcher.has_unclaimed(accepted.target):
+            with self._lock:
+                claimed = self.dispatcher.on_accept(accepted.target)
+            if claimed is not None:
+                self._serve(accepted, transport, claimed)
+            else:
+                opening = _Opening(self, accepted, transport)
+                self._openings.add(opening)
+                accepted.on_data, accepted.on_eof, accepted.on_lost = (
+                    opening.data,
+                    opening.end,
+                    opening.lost,
+                )
+            return
+        if self.record:
+            # A client pointed at address() by hand: connect upstream now.
+            link = self._proxy(accepted, transport, self._new_recording(accepted.target))
+            self._spawn(self._attach_address(link))
+            return
+        # Replay only, nothing left to serve: the connect-time check normally
+        # refuses this earlier; a client using address() directly lands here.
+        self._error(
+            _diagnose.unrecorded(
+                self.name,
+                accepted.target,
+                recorded=sum(1 for t in self._recorded_targets if t == accepted.target),
+                mode=self.mode,
+            )
+        )
+        reset_transport(transport)
+
+    def _proxy(
+        self, accepted: _Accepted, transport: asyncio.Transport, recording: Recording
+    ) -> ProxyLink:
+        link = ProxyLink(transport, recording, on_done=self._links.discard)
+        self._links.add(link)
+        accepted.on_data = link.client_data
+        accepted.on_eof = link.client_eof
+        accepted.on_lost = link.client_lost
+        accepted.on_pause = link.pause_server_reading
+        accepted.on_resume = link.resume_server_reading
+        transport.pause_reading()  # until the upstream is attached
+        return link
+
+    async def _attach_socket(self, link: ProxyLink, upstream: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_connection(lambda: UpstreamProtocol(link), sock=upstream)
+        link.attach(transport)
+
+    async def _attach_address(self, link: ProxyLink) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = parse_target(link.recording.target)
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(lambda: UpstreamProtocol(link), host, port),
+                self.limits.connect_timeout,
+            )
+        except ConnectionRefusedError:
+            link.recording.add(ConnectRefused, loop.time())
+            link.fail_upstream()
+            return
+        except (asyncio.TimeoutError, TimeoutError):
+            link.recording.add(ConnectTimedOut, loop.time())
+            link.fail_upstream()
+            return
+        except OSError as exc:
+            self._error(
+                CassetteError(
+                    f"{self.name}: recording {link.recording.target}: could not reach the real "
+                    f"server ({exc}); start it, or check the target."
+                )
+            )
+            link.fail_upstream()
+            return
+        link.attach(transport)
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _serve(
+        self,
+        accepted: _Accepted,
+        transport: asyncio.Transport,
+        claimed: Claimed,
+        pending: bytes = b"",
+        eof: bool = False,
+    ) -> None:
+        machine = ReplayMachine(
+            self._connections[claimed.index].events,
+            play=claimed.play,
+            hang_bound=self.limits.max_silence,
+            stall_bound=self.limits.stall_timeout,
+        )
+        link = ReplayLink(
+            transport,
+            claimed.index,
+            machine,
+            on_problem=self._report,
+            on_cut_short=self._release,
+            on_done=self._links.discard,
+        )
+        self._links.add(link)
+        accepted.on_data, accepted.on_eof, accepted.on_lost = link.data, link.eof, link.lost
+        link.start(pending, eof)
+
+    def _decide_opening(self, opening: _Opening) -> None:
+        if opening.done:
+            return
+        target = opening.accepted.target
+        received = bytes(opening.buffer)
+        with self._lock:
+            decision = self.dispatcher.on_first_bytes(target, received, eof=opening.eof)
+        if isinstance(decision, Claimed):
+            opening.finish()
+            self._serve(opening.accepted, opening.transport, decision, received, opening.eof)
+        elif isinstance(decision, NeedMore):
+            if received:
+                opening.arm_stall_timer(self.limits.stall_timeout)
+        elif self.record:
+            # new_episodes: a connection the cassette lacks; record it from here.
+            opening.finish()
+            link = self._proxy(opening.accepted, opening.transport, self._new_recording(target))
+            if received:
+                link.client_data(received)
+            if opening.eof:
+                link.client_eof()
+            self._spawn(self._attach_address(link))
+        else:
+            opening.finish()
+            if not received and opening.eof:
+                opening.transport.close()  # connected and closed without a word: harmless
+                return
+            closest = [
+                (i, self._connections[i], self.dispatcher.opening_bytes(i))
+                for i in decision.closest
+            ]
+            self._error(_diagnose.no_match(self.name, target, received, closest))
+            reset_transport(opening.transport)
+
+    def _opening_stalled(self, opening: _Opening) -> None:
+        if opening.done:
+            return
+        opening.finish()
+        self._error(
+            _diagnose.stalled_opening(self.name, opening.accepted.target, bytes(opening.buffer))
+        )
+        reset_transport(opening.transport)
+
+    def _release(self, index: int) -> None:
+        with self._lock:
+            self.dispatcher.release(index)
+
+    def _report(self, index: int, found: Problem) -> None:
+        self._error(_diagnose.problem(self.name, index, self._connections[index], found))
+
+    def _error(self, error: CassetteError) -> None:
+        with self._lock:
+            self._errors.append(error)
+
+
+def _synthesise(
+    host: str, addresses: Iterable[str], port: Any, family: int, type: int, proto: int
+) -> list[Any]:
+    if port is None:
+        number = 0
+    elif isinstance(port, int):
+        number = port
+    elif isinstance(port, (str, bytes)):
+        text = port.decode() if isinstance(port, bytes) else port
+        number = int(text) if text.isdigit() else socket.getservbyname(text, "tcp")
+    else:
+        number = int(port)
+    kinds = [(socket.SOCK_STREAM, socket.IPPROTO_TCP)]
+    if type == socket.SOCK_DGRAM or (type == 0 and proto == 0):
+        kinds.append((socket.SOCK_DGRAM, socket.IPPROTO_UDP))
+    if type == socket.SOCK_DGRAM:
+        kinds = kinds[1:]
+    out = []
+    for address in addresses:
+        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+        if family not in (0, socket.AF_UNSPEC, fam):
+            continue
+        sockaddr = (address, number, 0, 0) if fam == socket.AF_INET6 else (address, number)
+        for sock_type, sock_proto in kinds:
+            out.append((fam, sock_type, sock_proto, "", sockaddr))
+    if not out:
+        raise socket.gaierror(
+            socket.EAI_NONAME, f"Name or service not known ({host}, from the cassette)"
+        )
+    return out

@@ -1,0 +1,91 @@
+"""Record modes and where settings come from, resolved in one place.
+
+Record mode, first found wins:
+
+1. ``--record-mode`` given on the pytest command line;
+2. the ``record_mode=`` argument of ``use_cassette``;
+3. the ini option ``tcpcassette_record_mode``;
+4. the environment variable ``TCPCASSETTE_RECORD_MODE``;
+5. ``none``.
+
+Cassette directory, first found wins: the ``cassette_dir=`` argument, the ini
+option ``tcpcassette_dir``, then ``cassettes/`` in the pytest rootdir (outside
+pytest: in the working directory).  Relative directories are taken from the
+pytest rootdir under pytest, and from the working directory outside it.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._errors import CassetteError
+
+ENV_RECORD_MODE = "TCPCASSETTE_RECORD_MODE"
+DEFAULT_DIR_NAME = "cassettes"
+
+
+class RecordMode(str, enum.Enum):
+    """When to record, as VCR.py users know it."""
+
+    #: Replay only; never touch the network.  A missing cassette is an error.
+    NONE = "none"
+    #: Record if the cassette file does not exist, otherwise behave as ``none``.
+    ONCE = "once"
+    #: Replay what the cassette holds; record and append what it does not.
+    NEW_EPISODES = "new_episodes"
+    #: Always record; the cassette is rewritten from scratch.
+    ALL = "all"
+
+    @classmethod
+    def parse(cls, value: str | RecordMode, *, source: str) -> RecordMode:
+        """``value`` as a mode; ``source`` names where it came from in the error."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise CassetteError(
+                f"{source}: {value!r} is not a record mode; use one of: {valid}"
+            ) from None
+
+
+@dataclass(slots=True)
+class PytestSettings:
+    """What the pytest plugin found in the command line and ini files."""
+
+    cli_record_mode: str | None = None
+    ini_record_mode: str | None = None
+    ini_cassette_dir: str | None = None
+    rootdir: Path | None = None
+
+
+#: Set by the pytest plugin while a pytest session runs.
+pytest_settings: PytestSettings | None = None
+
+
+def resolve_record_mode(argument: str | RecordMode | None) -> RecordMode:
+    """The record mode in force, in the documented order."""
+    ps = pytest_settings
+    if ps is not None and ps.cli_record_mode:
+        return RecordMode.parse(ps.cli_record_mode, source="--record-mode")
+    if argument is not None:
+        return RecordMode.parse(argument, source="use_cassette(record_mode=...)")
+    if ps is not None and ps.ini_record_mode:
+        return RecordMode.parse(ps.ini_record_mode, source="ini option tcpcassette_record_mode")
+    env = os.environ.get(ENV_RECORD_MODE)
+    if env:
+        return RecordMode.parse(env, source=f"environment variable {ENV_RECORD_MODE}")
+    return RecordMode.NONE
+
+
+def resolve_cassette_dir(argument: str | os.PathLike[str] | None) -> Path:
+    """The cassette directory in force, in the documented order."""
+    ps = pytest_settings
+    base = ps.rootdir if ps is not None and ps.rootdir is not None else Path.cwd()
+    if argument is not None:
+        return base / Path(argument)
+    if ps is not None and ps.ini_cassette_dir:
+        return base / ps.ini_cassette_dir
+    return base / DEFAULT_DIR_NAME

@@ -1,0 +1,288 @@
+"""``use_cassette``: the decorator and context manager users write."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from . import _intercept
+from ._cassette import Cassette, load
+from ._errors import CassetteError, CassetteNotFoundError
+from ._faults import Fault
+from ._paths import cassette_path, default_name
+from ._session import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_SILENCE,
+    DEFAULT_SETTLE_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    Limits,
+    Session,
+)
+from ._settings import RecordMode, resolve_cassette_dir, resolve_record_mode
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """A fault placed at a position: connection number, and after which event."""
+
+    fault: Fault
+    connection: int
+    after: int = 0
+
+
+def at(fault: Fault, *, connection: int, after: int = 0) -> Placement:
+    """Place ``fault`` in connection ``connection`` after event ``after`` (for ``faults=``)."""
+    return Placement(fault=fault, connection=connection, after=after)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one use of a cassette did, for the pytest summary."""
+
+    path: Path
+    replayed: int
+    recorded: int
+
+
+_outcomes: list[Outcome] = []
+_outcomes_lock = threading.Lock()
+
+
+def outcomes() -> list[Outcome]:
+    """Every cassette use in this process so far."""
+    with _outcomes_lock:
+        return list(_outcomes)
+
+
+class _Activation:
+    """One entry into a cassette: from loading it to saving it."""
+
+    def __init__(self, options: use_cassette, name: str) -> None:
+        self.mode = resolve_record_mode(options.record_mode)
+        directory = resolve_cassette_dir(options.cassette_dir)
+        self.path = cassette_path(name, directory)
+        self.options = options
+        exists = self.path.exists()
+        if self.mode is RecordMode.NONE and not exists:
+            raise CassetteNotFoundError(
+                f"{self.path}: no such cassette, and record mode 'none' never records. Record "
+                "it once against the real server: pytest --record-mode=once (or "
+                f"{'TCPCASSETTE_RECORD_MODE'}=once outside pytest, or record_mode='once')."
+            )
+        keep = exists and self.mode is not RecordMode.ALL
+        self.original = load(self.path) if keep else Cassette(path=self.path)
+        self.replay = keep
+        self.record = self.mode in (RecordMode.ALL, RecordMode.NEW_EPISODES) or (
+            self.mode is RecordMode.ONCE and not exists
+        )
+        self.cassette = Cassette(
+            path=self.path,
+            connections=self.original.connections,
+            hosts=self.original.hosts,
+        )
+        for placement in options.faults:
+            self.cassette.inject(
+                placement.fault, connection=placement.connection, after=placement.after
+            )
+        self.session = Session(
+            self.cassette,
+            name=str(self.path),
+            mode=self.mode.value,
+            replay=self.replay,
+            record=self.record,
+            targets=options.targets,
+            ignore=options.ignore,
+            limits=options.limits,
+            original_connect=_intercept.original_connect,
+            original_getaddrinfo=_intercept.original_getaddrinfo,
+        )
+
+    def enter(self) -> Cassette:
+        self.session.open()
+        self.cassette._live = self.session
+        try:
+            _intercept.activate(self.session)
+        except BaseException:
+            self.session.close()
+            self.cassette._live = None
+            raise
+        return self.cassette
+
+    def exit(self) -> None:
+        """Stop intercepting, save what was recorded, raise what went wrong."""
+        _intercept.deactivate(self.session)
+        result = self.session.close()
+        self.cassette._live = None
+        if self.record and (result.recorded or not self.path.exists()):
+            kept = self.original.connections if self.replay else []
+            saved = Cassette(
+                path=self.path,
+                connections=[*kept, *result.recorded],
+                hosts={**(self.original.hosts if self.replay else {}), **result.hosts},
+            )
+            saved.save()
+            # The cassette object the test holds shows what is now on disk
+            # (with use-time faults kept in the connections it already had).
+            self.cassette.connections += result.recorded
+            self.cassette.hosts.update(result.hosts)
+            self.cassette.play_counts += [0] * len(result.recorded)
+        with _outcomes_lock:
+            _outcomes.append(
+                Outcome(
+                    path=self.path,
+                    replayed=self.cassette.play_count,
+                    recorded=len(result.recorded),
+                )
+            )
+        if result.errors:
+            first = result.errors[0]
+            if len(result.errors) > 1:
+                others = "\n".join(f"- {e}" for e in result.errors[1:])
+                raise type(first)(f"{first}\n{len(result.errors) - 1} more:\n{others}")
+            raise first
+
+
+class use_cassette:  # noqa: N801 - named like the decorator it is, as in VCR.py
+    """Record or replay the TCP connections made inside a block or test.
+
+    Use it as a decorator (sync or ``async def`` functions, methods), or as a
+    ``with``/``async with`` block, which yields the :class:`Cassette`::
+
+        @use_cassette("redis_roundtrip")
+        def test_counter(): ...
+
+        with use_cassette("x", targets=["localhost:6379"]) as cassette:
+            host, port = cassette.address("localhost:6379")
+
+    Args:
+        name: the cassette's name: ``<cassette_dir>/<name>.msgpack``.  A
+            decorated test without a name gets ``<test module>/<test name>``.
+        record_mode: ``"none"``, ``"once"``, ``"new_episodes"`` or ``"all"``;
+            see :mod:`tcpcassette._settings` for how it combines with the
+            command line, ini file and environment.
+        cassette_dir: the directory holding cassettes.
+        targets: intercept only connections to these ``"host:port"`` targets.
+        ignore: never intercept these targets (``"host:port"``) or hosts.
+        faults: faults placed for this use only (see :func:`tcpcassette.at`);
+            the file is not changed.
+        stall_timeout, max_silence, connect_timeout, settle_timeout: bounds
+            on waits, in seconds (see :class:`Limits`).
+
+    Raises:
+        CassetteNotFoundError: replay-only mode and no cassette file.
+        CassetteFormatError: the cassette file is invalid.
+        ReplayError: on leaving the block, if the code under test did
+            something the cassette does not hold.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        record_mode: str | RecordMode | None = None,
+        cassette_dir: str | os.PathLike[str] | None = None,
+        targets: Iterable[str] | None = None,
+        ignore: Iterable[str] = (),
+        faults: Sequence[Placement] = (),
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        max_silence: float = DEFAULT_MAX_SILENCE,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        settle_timeout: float = DEFAULT_SETTLE_TIMEOUT,
+    ) -> None:
+        self.name = name
+        self.record_mode = record_mode
+        self.cassette_dir = cassette_dir
+        self.targets = list(targets) if targets is not None else None
+        self.ignore = list(ignore)
+        self.faults = list(faults)
+        self.limits = Limits(
+            stall_timeout=stall_timeout,
+            max_silence=max_silence,
+            connect_timeout=connect_timeout,
+            settle_timeout=settle_timeout,
+        )
+        self._stack: list[_Activation] = []
+
+    def _activation(self, name: str | None) -> _Activation:
+        if name is None:
+            raise CassetteError(
+                "use_cassette needs a name when used as a with-block, e.g. use_cassette('x')"
+            )
+        return _Activation(self, name)
+
+    # -- with / async with ----------------------------------------------------
+
+    def __enter__(self) -> Cassette:
+        activation = self._activation(self.name)
+        cassette = activation.enter()
+        self._stack.append(activation)
+        return cassette
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.pop().exit()
+
+    async def __aenter__(self) -> Cassette:
+        activation = self._activation(self.name)
+        # Starting and stopping block for a moment on tcpcassette's own loop;
+        # done in a thread so the caller's loop keeps serving (a server under
+        # test may run on it).
+        cassette = await asyncio.get_running_loop().run_in_executor(None, activation.enter)
+        self._stack.append(activation)
+        return cassette
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        activation = self._stack.pop()
+        await asyncio.get_running_loop().run_in_executor(None, activation.exit)
+
+    # -- decorator ---------------------------------------------------------------
+
+    def __call__(self, func: F) -> F:
+        name = self.name
+
+        def resolve() -> str:
+            return name if name is not None else default_name(func)
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                activation = _Activation(self, resolve())
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, activation.enter)
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    await loop.run_in_executor(None, activation.exit)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            activation = _Activation(self, resolve())
+            activation.enter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                activation.exit()
+
+        return cast(F, wrapper)
