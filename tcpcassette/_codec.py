@@ -163,7 +163,7 @@ class _Decoder:
         if issubclass(cls, _DATA_TYPES):
             if not isinstance(payload, bytes):
                 raise self.fail(where, f"a {kind} event carries binary data, not {payload!r:.40}")
-            return cls(data=payload, time=float(time))  # type: ignore[call-arg]
+            return cls(data=payload, time=float(time))
         if issubclass(cls, Fault):
             return self.fault(where, cls, float(time), payload)
         if payload is not None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ._connection import Connection
 from ._errors import ClientMismatchError, ClientStalledError, ReplayError, UnrecordedConnectionError
-from ._render import show_bytes, side_by_side
+from ._render import first_difference, show_bytes, side_by_side
 from ._replay import Problem
 
 _RERECORD = (
@@ -67,12 +67,17 @@ def no_match(
 ) -> ClientMismatchError:
     lines = [
         f"{cassette}: a new connection to {target} began with bytes that no unplayed "
-        f"recording begins with; it was reset.",
-        f"  received: {show_bytes(received)}",
+        "recording begins with; it was reset."
     ]
-    for index, _connection, opening in closest:
-        lines.append(f"  connection {index} begins: {show_bytes(opening)}")
-    if not closest:
+    if closest:
+        index, _connection, opening = closest[0]
+        offset = first_difference(opening, received)
+        lines.append(f"  closest is connection {index}, event 1:")
+        lines.append(side_by_side(opening, received, offset))
+        for other, _connection, other_opening in closest[1:]:
+            lines.append(f"  connection {other} begins: {show_bytes(other_opening)}")
+    else:
+        lines.append(f"  received: {show_bytes(received)}")
         lines.append("  (every recorded connection to this target was already played)")
     lines.append(_RERECORD)
     return ClientMismatchError("\n".join(lines))

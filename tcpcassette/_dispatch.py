@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ._connection import Connection
 from ._events import ClientClose, ClientData, ClientReset, ConnectRefused, ConnectTimedOut
 from ._faults import ConnectTimeout, Fault, Refuse
+from ._render import first_difference
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,15 +205,6 @@ class Dispatcher:
         if waiting:
             return NeedMore()
         ranked = sorted(
-            servable, key=lambda i: -_common_prefix(self._openings[i].message, received)
+            servable, key=lambda i: -first_difference(self._openings[i].message, received)
         )
         return NoMatch(tuple(ranked[:3]))
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n

@@ -37,7 +37,7 @@ class ClientData(Event):
     """Bytes the client sent, as one chunk read by the recording proxy."""
 
     kind: ClassVar[str] = "client"
-    data: bytes  # type: ignore[misc]  # a field where the base has a read-only property
+    data: bytes  # a field where the base class has a read-only property
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,7 +45,7 @@ class ServerData(Event):
     """Bytes the server sent, as one chunk read by the recording proxy."""
 
     kind: ClassVar[str] = "server"
-    data: bytes  # type: ignore[misc]
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,7 +48,8 @@ def default_name(func: Callable[..., Any]) -> str:
     """``<test module>/<test name>`` for a decorated test, with pytest's parameter ids."""
     module = getattr(func, "__module__", "") or "tests"
     stem = module.rsplit(".", 1)[-1]
-    test_name: str = func.__qualname__.replace("<locals>.", "")
+    # A test defined inside a function keeps only its own (and its class's) name.
+    test_name: str = func.__qualname__.rsplit("<locals>.", 1)[-1]
     # PYTEST_CURRENT_TEST carries the parametrised id, e.g. "t.py::test_x[a-1] (call)".
     current = os.environ.get("PYTEST_CURRENT_TEST", "")
     node = current.rsplit(" ", 1)[0].split("::")[-1] if current else ""

@@ -43,7 +43,7 @@ class Recording:
         events: list[Event] = []
         for kind, time, data in self._entries:
             if kind is ClientData or kind is ServerData:
-                events.append(kind(data=data, time=time))  # type: ignore[call-arg]
+                events.append(kind(data=data, time=time))
             else:
                 events.append(kind(time=time))
         return Connection(target=self.target, events=tuple(events))

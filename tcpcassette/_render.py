@@ -10,6 +10,14 @@ _PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\x0b\x0c")
 DEFAULT_SHOW_BYTES = 200
 
 
+def first_difference(a: bytes, b: bytes) -> int:
+    """Index of the first byte where ``a`` and ``b`` differ (the shorter length if none)."""
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
 def is_text(data: bytes) -> bool:
     """True when ``data`` reads as text (printable ASCII, tabs and newlines)."""
     return all(b in _PRINTABLE for b in data)

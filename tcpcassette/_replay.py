@@ -22,6 +22,7 @@ from ._events import (
     ServerReset,
 )
 from ._faults import Close, Delay, Fault, Reset, Slice, Timeout, Truncate
+from ._render import first_difference
 
 # -- actions ------------------------------------------------------------------
 
@@ -258,9 +259,9 @@ class ReplayMachine:
                 self._pos += 1
             elif isinstance(event, Fault):
                 self._pos += 1
-                if event.times is None or self._play < event.times:
-                    if self._fire(event, now, actions):
-                        return actions
+                active = event.times is None or self._play < event.times
+                if active and self._fire(event, now, actions):
+                    return actions
             else:
                 # Connect failures act before accept; the I/O layer handles them.
                 self._pos += 1
@@ -366,7 +367,7 @@ class ReplayMachine:
 
     def _mismatch(self, expected: bytes) -> Problem:
         actual = expected[: self._matched] + bytes(self._inbox)
-        offset = _first_difference(expected, actual)
+        offset = first_difference(expected, actual)
         return self._problem("mismatch", expected, actual, offset=offset)
 
     def _problem(
@@ -392,10 +393,3 @@ class ReplayMachine:
 
 def _slices(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
-
-
-def _first_difference(a: bytes, b: bytes) -> int:
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return i
-    return min(len(a), len(b))

@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from . import _diagnose, _loop
 from ._cassette import Cassette
@@ -83,7 +83,7 @@ class _Special:
     _lock = threading.Lock()
     refuse_port = 0
     blackhole_port = 0
-    _keep: list[socket.socket] = []
+    _keep: ClassVar[list[socket.socket]] = []
 
     @classmethod
     def ports(cls, connect: Connect) -> tuple[int, int]:
@@ -279,7 +279,7 @@ class Session:
             await asyncio.sleep(0)
         deadline = loop.time() + self.limits.settle_timeout
         while loop.time() < deadline and (
-            self._tasks or any(isinstance(l, ProxyLink) and l.half_open for l in self._links)
+            self._tasks or any(isinstance(k, ProxyLink) and k.half_open for k in self._links)
         ):
             await asyncio.sleep(0.002)
         for link in list(self._links):
@@ -519,6 +519,7 @@ class Session:
     async def _attach_address(self, link: ProxyLink) -> None:
         loop = asyncio.get_running_loop()
         host, port = parse_target(link.recording.target)
+        assert port is not None  # targets of recordings always carry a port
         try:
             transport, _ = await asyncio.wait_for(
                 loop.create_connection(lambda: UpstreamProtocol(link), host, port),

@@ -152,7 +152,7 @@ class _Activation:
             raise first
 
 
-class use_cassette:  # noqa: N801 - named like the decorator it is, as in VCR.py
+class use_cassette:
     """Record or replay the TCP connections made inside a block or test.
 
     Use it as a decorator (sync or ``async def`` functions, methods), or as a

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tcpcassette import _intercept
+
+from . import servers
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def cassette_dir(tmp_path: Path) -> Path:
+    """An empty cassette directory for one test."""
+    d = tmp_path / "cassettes"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[servers.Handler], servers.ThreadedServer]]:
+    """Start real servers for a test; they are stopped when it ends."""
+    started: list[servers.ThreadedServer] = []
+
+    def start(handler: servers.Handler) -> servers.ThreadedServer:
+        server = servers.ThreadedServer(handler)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def socket_layer_restored() -> Iterator[None]:
+    """Every test must leave the socket module exactly as it found it."""
+    before = (
+        socket.socket.__dict__.get("connect"),
+        socket.socket.__dict__.get("connect_ex"),
+        socket.getaddrinfo,
+        socket.gethostbyname,
+    )
+    yield
+    after = (
+        socket.socket.__dict__.get("connect"),
+        socket.socket.__dict__.get("connect_ex"),
+        socket.getaddrinfo,
+        socket.gethostbyname,
+    )
+    assert after == before, "a test left the socket module patched"
+    assert not _intercept.is_patched()

@@ -1,0 +1,205 @@
+"""The replay state machine, with no network: bytes in, actions out."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tcpcassette import ClientClose, ClientData, ClientReset, ServerClose, ServerData, ServerReset
+from tcpcassette._events import Event
+from tcpcassette._replay import Abort, Hangup, Problem, ReplayMachine, Send, SendEof, WakeAt
+from tcpcassette.faults import Close, Delay, Reset, Slice, Timeout, Truncate
+
+REQUEST_RESPONSE: tuple[Event, ...] = (
+    ClientData(data=b"GET a\r\n"),
+    ServerData(data=b"value a\r\n"),
+    ClientData(data=b"GET bb\r\n"),
+    ServerData(data=b"val"),
+    ServerData(data=b"ue bb\r\n"),
+    ClientClose(),
+    ServerClose(),
+)
+
+
+def machine(events: tuple[Event, ...], play: int = 0) -> ReplayMachine:
+    return ReplayMachine(events, play=play, hang_bound=30.0, stall_bound=5.0)
+
+
+def run(m: ReplayMachine, pieces: list[bytes], *, eof: bool = True) -> list[object]:
+    actions: list[object] = list(m.start(0.0))
+    for piece in pieces:
+        actions += m.feed(piece, 0.0)
+    if eof:
+        actions += m.feed_eof(0.0)
+    return actions
+
+
+def sent(actions: list[object]) -> list[bytes]:
+    return [a.data for a in actions if isinstance(a, Send)]
+
+
+def test_replay_answers_each_request_with_its_recorded_chunks() -> None:
+    actions = run(machine(REQUEST_RESPONSE), [b"GET a\r\n", b"GET bb\r\n"])
+    assert sent(actions) == [b"value a\r\n", b"val", b"ue bb\r\n"]
+    assert actions[-2:] == [SendEof(), Hangup()]
+
+
+def test_replay_matches_client_bytes_one_byte_at_a_time() -> None:
+    stream = b"GET a\r\nGET bb\r\n"
+    actions = run(machine(REQUEST_RESPONSE), [bytes([b]) for b in stream])
+    assert sent(actions) == [b"value a\r\n", b"val", b"ue bb\r\n"]
+    assert not [a for a in actions if isinstance(a, Problem)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_replay_matches_client_bytes_split_at_random(seed: int) -> None:
+    rng = random.Random(seed)
+    stream = b"GET a\r\nGET bb\r\n"
+    cuts = sorted(rng.sample(range(1, len(stream)), rng.randint(0, len(stream) - 2)))
+    pieces = [stream[i:j] for i, j in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    actions = run(machine(REQUEST_RESPONSE), pieces)
+    assert sent(actions) == [b"value a\r\n", b"val", b"ue bb\r\n"]
+
+
+def test_replay_answers_pipelined_requests_sent_in_one_write() -> None:
+    actions = run(machine(REQUEST_RESPONSE), [b"GET a\r\nGET bb\r\n"])
+    assert sent(actions) == [b"value a\r\n", b"val", b"ue bb\r\n"]
+
+
+def test_replay_does_not_answer_before_the_whole_request_arrived() -> None:
+    m = machine(REQUEST_RESPONSE)
+    assert m.start(0.0) == []
+    assert m.feed(b"GET ", 0.0)[-1] == WakeAt(5.0)  # the stall bound is armed
+    assert sent(m.feed(b"a\r\n", 0.0)) == [b"value a\r\n"]
+
+
+def test_replay_reports_first_differing_byte_and_resets() -> None:
+    actions = run(machine(REQUEST_RESPONSE), [b"GET x\r\n"], eof=False)
+    problem = actions[0]
+    assert isinstance(problem, Problem)
+    assert (problem.reason, problem.position, problem.offset) == ("mismatch", 1, 4)
+    assert problem.expected == b"GET a\r\n"
+    assert actions[1] == Abort()
+
+
+def test_replay_reports_bytes_sent_after_the_script_ended() -> None:
+    events = (ClientData(data=b"hi"), ServerData(data=b"yo"))
+    actions = run(machine(events), [b"hi", b"more"], eof=False)
+    problems = [a for a in actions if isinstance(a, Problem)]
+    assert problems[0].reason == "extra" and problems[0].actual == b"more"
+
+
+def test_replay_reports_a_client_that_stops_halfway_after_the_bound() -> None:
+    m = machine(REQUEST_RESPONSE)
+    m.start(0.0)
+    assert m.feed(b"GET", 1.0) == [WakeAt(6.0)]
+    assert m.wake(5.9) == []
+    problem, abort = m.wake(6.0)
+    assert isinstance(problem, Problem)
+    assert (problem.reason, problem.expected, problem.actual) == ("stalled", b"GET a\r\n", b"GET")
+    assert abort == Abort()
+
+
+def test_replay_reports_a_client_that_closes_halfway_through_a_message() -> None:
+    actions = run(machine(REQUEST_RESPONSE), [b"GET"])
+    assert isinstance(actions[-2], Problem) and actions[-2].reason == "stalled"
+
+
+def test_replay_closes_quietly_when_client_closes_between_messages() -> None:
+    actions = run(machine(REQUEST_RESPONSE), [b"GET a\r\n"])
+    assert sent(actions) == [b"value a\r\n"]
+    assert actions[-1] == Hangup()
+    assert not [a for a in actions if isinstance(a, Problem)]
+
+
+def test_replay_greets_first_when_the_server_spoke_first() -> None:
+    events = (ServerData(data=b"220 hi\r\n"), ClientData(data=b"QUIT\r\n"), ServerClose())
+    m = machine(events)
+    assert m.start(0.0) == [Send(b"220 hi\r\n")]
+    assert m.feed(b"QUIT\r\n", 0.0) == [SendEof()]
+
+
+def test_replay_resets_client_after_recorded_rst() -> None:
+    events = (ClientData(data=b"x"), ServerData(data=b"partial"), ServerReset())
+    actions = run(machine(events), [b"x"], eof=False)
+    assert actions == [Send(b"partial"), Abort()]
+    assert machine(events).cut_short is False
+
+
+def test_replay_keeps_reading_after_its_own_half_close() -> None:
+    events = (ServerData(data=b"banner"), ServerClose(), ClientData(data=b"late"), ClientClose())
+    actions = run(machine(events), [b"late"])
+    assert actions == [Send(b"banner"), SendEof(), Hangup()]
+
+
+def test_replay_waits_for_client_reset_where_the_client_reset() -> None:
+    m = machine((ClientData(data=b"a"), ClientReset()))
+    assert m.start(0.0) == [] and m.feed(b"a", 0.0) == []
+    assert not m.finished
+    m.feed_reset(0.0)
+    assert m.finished
+
+
+def test_reset_fault_aborts_and_gives_the_connection_back() -> None:
+    events = (ClientData(data=b"a"), Reset(), ServerData(data=b"never"))
+    m = machine(events)
+    assert run(m, [b"a"], eof=False) == [Abort()]
+    assert m.cut_short
+
+
+def test_fault_with_times_fires_only_on_the_first_plays() -> None:
+    events = (ClientData(data=b"a"), Reset(times=1), ServerData(data=b"ok"))
+    assert run(machine(events, play=0), [b"a"], eof=False) == [Abort()]
+    assert run(machine(events, play=1), [b"a"], eof=False) == [Send(b"ok")]
+
+
+def test_close_fault_sends_nothing_scheduled_after_it() -> None:
+    events = (ServerData(data=b"hello"), Close(), ServerData(data=b"never"))
+    assert machine(events).start(0.0) == [Send(b"hello"), Hangup()]
+
+
+def test_delay_fault_holds_the_next_event_back() -> None:
+    events = (ClientData(data=b"a"), Delay(seconds=0.5), ServerData(data=b"late"))
+    m = machine(events)
+    m.start(0.0)
+    assert m.feed(b"a", 10.0) == [WakeAt(10.5)]
+    assert m.wake(10.4) == []
+    assert m.wake(10.5) == [Send(b"late")]
+
+
+def test_timeout_fault_is_silent_then_closes_after_its_seconds() -> None:
+    events = (ClientData(data=b"a"), Timeout(seconds=2.0), ServerData(data=b"never"))
+    m = machine(events)
+    m.start(0.0)
+    assert m.feed(b"a", 1.0) == [WakeAt(3.0)]
+    assert m.feed(b"more bytes are ignored while silent", 2.0) == []
+    assert m.wake(3.0) == [Hangup()]
+
+
+def test_timeout_fault_without_seconds_reports_a_hung_client_at_the_bound() -> None:
+    m = machine((ClientData(data=b"a"), Timeout()))
+    m.start(0.0)
+    assert m.feed(b"a", 0.0) == [WakeAt(30.0)]
+    problem, abort = m.wake(30.0)
+    assert isinstance(problem, Problem) and problem.reason == "hung"
+    assert abort == Abort()
+
+
+@pytest.mark.parametrize(("then", "ending"), [("close", Hangup()), ("reset", Abort())])
+def test_truncate_fault_sends_the_first_bytes_then_ends(then: str, ending: object) -> None:
+    events = (ClientData(data=b"a"), Truncate(nbytes=3, then=then), ServerData(data=b"abcdef"))
+    assert run(machine(events), [b"a"], eof=False) == [Send(b"abc"), ending]
+
+
+def test_slice_fault_sends_pieces_with_delays_between() -> None:
+    events = (Slice(size=2, delay=0.1), ServerData(data=b"abcde"), ServerClose())
+    m = machine(events)
+    assert m.start(0.0) == [Send(b"ab"), WakeAt(0.1)]
+    assert m.wake(0.1) == [Send(b"cd"), WakeAt(0.2)]
+    assert m.wake(0.2) == [Send(b"e"), SendEof()]
+
+
+def test_slice_fault_without_delay_sends_all_pieces_at_once() -> None:
+    events = (Slice(size=1), ServerData(data=b"abc"))
+    assert machine(events).start(0.0) == [Send(b"a"), Send(b"b"), Send(b"c")]
