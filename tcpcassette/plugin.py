@@ -12,6 +12,8 @@ from ._settings import RecordMode
 from ._use_cassette import Outcome, outcomes
 
 _WORKER_KEY = "tcpcassette_outcomes"
+#: Cassettes named one by one in the summary; more are counted (-v names them).
+_LISTED = 5
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,7 +38,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_previous = pytest.StashKey[_settings.PytestSettings | None]()
+_first_outcome = pytest.StashKey[int]()
+_collected = pytest.StashKey[list[Outcome]]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    # Sessions can nest (pytester runs pytest inside pytest): keep the outer
+    # session's settings to restore, and count only this session's cassettes.
+    config.stash[_previous] = _settings.pytest_settings
+    config.stash[_first_outcome] = len(outcomes())
     _settings.pytest_settings = _settings.PytestSettings(
         cli_record_mode=config.getoption("--record-mode"),
         ini_record_mode=config.getini("tcpcassette_record_mode") or None,
@@ -47,17 +58,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _settings.pytest_settings = None
-
-
-_collected = pytest.StashKey[list[Outcome]]()
+    _settings.pytest_settings = config.stash.get(_previous, None)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         # Under pytest-xdist, hand this worker's cassette uses to the controller.
-        workeroutput[_WORKER_KEY] = [(str(o.path), o.replayed, o.recorded) for o in outcomes()]
+        mine = outcomes()[session.config.stash.get(_first_outcome, 0) :]
+        workeroutput[_WORKER_KEY] = [(str(o.path), o.replayed, o.recorded) for o in mine]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -68,7 +77,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    rows = [*outcomes(), *config.stash.get(_collected, [])]
+    mine = outcomes()[config.stash.get(_first_outcome, 0) :]
+    rows = [*mine, *config.stash.get(_collected, [])]
     if not rows:
         return
     recorded: dict[Path, int] = {}
@@ -79,8 +89,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         elif o.replayed:
             replayed[o.path] = replayed.get(o.path, 0) + o.replayed
     root = Path(config.rootpath)
+    verbose = config.get_verbosity() > 0
 
     def show(paths: dict[Path, int]) -> str:
+        if len(paths) > _LISTED and not verbose:
+            return f"{len(paths)} cassettes (-v lists them)"
         names = []
         for p in sorted(paths):
             try:
@@ -91,6 +104,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
     terminalreporter.write_sep("-", "tcpcassette")
     if recorded:
-        terminalreporter.write_line(f"recorded {len(recorded)} cassette(s): {show(recorded)}")
+        terminalreporter.write_line(f"recorded: {show(recorded)}")
     if replayed:
-        terminalreporter.write_line(f"replayed {len(replayed)} cassette(s): {show(replayed)}")
+        terminalreporter.write_line(f"replayed: {show(replayed)}")

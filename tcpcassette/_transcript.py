@@ -1,0 +1,123 @@
+"""A cassette as people read it: numbered connections and events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import fields
+
+from ._cassette import Cassette
+from ._connection import Connection
+from ._events import ClientData, Event, ServerData
+from ._faults import Fault
+from ._render import hexdump, is_text
+
+#: Bytes of a payload shown before it is abbreviated (``full=True`` shows all).
+DEFAULT_PAYLOAD_BYTES = 512
+
+_ARROWS = {
+    "client": "client → server",
+    "server": "server → client",
+}
+_COLORS = {"client": "\033[36m", "server": "\033[33m", "fault": "\033[1;31m", "dim": "\033[2m"}
+_RESET = "\033[0m"
+
+
+def format_transcript(
+    cassette: Cassette,
+    *,
+    connections: Iterable[int] | None = None,
+    mode: str = "auto",
+    full: bool = False,
+    color: bool = False,
+) -> str:
+    """A readable transcript of ``cassette``.
+
+    Connections are numbered from 0 and events from 1, the numbers that
+    ``Cassette.inject`` and ``tcpcassette inject`` take.
+
+    Args:
+        cassette: what to show.
+        connections: only these connection numbers (default: all).
+        mode: ``"auto"`` (text where printable, hexdump otherwise), ``"text"``
+            or ``"hex"``.
+        full: show payloads whole instead of abbreviating long ones.
+        color: use ANSI colours.
+    """
+    chosen = range(len(cassette.connections)) if connections is None else list(connections)
+    lines = [f"{cassette.path or 'cassette'}: {len(cassette.connections)} connection(s)"]
+    if cassette.hosts:
+        names = ", ".join(f"{n} → {' '.join(a)}" for n, a in sorted(cassette.hosts.items()))
+        lines.append(f"hosts: {names}")
+    for index in chosen:
+        lines.append("")
+        lines += connection_lines(
+            index, cassette.connections[index], mode=mode, full=full, color=color
+        )
+    return "\n".join(lines)
+
+
+def connection_lines(
+    index: int,
+    connection: Connection,
+    *,
+    mode: str = "auto",
+    full: bool = False,
+    color: bool = False,
+) -> list[str]:
+    """The transcript of one connection, as lines."""
+
+    def paint(kind: str, text: str) -> str:
+        return f"{_COLORS[kind]}{text}{_RESET}" if color else text
+
+    sent = sum(len(e.data) for e in connection.events if type(e) is ClientData)
+    received = sum(len(e.data) for e in connection.events if type(e) is ServerData)
+    lines = [
+        f"connection {index} → {connection.target}: {len(connection.events)} events, "
+        f"{sent} bytes sent, {received} received; {connection.ending}"
+    ]
+    for number, event in enumerate(connection.events, 1):
+        when = "injected  " if event.is_fault else f"{event.time:9.6f}s"
+        head = f"  {number:>4}  {when}  "
+        if isinstance(event, Fault):
+            lines.append(paint("fault", head + f"FAULT {describe_fault(event)}"))
+        elif type(event) in (ClientData, ServerData):
+            lines.append(
+                paint(event.kind, head + f"{_ARROWS[event.kind]}  {len(event.data)} bytes")
+            )
+            lines += payload_lines(event.data, mode=mode, full=full)
+        else:
+            lines.append(paint("dim", head + event.kind.replace("_", " ")))
+    return lines
+
+
+def describe_fault(fault: Fault) -> str:
+    """``reset``, ``delay seconds=0.2 times=1``: a fault and its parameters."""
+    # The fault's own parameters first, then the shared ``times``.
+    names = sorted((f.name for f in fields(fault) if f.name != "time"), key=lambda n: n == "times")
+    params = [f"{n}={getattr(fault, n)}" for n in names if getattr(fault, n) is not None]
+    return " ".join([fault.kind, *params])
+
+
+def payload_lines(data: bytes, *, mode: str = "auto", full: bool = False) -> list[str]:
+    """A payload as indented lines: text where printable, hexdump otherwise."""
+    limit = None if full else DEFAULT_PAYLOAD_BYTES
+    shown = data if limit is None else data[:limit]
+    more = len(data) - len(shown)
+    as_text = mode == "text" or (mode == "auto" and is_text(shown))
+    if as_text:
+        # repr() escapes what is not printable; [2:-1] drops the b'' around it.
+        body = ["        " + repr(line)[2:-1] for line in shown.splitlines(keepends=True)]
+    else:
+        body = ["        " + line for line in hexdump(shown)]
+    if more:
+        body.append(f"        ... {more} more bytes (--full shows them)")
+    return body
+
+
+def event_label(event: Event) -> str:
+    """A short label for an event, for error messages."""
+    if isinstance(event, Fault):
+        return f"fault {describe_fault(event)}"
+    if event.data:
+        return f"{event.kind} ({len(event.data)} bytes)"
+    return event.kind.replace("_", " ")

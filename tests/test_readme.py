@@ -1,0 +1,68 @@
+"""The README's examples work when pasted, and its test command is what CI runs."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tcpcassette._settings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+TEXT = README.read_text()
+BLOCKS = re.findall(r"```(\w+)\n(.*?)```", TEXT, flags=re.S)
+
+
+def python_examples() -> list[str]:
+    return [code for lang, code in BLOCKS if lang == "python" and code.startswith("# example:")]
+
+
+def shell_examples() -> list[list[str]]:
+    lines = [line for lang, code in BLOCKS if lang == "sh" for line in code.splitlines()]
+    commands = []
+    for line in lines:
+        command = line.split("#", 1)[0].strip()
+        words = shlex.split(command) if command else []
+        if (
+            words[:1] == ["tcpcassette"]
+            and words[1] in ("show", "inject")
+            and not any(w.isupper() for w in words)
+        ):
+            commands.append(words)
+    return commands
+
+
+def test_readme_examples_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each '# example:' block runs after the ones before it, as a reader pastes them."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TCPCASSETTE_RECORD_MODE", raising=False)
+    # A reader runs these as a script: outside pytest, cassettes/ is in the working directory.
+    monkeypatch.setattr(tcpcassette._settings, "pytest_settings", None)
+    examples = python_examples()
+    assert len(examples) >= 5
+    namespace: dict[str, object] = {"__name__": "readme"}
+    for code in examples:
+        exec(compile(code, f"README.md {code.splitlines()[0]}", "exec"), namespace)
+    for words in shell_examples():
+        result = subprocess.run(
+            [sys.executable, "-m", "tcpcassette", *words[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, (words, result.stderr)
+    assert (tmp_path / "cassettes/shout_reset.msgpack").exists()
+
+
+def test_ci_runs_the_readme_test_command_exactly() -> None:
+    marker = TEXT.index("<!-- test-command")
+    command = re.search(r"```sh\n(.*?)\n```", TEXT[marker:], flags=re.S)
+    assert command is not None
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "test-command" in ci  # .ci/run reads the command from the README itself
+    assert command.group(1).count("\n") == 0
