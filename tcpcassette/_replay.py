@@ -41,7 +41,7 @@ class SendEof:
 
 @dataclass(frozen=True, slots=True)
 class Hangup:
-    """Close the connection in order (FIN) and stop serving it."""
+    """Close the connection in order (FIN), then discard client bytes until it closes too."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ class ReplayLink:
         self._on_done = on_done
         self._closed = False
         self._released = False
+        self._client_eof = False
+        self._draining = False  # after a hang-up: FIN sent, client bytes discarded
         set_nodelay(transport)
 
     def start(self, pending: bytes = b"", eof: bool = False) -> None:
@@ -52,9 +54,15 @@ class ReplayLink:
             self._do(self.machine.feed_eof(now))
 
     def data(self, data: bytes) -> None:
-        self._do(self.machine.feed(data, self._loop.time()))
+        if not self._draining:
+            self._do(self.machine.feed(data, self._loop.time()))
 
     def eof(self) -> None:
+        self._client_eof = True
+        if self._draining:
+            self.transport.close()
+            self._finish()
+            return
         self._do(self.machine.feed_eof(self._loop.time()))
 
     def lost(self, exc: Exception | None) -> None:
@@ -77,8 +85,7 @@ class ReplayLink:
             elif type(action) is WakeAt:
                 self._loop.call_at(action.deadline, self._wake)
             elif type(action) is Hangup:
-                transport.close()
-                self._finish()
+                self._hang_up()
             elif type(action) is Abort:
                 reset_transport(transport)
                 self._finish()
@@ -87,6 +94,18 @@ class ReplayLink:
         if self.machine.cut_short and not self._released:
             self._released = True
             self._on_cut_short(self.index)
+
+    def _hang_up(self) -> None:
+        # An orderly close: FIN now, then discard what the client still sends
+        # until it closes too.  Closing the socket outright would answer the
+        # client's next write with an RST, and its reads would fail instead
+        # of returning EOF.
+        if self._client_eof or not self.transport.can_write_eof():
+            self.transport.close()
+            self._finish()
+        else:
+            self.transport.write_eof()
+            self._draining = True
 
     def _finish(self) -> None:
         if not self._closed:
