@@ -43,8 +43,12 @@ def write_atomically(path: Path, data: bytes) -> None:
     too, so the rename survives a crash.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); cassettes are committed and
+        # shared, so give it the old file's mode, or what the umask allows.
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -55,6 +59,15 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.unlink(tmp_name)
         raise
     _fsync_directory(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)  # the only portable way to read the umask is to set it
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _fsync_directory(directory: Path) -> None:

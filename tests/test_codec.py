@@ -176,3 +176,17 @@ def test_inject_into_a_missing_connection_is_refused() -> None:
 def test_save_leaves_no_temporary_file_behind(tmp_path: Path) -> None:
     sample().save(tmp_path / "c.msgpack")
     assert [p.name for p in tmp_path.iterdir()] == ["c.msgpack"]
+
+
+def test_saved_cassettes_are_readable_by_others_as_the_umask_allows(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = sample().save(tmp_path / "new.msgpack")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o600)
+    sample().save(path)  # an existing file keeps its mode
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,246 @@
+"""Real servers nobody here wrote, started by the tests on ephemeral loopback ports.
+
+Record tests (marked ``record``) talk to these.  Under ``pytest
+--record-mode=all -m record`` they rewrite the committed cassettes in
+``cassettes/``; in an ordinary run they record into a temporary directory and
+check that the fresh recording replays like the committed one.  Replay tests
+need no server: they replay the committed cassettes.
+
+A missing server skips its record tests with a reason, except when the
+environment variable ``CI`` is set: there a missing install step must fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tcpcassette
+from tcpcassette import _settings
+
+REPO_CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
+START_TIMEOUT = 10.0
+
+
+def rerecording() -> bool:
+    """True when this run was asked to rewrite the committed cassettes."""
+    ps = _settings.pytest_settings
+    return ps is not None and ps.cli_record_mode == "all"
+
+
+def missing(what: str) -> None:
+    """Skip (or, under CI, fail) a test whose real server is not installed."""
+    message = f"{what} is not installed; install it to run the record tests"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI must install it: see .ci/run)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listened on port {port} within {START_TIMEOUT} s")
+
+
+def committed_target(name: str) -> tuple[str, int]:
+    """The address the committed cassette ``name`` was recorded against."""
+    cassette = tcpcassette.load(REPO_CASSETTES / f"{name}.msgpack")
+    host, port = cassette.connections[0].target.rsplit(":", 1)
+    return host, int(port)
+
+
+@contextlib.contextmanager
+def replaying_committed(name: str, **options: object) -> Iterator[tcpcassette.Cassette]:
+    """Replay a committed cassette (never rewriting it, whatever the record mode)."""
+    if rerecording():
+        pytest.skip("replay tests are skipped while cassettes are re-recorded")
+    with tcpcassette.use_cassette(
+        name,
+        record_mode="none",
+        cassette_dir=REPO_CASSETTES,
+        **options,  # type: ignore[arg-type]
+    ) as cassette:
+        yield cassette
+
+
+# -- Redis --------------------------------------------------------------------------
+
+
+class RedisServer:
+    """Debian's redis-server on an ephemeral port, with nothing persisted."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing("redis-server (Debian package redis-server)")
+        for _attempt in range(3):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [
+                    binary or "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                wait_for_port(self.port, self.proc)
+                return
+            except RuntimeError:
+                self.stop()  # the port was taken meanwhile: try another
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def redis_client_options() -> dict[str, object]:
+    """redis-py options whose handshake does not depend on the redis-py version.
+
+    redis-py 8 sends HELLO 3, CLIENT MAINT_NOTIFICATIONS and CLIENT SETINFO
+    with its own version on connect; cassettes would then break on its next
+    release.  RESP2 without them sends only the commands the test makes.
+    """
+    import inspect
+
+    import redis
+
+    parameters = inspect.signature(redis.Redis.__init__).parameters
+    options: dict[str, object] = {"protocol": 2}
+    if "driver_info" in parameters:
+        options["driver_info"] = None  # None turns CLIENT SETINFO off
+    else:
+        options.update(lib_name=None, lib_version=None)
+    if "maint_notifications_config" in parameters:
+        from redis.maint_notifications import MaintNotificationsConfig
+
+        options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
+    return options
+
+
+def record_fresh(name: str, tmp_path: Path) -> Path:
+    """Where a record test writes: the committed cassettes when re-recording, else a temp dir."""
+    return REPO_CASSETTES if rerecording() else tmp_path
+
+
+# -- HTTP/1.1: cheroot serving a WSGI app ---------------------------------------------
+
+
+def wsgi_app(environ: dict[str, object], start_response: object) -> list[bytes]:
+    """Small, deterministic endpoints for the HTTP scenarios."""
+    path = environ["PATH_INFO"]
+    respond = start_response  # type: ignore[assignment]
+    if path == "/big":
+        body = bytes(range(256)) * 4096  # 1 MiB
+        respond(
+            "200 OK",
+            [
+                ("Content-Type", "application/octet-stream"),  # type: ignore[operator]
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        return [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    if path == "/cached":
+        respond("304 Not Modified", [("ETag", '"v1"')])  # type: ignore[operator]
+        return []
+    if path == "/upload":
+        stream = environ["wsgi.input"]
+        data = stream.read()  # type: ignore[attr-defined]
+        body = f"received {len(data)} bytes".encode()
+    else:
+        body = f"hello from {path}".encode()
+    respond(
+        "200 OK",
+        [
+            ("Content-Type", "text/plain"),  # type: ignore[operator]
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
+
+
+class CherootServer:
+    """cheroot's WSGI server in a thread, on an ephemeral port."""
+
+    def __init__(self) -> None:
+        try:
+            from cheroot import wsgi
+        except ImportError:
+            missing("cheroot (pip install -e '.[test]')")
+        self.server = wsgi.Server(("127.0.0.1", 0), wsgi_app, numthreads=4)
+        self.server.prepare()
+        self.port: int = self.server.bind_addr[1]
+        self.thread = threading.Thread(target=self.server.serve, daemon=True)
+        self.thread.start()
+        wait_for_port(self.port)
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.server.stop()
+            self.thread.join(10)
+            self.running = False
+
+
+# -- SMTP: aiosmtpd ---------------------------------------------------------------------
+
+
+class SmtpServer:
+    """aiosmtpd's controller on an ephemeral port, keeping the messages it receives."""
+
+    def __init__(self) -> None:
+        try:
+            from aiosmtpd.controller import Controller
+        except ImportError:
+            missing("aiosmtpd (pip install -e '.[test]')")
+        self.messages: list[bytes] = []
+        outer = self
+
+        class Keep:
+            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+                outer.messages.append(envelope.content)  # type: ignore[attr-defined]
+                return "250 Message accepted for delivery"
+
+        self.port = free_port()
+        self.controller = Controller(
+            Keep(), hostname="127.0.0.1", port=self.port, server_hostname="mail.test"
+        )
+        self.controller.start()
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.controller.stop()
+            self.running = False

@@ -1,0 +1,202 @@
+"""Redis: redis-py (sync and asyncio) against Debian's redis-server.
+
+The record tests need redis-server; the replay and fault tests replay the
+committed cassettes in cassettes/redis/ with no server at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tcpcassette import at, load, use_cassette
+from tcpcassette.faults import Reset, Timeout, Truncate
+
+from .realservers import (
+    REPO_CASSETTES,
+    RedisServer,
+    committed_target,
+    record_fresh,
+    redis_client_options,
+    replaying_committed,
+    rerecording,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:redis")
+
+
+def client(port: int, **extra: Any) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=port, **redis_client_options(), **extra)
+
+
+# -- the scenarios, each run live and from the cassette -------------------------------
+
+
+def commands(port: int) -> list[object]:
+    r = client(port)
+    out = [r.set("hits", 1), r.incr("hits"), r.get("hits"), r.delete("hits"), r.get("hits")]
+    r.close()
+    return out
+
+
+COMMANDS = [True, 2, b"2", 1, None]
+
+
+def pipeline(port: int) -> list[object]:
+    r = client(port)
+    pipe = r.pipeline(transaction=False)
+    for _ in range(1000):
+        pipe.incr("counter")
+    out = pipe.execute()
+    r.close()
+    return out
+
+
+PIPELINE = list(range(1, 1001))
+
+
+def pubsub(port: int) -> list[object]:
+    r = client(port)
+    sub = r.pubsub()
+    sub.subscribe("news")
+    confirm = sub.get_message(timeout=5)
+    receivers = r.publish("news", "hello")
+    message = sub.get_message(timeout=5)
+    sub.close()
+    r.close()
+    assert confirm is not None and message is not None
+    return [confirm["type"], receivers, message["type"], message["data"]]
+
+
+PUBSUB = ["subscribe", 1, "message", b"hello"]
+
+
+async def async_commands_coro(port: int) -> list[object]:
+    r = redis.asyncio.Redis(host="127.0.0.1", port=port, **redis_client_options())
+    out = [await r.set("async", "yes"), await r.get("async"), await r.exists("async")]
+    await r.aclose()
+    return out
+
+
+def async_commands(port: int) -> list[object]:
+    return asyncio.run(async_commands_coro(port))
+
+
+ASYNC_COMMANDS = [True, b"yes", 1]
+
+SCENARIOS: dict[str, tuple[Callable[[int], list[object]], list[object]]] = {
+    "commands": (commands, COMMANDS),
+    "pipeline": (pipeline, PIPELINE),
+    "pubsub": (pubsub, PUBSUB),
+    "async_commands": (async_commands, ASYNC_COMMANDS),
+}
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.mark.record
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_record_from_redis_server(scenario: str, redis_server: RedisServer, tmp_path: Path) -> None:
+    """Record live; a fresh recording replays just like the committed one."""
+    run, expected = SCENARIOS[scenario]
+    name = f"redis/{scenario}"
+    where = record_fresh(name, tmp_path)
+    with use_cassette(name, record_mode="all", cassette_dir=where):
+        assert run(redis_server.port) == expected
+    redis_server.stop()
+    if rerecording():
+        return
+    with use_cassette(name, record_mode="none", cassette_dir=where) as fresh:
+        assert run(redis_server.port) == expected
+    assert fresh.all_played
+    committed = load(REPO_CASSETTES / f"{name}.msgpack")
+    assert [c.ending for c in fresh.connections] == [c.ending for c in committed.connections]
+    assert [c.client_bytes for c in fresh.connections] == [
+        c.client_bytes for c in committed.connections
+    ]
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_replay_with_no_server(scenario: str) -> None:
+    run, expected = SCENARIOS[scenario]
+    _, port = committed_target(f"redis/{scenario}")
+    with replaying_committed(f"redis/{scenario}") as cassette:
+        assert run(port) == expected
+    assert cassette.all_played
+
+
+def test_pipeline_cassette_holds_a_thousand_commands() -> None:
+    connection = load(REPO_CASSETTES / "redis/pipeline.msgpack").connections[0]
+    assert connection.client_bytes.count(b"INCRBY") == 1000
+    assert connection.server_bytes.endswith(b":1000\r\n")
+
+
+# -- faults ---------------------------------------------------------------------------
+
+
+def test_reset_mid_pipeline_raises_redis_connection_error() -> None:
+    _, port = committed_target("redis/pipeline")
+    events = load(REPO_CASSETTES / "redis/pipeline.msgpack").connections[0].events
+    last_request = max(i for i, e in enumerate(events) if e.kind == "client") + 1
+    first_reply = next(e for e in events if e.kind == "server")
+    # Half of the replies arrive, then the connection is reset.
+    fault = Truncate(nbytes=len(first_reply.data) // 2, then="reset")
+    r = client(port, retry=Retry(NoBackoff(), 2))
+    with replaying_committed(
+        "redis/pipeline", faults=[at(fault, connection=0, after=last_request)]
+    ) as cassette:
+        pipe = r.pipeline(transaction=False)
+        for _ in range(1000):
+            pipe.incr("counter")
+        with pytest.raises(redis.exceptions.ConnectionError):
+            pipe.execute()
+    r.close()
+    assert cassette.play_counts == [3]  # the first try and both retries met the reset
+
+
+def test_silence_with_socket_timeout_raises_redis_timeout_error() -> None:
+    _, port = committed_target("redis/commands")
+    r = client(port, socket_timeout=0.3, retry=Retry(NoBackoff(), 0))
+    with replaying_committed("redis/commands", faults=[at(Timeout(), connection=0, after=1)]):
+        with pytest.raises(redis.exceptions.TimeoutError):
+            r.set("hits", 1)
+    r.close()
+
+
+def test_reset_once_then_redis_py_retry_succeeds() -> None:
+    _, port = committed_target("redis/commands")
+    r = client(port, retry=Retry(NoBackoff(), 1))
+    with replaying_committed("redis/commands", faults=[at(Reset(times=1), connection=0, after=1)]):
+        assert r.set("hits", 1) is True
+        assert r.incr("hits") == 2
+    r.close()
+
+
+def test_async_client_sees_the_reset_as_connection_error() -> None:
+    _, port = committed_target("redis/async_commands")
+
+    async def run() -> None:
+        r = redis.asyncio.Redis(
+            host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0), **redis_client_options()
+        )
+        try:
+            await r.set("async", "yes")
+        finally:
+            await r.aclose()
+
+    with replaying_committed("redis/async_commands", faults=[at(Reset(), connection=0, after=1)]):
+        with pytest.raises(redis.exceptions.ConnectionError):
+            asyncio.run(run())
