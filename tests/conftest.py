@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tcpcassette import _intercept
+# Helpers with asserts of their own: have pytest explain their failures too.
+pytest.register_assert_rewrite("tests.realservers")
 
-from . import servers
+from tcpcassette import _intercept  # noqa: E402
+
+from . import servers  # noqa: E402
 
 pytest_plugins = ["pytester"]
 

@@ -19,8 +19,9 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -150,9 +151,49 @@ def redis_client_options() -> dict[str, object]:
     return options
 
 
-def record_fresh(name: str, tmp_path: Path) -> Path:
-    """Where a record test writes: the committed cassettes when re-recording, else a temp dir."""
-    return REPO_CASSETTES if rerecording() else tmp_path
+def _endings(connection: tcpcassette.Connection) -> list[str]:
+    return sorted(e.kind for e in connection.events if not e.data)
+
+
+class Stoppable(Protocol):
+    port: int
+
+    def stop(self) -> None: ...
+
+
+def record_and_compare(
+    name: str,
+    server: Stoppable,
+    run: Callable[[int], object],
+    expected: object,
+    tmp_path: Path,
+) -> None:
+    """Record ``run`` against a live server, then check the fresh recording.
+
+    When re-recording, the cassette goes to ``cassettes/``.  Otherwise it goes
+    to ``tmp_path`` and, with the server stopped, must replay to the same
+    results, with the same connections ending the same way, and the same
+    client bytes (apart from the port, which differs between recordings) as
+    the committed cassette.
+    """
+    where = REPO_CASSETTES if rerecording() else tmp_path
+    with tcpcassette.use_cassette(name, record_mode="all", cassette_dir=where):
+        assert run(server.port) == expected
+    server.stop()
+    if rerecording():
+        return
+    with tcpcassette.use_cassette(name, record_mode="none", cassette_dir=where) as fresh:
+        assert run(server.port) == expected
+    assert fresh.all_played
+    committed = tcpcassette.load(REPO_CASSETTES / f"{name}.msgpack")
+    _, committed_port = committed_target(name)
+    # Which side's close is recorded first may differ when both close at once.
+    assert [_endings(c) for c in fresh.connections] == [_endings(c) for c in committed.connections]
+    fresh_bytes = [
+        c.client_bytes.replace(str(server.port).encode(), str(committed_port).encode())
+        for c in fresh.connections
+    ]
+    assert sorted(fresh_bytes) == sorted(c.client_bytes for c in committed.connections)
 
 
 # -- HTTP/1.1: cheroot serving a WSGI app ---------------------------------------------

@@ -17,17 +17,16 @@ import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tcpcassette import at, load, use_cassette
+from tcpcassette import at, load
 from tcpcassette.faults import Reset, Timeout, Truncate
 
 from .realservers import (
     REPO_CASSETTES,
     RedisServer,
     committed_target,
-    record_fresh,
+    record_and_compare,
     redis_client_options,
     replaying_committed,
-    rerecording,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:redis")
@@ -110,23 +109,8 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.mark.record
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_record_from_redis_server(scenario: str, redis_server: RedisServer, tmp_path: Path) -> None:
-    """Record live; a fresh recording replays just like the committed one."""
     run, expected = SCENARIOS[scenario]
-    name = f"redis/{scenario}"
-    where = record_fresh(name, tmp_path)
-    with use_cassette(name, record_mode="all", cassette_dir=where):
-        assert run(redis_server.port) == expected
-    redis_server.stop()
-    if rerecording():
-        return
-    with use_cassette(name, record_mode="none", cassette_dir=where) as fresh:
-        assert run(redis_server.port) == expected
-    assert fresh.all_played
-    committed = load(REPO_CASSETTES / f"{name}.msgpack")
-    assert [c.ending for c in fresh.connections] == [c.ending for c in committed.connections]
-    assert [c.client_bytes for c in fresh.connections] == [
-        c.client_bytes for c in committed.connections
-    ]
+    record_and_compare(f"redis/{scenario}", redis_server, run, expected, tmp_path)
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
