@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import signal
+import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._cassette import load
+from . import _standalone as standalone
+from ._cassette import Cassette, load
 from ._demo import run_demo
 from ._errors import CassetteError, ReplayError
 from ._faults import Close, ConnectTimeout, Delay, Fault, Refuse, Reset, Slice, Timeout, Truncate
+from ._standalone import Status
+from ._storage import write_atomically
+from ._targets import format_target
+from ._text import export_text, import_text
 from ._transcript import format_transcript
 from ._version import __version__
 
@@ -80,6 +90,71 @@ def _parser() -> argparse.ArgumentParser:
     inject.add_argument("--delay", type=float, help="slice")
     inject.add_argument("--times", type=int, help="fire on the first N plays only")
     inject.add_argument("-o", "--output", type=Path, help="write here instead of in place")
+
+    export = sub.add_parser(
+        "export",
+        help="write a cassette as editable JSON text",
+        description="Printable payloads become text, others hex; import turns it back "
+        "into the same bytes.",
+        epilog="Example: tcpcassette export cassettes/x.msgpack -o x.json",
+    )
+    export.add_argument("path", type=Path)
+    export.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
+
+    import_ = sub.add_parser(
+        "import",
+        help="turn the JSON text form back into a cassette",
+        epilog="Example: tcpcassette import x.json -o cassettes/x.msgpack",
+    )
+    import_.add_argument("file", type=Path)
+    import_.add_argument(
+        "-o", "--output", type=Path, help="cassette to write (default: FILE with .msgpack)"
+    )
+
+    edit = sub.add_parser(
+        "edit",
+        help="edit a cassette in $VISUAL or $EDITOR",
+        description="Opens the JSON text form; the cassette is replaced only by a valid edit.",
+        epilog="Example: EDITOR=nano tcpcassette edit cassettes/x.msgpack",
+    )
+    edit.add_argument("path", type=Path)
+
+    rec = sub.add_parser(
+        "record",
+        help="run a recording proxy for any client",
+        description="Listens (on loopback by default), forwards each connection to the target "
+        "and records it. Ctrl-C or SIGTERM stops and saves.",
+        epilog="Example: tcpcassette record redis.msgpack --target localhost:6379 "
+        "--listen 127.0.0.1:7000",
+    )
+    rec.add_argument("path", type=Path)
+    rec.add_argument("--target", required=True, help="HOST:PORT of the real server")
+    rec.add_argument(
+        "--listen",
+        default="127.0.0.1:0",
+        help="HOST:PORT to listen on (default: an ephemeral port on 127.0.0.1)",
+    )
+    rec.add_argument("--append", action="store_true", help="keep the cassette's connections")
+
+    rep = sub.add_parser(
+        "replay",
+        help="run a replay server for any client",
+        description="Serves the recorded connections; mismatches are printed as they happen "
+        "and make the exit status 1. Ctrl-C or SIGTERM stops.",
+        epilog="Example: tcpcassette replay redis.msgpack --listen 127.0.0.1:7000",
+    )
+    rep.add_argument("path", type=Path)
+    rep.add_argument("--target", help="which recorded HOST:PORT to serve (if several)")
+    rep.add_argument(
+        "--listen",
+        default="127.0.0.1:0",
+        help="HOST:PORT to listen on (default: an ephemeral port on 127.0.0.1)",
+    )
+    rep.add_argument(
+        "--exit-when-played",
+        action="store_true",
+        help="stop once every recorded connection was played",
+    )
 
     remove = sub.add_parser(
         "remove",
@@ -151,7 +226,142 @@ def _run(args: argparse.Namespace) -> int:
         written = cassette.save(args.output)
         print(f"{written}: removed event {args.event} of connection {args.connection}")
         return EXIT_OK
+    if args.command == "export":
+        text = export_text(load(args.path))
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            write_atomically(args.output, text.encode())
+        return EXIT_OK
+    if args.command == "import":
+        output = args.output or args.file.with_suffix(".msgpack")
+        text = _read_text(args.file)
+        contents = import_text(text, source=str(args.file))
+        Cassette(path=output, connections=contents.connections, hosts=contents.hosts).save()
+        print(f"{output}: {len(contents.connections)} connection(s) written")
+        return EXIT_OK
+    if args.command == "edit":
+        return _edit(args.path)
+    if args.command == "record":
+        return _record(args)
+    if args.command == "replay":
+        return _replay(args)
     raise AssertionError(args.command)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CassetteError(f"{path}: cannot read ({exc})") from exc
+
+
+def _edit(path: Path) -> int:
+    cassette = load(path)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.TemporaryDirectory(prefix="tcpcassette-edit-") as tmp:
+        draft = Path(tmp) / (path.stem + ".json")
+        draft.write_text(export_text(cassette), encoding="utf-8")
+        while True:
+            status = subprocess.call([*shlex.split(editor), str(draft)])
+            if status != 0:
+                raise CassetteError(
+                    f"{path}: the editor exited with status {status}; the cassette is unchanged"
+                )
+            try:
+                contents = import_text(_read_text(draft), source=str(draft))
+                break
+            except CassetteError as exc:
+                print(f"tcpcassette: {exc}", file=sys.stderr)
+                if not _ask("Re-open the editor to fix it? [Y/n] "):
+                    print(f"tcpcassette: {path} is unchanged", file=sys.stderr)
+                    return EXIT_USAGE
+    Cassette(path=path, connections=contents.connections, hosts=contents.hosts).save()
+    print(f"{path}: saved {len(contents.connections)} connection(s)")
+    return EXIT_OK
+
+
+def _ask(question: str) -> bool:
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("", "y", "yes") if answer else False
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT``; port 0 means an ephemeral one."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise CassetteError(f"--listen {text!r}: give HOST:PORT, like 127.0.0.1:7000")
+    return host, int(port)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def _status_printer() -> Callable[[Status], None]:
+    live = sys.stderr.isatty()
+
+    def show(status: Status) -> None:
+        if live:
+            sys.stderr.write(
+                f"\r{status.connections} connection(s), {status.client_bytes} bytes from "
+                f"clients, {status.server_bytes} from servers, {status.errors} error(s)  "
+            )
+            sys.stderr.flush()
+
+    return show
+
+
+def _ready(what: str) -> Callable[[str, int], None]:
+    def ready(host: str, port: int) -> None:
+        print(f"{what} listening on {format_target(host, port)} (Ctrl-C to stop)", flush=True)
+
+    return ready
+
+
+def _record(args: argparse.Namespace) -> int:
+    stop = _stop_on_signals()
+    cassette = standalone.record(
+        args.path,
+        args.target,
+        listen=_listen_address(args.listen),
+        append=args.append,
+        stop=stop,
+        on_ready=_ready(f"recording {args.target}:"),
+        on_status=_status_printer(),
+    )
+    print(f"\nsaved {args.path}: {len(cassette.connections)} connection(s)", flush=True)
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    stop = _stop_on_signals()
+
+    def report(error: CassetteError) -> None:
+        print(f"tcpcassette: {error}", file=sys.stderr, flush=True)
+
+    errors = standalone.replay(
+        args.path,
+        target=args.target,
+        listen=_listen_address(args.listen),
+        stop=stop,
+        exit_when_played=args.exit_when_played,
+        on_ready=_ready(f"replaying {args.path}:"),
+        on_status=_status_printer(),
+        on_error=report,
+    )
+    print(f"\nreplay finished: {len(errors)} error(s)", flush=True)
+    return EXIT_FAILED if errors else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

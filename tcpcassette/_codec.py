@@ -85,6 +85,11 @@ def decode(raw: bytes, *, source: str) -> CassetteContents:
             f"{source}: not a readable tcpcassette file ({type(exc).__name__}: {exc}). "
             "Re-record it, or restore it from version control."
         ) from exc
+    return decode_document(doc, source=source)
+
+
+def decode_document(doc: object, *, source: str) -> CassetteContents:
+    """Validate an already parsed document (from msgpack or the text form)."""
     return _Decoder(source).document(doc)
 
 

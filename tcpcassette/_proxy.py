@@ -39,9 +39,15 @@ class Recording:
     def add(self, kind: type[Event], now: float, data: bytes = b"") -> None:
         self._entries.append((kind, now - self._start, data))
 
+    def byte_count(self, *, client: bool) -> int:
+        """Bytes recorded so far from the client (or from the server)."""
+        kind = ClientData if client else ServerData
+        return sum(len(data) for k, _, data in list(self._entries) if k is kind)
+
     def to_connection(self) -> Connection:
         events: list[Event] = []
-        for kind, time, data in self._entries:
+        for kind, offset, data in self._entries:
+            time = round(offset, 6)  # microseconds: finer than the loop's clock is worth
             if kind is ClientData or kind is ServerData:
                 events.append(kind(data=data, time=time))
             else:

@@ -70,10 +70,11 @@ class SessionResult:
 
 
 class _Listener:
-    """A per-target listening socket on loopback."""
+    """A per-target listening socket (on loopback unless asked otherwise)."""
 
     def __init__(self, server: asyncio.Server) -> None:
         self.server = server
+        self.host: str = server.sockets[0].getsockname()[0]
         self.port: int = server.sockets[0].getsockname()[1]
 
 
@@ -229,7 +230,11 @@ class Session:
         self.dispatcher = Dispatcher(self._connections)
         self._recorded_targets = [c.target for c in self._connections]
         self.table = TargetTable(cassette.hosts if replay else {}, targets=targets, ignore=ignore)
-        self._lock = threading.Lock()  # guards the dispatcher and the tables below
+        # Guards the dispatcher and the tables below; re-entrant so that an
+        # error can be reported while the lock is held.
+        self._lock = threading.RLock()
+        #: Called with each error as it is found (on whichever thread finds it).
+        self.on_error: Callable[[CassetteError], None] | None = None
         self._listeners: dict[str, _Listener] = {}
         self._own_ports: set[int] = set()
         self._pending: dict[int, tuple[Recording, socket.socket]] = {}
@@ -349,7 +354,7 @@ class Session:
                 if not self.record:
                     recorded = sum(1 for t in self._recorded_targets if t == key)
                     error = _diagnose.unrecorded(self.name, key, recorded=recorded, mode=self.mode)
-                    self._errors.append(error)
+                    self._error(error)
                     raise error
                 return None
             return decision
@@ -411,16 +416,16 @@ class Session:
             return None
         return str(infos[0][4][0]) if infos else None
 
-    def _listener(self, target: str) -> _Listener:
+    def _listener(self, target: str, host: str = LOOPBACK, port: int = 0) -> _Listener:
         listener = self._listeners.get(target)
         if listener is None:
-            listener = _loop.run_coroutine(self._start_listener(target))
+            listener = _loop.run_coroutine(self._start_listener(target, host, port))
         return listener
 
-    async def _start_listener(self, target: str) -> _Listener:
+    async def _start_listener(self, target: str, host: str, port: int) -> _Listener:
         if target not in self._listeners:
             server = await asyncio.get_running_loop().create_server(
-                lambda: _Accepted(self, target), LOOPBACK, 0, backlog=1024
+                lambda: _Accepted(self, target), host, port, backlog=1024
             )
             listener = _Listener(server)
             self._listeners[target] = listener
@@ -442,8 +447,12 @@ class Session:
                 self.table.learn(host, [str(info[4][0]) for info in infos])
         return infos
 
-    def address(self, target: str) -> tuple[str, int]:
-        """The loopback address serving ``target`` (for clients that cannot be redirected)."""
+    def address(self, target: str, *, listen: tuple[str, int] | None = None) -> tuple[str, int]:
+        """The address serving ``target`` (for clients that cannot be redirected).
+
+        ``listen`` asks for a given address instead of an ephemeral port on
+        loopback, before the first call for this target.
+        """
         host, port = parse_target(target)
         if port is None:
             raise CassetteError(f"{self.name}: address() needs 'host:port', not {target!r}")
@@ -454,7 +463,30 @@ class Session:
                 f"{self.mode!r} may not record one. Recorded targets: "
                 f"{sorted(set(self._recorded_targets)) or 'none'}."
             )
-        return (LOOPBACK, self._listener(key).port)
+        if listen is not None and key in self._listeners:
+            existing = self._listeners[key]
+            if (existing.host, existing.port) != listen and listen[1] != 0:
+                raise CassetteError(f"{self.name}: {key} is already served on another address")
+        listener = self._listener(key, *(listen or (LOOPBACK, 0)))
+        return (listener.host, listener.port)
+
+    @property
+    def busy(self) -> bool:
+        """True while any connection is being served or recorded."""
+        return bool(self._links or self._openings)
+
+    @property
+    def error_count(self) -> int:
+        return len(self._errors)
+
+    def stats(self) -> tuple[int, int, int]:
+        """Connections recorded or played so far, and bytes sent by clients and by servers."""
+        with self._lock:
+            recordings = list(self._recordings)
+            plays = sum(self.dispatcher.plays)
+        sent = sum(r.byte_count(client=True) for r in recordings)
+        received = sum(r.byte_count(client=False) for r in recordings)
+        return len(recordings) + plays, sent, received
 
     # -- accepted connections (loop thread) -----------------------------------
 
@@ -628,6 +660,8 @@ class Session:
     def _error(self, error: CassetteError) -> None:
         with self._lock:
             self._errors.append(error)
+        if self.on_error is not None:
+            self.on_error(error)
 
 
 def _synthesise(

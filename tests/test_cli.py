@@ -151,3 +151,15 @@ def test_version_and_help_with_examples() -> None:
     for command in ("demo", "show", "inject", "remove"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "Example: tcpcassette" in result.stdout
+
+
+def test_show_colours_when_asked_and_not_with_no_color(tmp_path: Path) -> None:
+    path = sample(tmp_path / "s.msgpack")
+    assert "\033[36m" in run_cli("show", str(path), "--color", "always").stdout
+    assert "\033[" not in run_cli("show", str(path), "--color", "never").stdout
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for command in ("export", "import", "edit", "record", "replay"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "Example: " in result.stdout
