@@ -27,11 +27,9 @@ def shell_examples() -> list[list[str]]:
     for line in lines:
         command = line.split("#", 1)[0].strip()
         words = shlex.split(command) if command else []
-        if (
-            words[:1] == ["tcpcassette"]
-            and words[1] in ("show", "inject")
-            and not any(w.isupper() for w in words)
-        ):
+        # Commands on the self-contained example's cassette; the Redis
+        # walkthrough needs a live redis-server and is covered by test_cli_servers.
+        if words[:1] == ["tcpcassette"] and any("shout" in w for w in words):
             commands.append(words)
     return commands
 
