@@ -6,6 +6,9 @@ server, with the same bytes, chunks, closes and resets, and no network.
 """
 
 from . import faults as faults
+from . import filters as filters
+from . import framing as framing
+from . import matchers as matchers
 from ._cassette import Cassette as Cassette
 from ._cassette import load as load
 from ._codec import FORMAT_VERSION as FORMAT_VERSION
@@ -19,6 +22,7 @@ from ._errors import ClientMismatchError as ClientMismatchError
 from ._errors import ClientStalledError as ClientStalledError
 from ._errors import InvalidFaultError as InvalidFaultError
 from ._errors import ReplayError as ReplayError
+from ._errors import UnplayedError as UnplayedError
 from ._errors import UnrecordedConnectionError as UnrecordedConnectionError
 from ._events import ClientClose as ClientClose
 from ._events import ClientData as ClientData
@@ -61,10 +65,14 @@ __all__ = [
     "ServerClose",
     "ServerData",
     "ServerReset",
+    "UnplayedError",
     "UnrecordedConnectionError",
     "__version__",
     "at",
     "faults",
+    "filters",
+    "framing",
     "load",
+    "matchers",
     "use_cassette",
 ]

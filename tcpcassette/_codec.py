@@ -43,7 +43,7 @@ def encode(contents: CassetteContents) -> bytes:
         "version": FORMAT_VERSION,
         "hosts": {name: list(addrs) for name, addrs in contents.hosts.items()},
         "connections": [
-            {"target": c.target, "events": [_encode_event(e) for e in c.events]}
+            {"target": c.target, "start": c.start, "events": [_encode_event(e) for e in c.events]}
             for c in contents.connections
         ],
     }
@@ -64,6 +64,15 @@ def _encode_event(event: Event) -> list[Any]:
     else:
         payload = None
     return [event.kind, event.time, payload]
+
+
+def _is_seconds(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def decode(raw: bytes, *, source: str) -> CassetteContents:
@@ -148,7 +157,10 @@ class _Decoder:
             self.event(f"{where} ({target}), event {n}", e) for n, e in enumerate(raw_events, 1)
         )
         self.check_positions(where, target, events)
-        return Connection(target=target, events=events)
+        start = raw.get("start", 0.0)
+        if not _is_seconds(start):
+            raise self.fail(where, f"'start' must be a number of seconds >= 0, not {start!r}")
+        return Connection(target=target, events=events, start=float(start))
 
     def event(self, where: str, raw: object) -> Event:
         if not isinstance(raw, list) or len(raw) != 3:
@@ -158,12 +170,7 @@ class _Decoder:
         if cls is None:
             known = ", ".join(sorted(_EVENT_TYPES))
             raise self.fail(where, f"unknown event kind {kind!r} (known kinds: {known})")
-        if (
-            not isinstance(time, (int, float))
-            or isinstance(time, bool)
-            or not math.isfinite(time)
-            or time < 0
-        ):
+        if not _is_seconds(time):
             raise self.fail(where, f"time must be a number of seconds >= 0, not {time!r}")
         if issubclass(cls, _DATA_TYPES):
             if not isinstance(payload, bytes):

@@ -34,10 +34,13 @@ class Connection:
         target: ``"host:port"`` the client connected to, with the host as the
             client named it where it resolved a name.
         events: the script, in the order things happened.
+        start: seconds from the first connection of the recording to this
+            one's connect, to order exchanges across connections.
     """
 
     target: str
     events: tuple[Event, ...] = ()
+    start: float = 0.0
 
     @property
     def client_bytes(self) -> bytes:

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._connection import Connection
-from ._errors import ClientMismatchError, ClientStalledError, ReplayError, UnrecordedConnectionError
+from ._errors import (
+    ClientMismatchError,
+    ClientStalledError,
+    ReplayError,
+    UnplayedError,
+    UnrecordedConnectionError,
+)
 from ._render import first_difference, show_bytes, side_by_side
 from ._replay import Problem
+from ._transcript import event_label
 
 _RERECORD = (
     "If the client's behaviour changed on purpose, re-record with --record-mode=all "
@@ -28,34 +35,102 @@ def unrecorded(
     return UnrecordedConnectionError(
         f"{cassette}: {what}; in record mode {mode!r} nothing reaches the network. "
         f"Record it with --record-mode=new_episodes, re-record with --record-mode=all, "
-        f"or leave {target} out with ignore=[{target!r}]."
+        f"or leave {target} out with ignore=[{target!r}].",
+        cassette=cassette,
     )
+
+
+#: Events shown before the point of failure, so the reader sees what did match.
+CONTEXT_EVENTS = 3
+
+
+def _context(connection: Connection, position: int) -> str:
+    start = max(0, position - 1 - CONTEXT_EVENTS)
+    shown = [
+        f"    {n:>4}  {event_label(e)}"
+        for n, e in enumerate(connection.events[start : position - 1], start + 1)
+    ]
+    if not shown:
+        return "  (nothing before it was played)"
+    return "  played before it:\n" + "\n".join(shown)
 
 
 def problem(cassette: str, index: int, connection: Connection, found: Problem) -> ReplayError:
     where = f"{cassette}, connection {index} ({connection.target}), event {found.position}"
+    context = _context(connection, found.position)
     if found.reason == "mismatch":
         return ClientMismatchError(
             f"{where}: the client sent other bytes than were recorded; it was reset.\n"
-            f"{side_by_side(found.expected, found.actual, found.offset)}\n{_RERECORD}"
+            f"{side_by_side(found.expected, found.actual, found.offset)}\n{context}\n{_RERECORD}",
+            cassette=cassette,
+            connection=index,
+            position=found.position,
         )
     if found.reason == "extra":
         return ClientMismatchError(
             f"{where}: the client sent bytes where the recording has none: "
-            f"{show_bytes(found.actual)}; it was reset.\n{_RERECORD}"
+            f"{show_bytes(found.actual)}; it was reset.\n{context}\n{_RERECORD}",
+            cassette=cassette,
+            connection=index,
+            position=found.position,
         )
     if found.reason == "stalled":
         return ClientStalledError(
             f"{where}: the client sent {len(found.actual)} of the {len(found.expected)} bytes "
             f"recorded here and then nothing more; it was reset.\n"
             f"  waiting for: {show_bytes(found.expected[len(found.actual) :])}\n"
-            f"  received:    {show_bytes(found.actual)}\n"
-            "Check that the client flushes its writes, or re-record if the message changed."
+            f"  received:    {show_bytes(found.actual)}\n{context}\n"
+            "Check that the client flushes its writes, or re-record if the message changed.",
+            cassette=cassette,
+            connection=index,
+            position=found.position,
         )
     return ClientStalledError(
         f"{where}: the client waited on a silence (a Timeout fault without seconds) longer "
         "than max_silence allows and was reset. Give the client a timeout of its own "
-        "(the fault tests that it fires), or give the fault seconds=."
+        "(the fault tests that it fires), or give the fault seconds=.",
+        cassette=cassette,
+        connection=index,
+        position=found.position,
+    )
+
+
+def exchange_problem(
+    cassette: str, target: str, connections: Sequence[Connection], found: Problem
+) -> ReplayError:
+    if found.reason == "stalled" and (found.connection is None or not found.expected):
+        return ClientStalledError(
+            f"{cassette}: exchange mode, a request to {target} began and never completed; "
+            f"it was reset.\n  received: {show_bytes(found.actual)}",
+            cassette=cassette,
+        )
+    if found.connection is None:
+        return ClientMismatchError(
+            f"{cassette}: a request to {target} matches no unused recorded request (every one "
+            f"was used); it was reset.\n  received: {show_bytes(found.actual)}\n"
+            "Allow reuse with allow_playback_repeats=True, or re-record.",
+            cassette=cassette,
+        )
+    index = found.connection
+    base = problem(cassette, index, connections[index], found)
+    kind = ClientStalledError if found.reason == "stalled" else ClientMismatchError
+    return kind(
+        f"{cassette}: exchange mode, a request to {target} matches no unused recorded "
+        f"request; the closest is connection {index}, event {found.position}.\n"
+        + str(base).split("\n", 1)[1],
+        cassette=cassette,
+        connection=index,
+        position=found.position,
+    )
+
+
+def unplayed(cassette: str, items: Sequence[str]) -> UnplayedError:
+    listed = "\n".join(f"  - {item}" for item in items)
+    return UnplayedError(
+        f"{cassette}: strict=True, and the client never used {len(items)} recorded "
+        f"item(s):\n{listed}\nA request the client no longer sends is a regression; if it "
+        "was dropped on purpose, re-record with --record-mode=all.",
+        cassette=cassette,
     )
 
 
@@ -80,12 +155,13 @@ def no_match(
         lines.append(f"  received: {show_bytes(received)}")
         lines.append("  (every recorded connection to this target was already played)")
     lines.append(_RERECORD)
-    return ClientMismatchError("\n".join(lines))
+    return ClientMismatchError("\n".join(lines), cassette=cassette)
 
 
 def stalled_opening(cassette: str, target: str, received: bytes) -> ClientStalledError:
     return ClientStalledError(
         f"{cassette}: a new connection to {target} sent {show_bytes(received)}, which begins "
         "a recorded message, and then nothing more; it was reset. Check that the client "
-        "flushes its writes."
+        "flushes its writes.",
+        cassette=cassette,
     )

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from ._connection import Connection
 from ._events import ClientClose, ClientData, ClientReset, ConnectRefused, ConnectTimedOut
 from ._faults import ConnectTimeout, Fault, Refuse
+from ._framing import split_messages
+from ._matching import MessageRule
 from ._render import first_difference
 
 
@@ -106,8 +108,15 @@ class Dispatcher:
         repeat: serve recordings any number of times instead of once each.
     """
 
-    def __init__(self, connections: Sequence[Connection], *, repeat: bool = False) -> None:
+    def __init__(
+        self,
+        connections: Sequence[Connection],
+        *,
+        repeat: bool = False,
+        rule: MessageRule | None = None,
+    ) -> None:
         self._connections = connections
+        self._rule = rule
         self._openings = [_opening(c) for c in connections]
         self._claimed = [False] * len(connections)
         self.plays = [0] * len(connections)
@@ -196,6 +205,15 @@ class Dispatcher:
         for index in servable:
             opening = self._openings[index]
             message = opening.message
+            if message and self._rule is not None:
+                # With framing, the first framed message decides.
+                message = split_messages(message, self._rule.framer)[0]
+                taken = self._rule.take(message, received, eof=eof)
+                if taken is None:
+                    waiting = True
+                elif taken >= 0:
+                    return Claimed(index, self._claim(index))
+                continue
             if message and received.startswith(message):
                 return Claimed(index, self._claim(index))
             if not message and eof and not received:

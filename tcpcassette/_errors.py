@@ -11,7 +11,8 @@
     └── ReplayError                the code under test did something the cassette does not hold
         ├── UnrecordedConnectionError  a connection the cassette has no recording for
         ├── ClientMismatchError        the client sent other bytes than were recorded
-        └── ClientStalledError         the client stopped sending halfway through a message
+        ├── ClientStalledError         the client stopped sending halfway through a message
+        └── UnplayedError              strict=True: recorded connections or requests never used
 
 Every message names the cassette file, the connection where there is one, and
 what to do next.  Errors that happen on tcpcassette's own threads (in the
@@ -47,7 +48,26 @@ class InvalidFaultError(CassetteError, ValueError):
 
 
 class ReplayError(CassetteError):
-    """The code under test did something that the cassette does not hold."""
+    """The code under test did something that the cassette does not hold.
+
+    Attributes:
+        cassette: the cassette file, where known.
+        connection: the recorded connection concerned (from 0), where known.
+        position: the event concerned (from 1), where known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cassette: str | None = None,
+        connection: int | None = None,
+        position: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.cassette = cassette
+        self.connection = connection
+        self.position = position
 
 
 class UnrecordedConnectionError(ReplayError):
@@ -60,3 +80,7 @@ class ClientMismatchError(ReplayError):
 
 class ClientStalledError(ReplayError):
     """The client sent part of a recorded message, then nothing more within the bound."""
+
+
+class UnplayedError(ReplayError):
+    """With ``strict=True``: recorded connections or requests the client never used."""

@@ -28,23 +28,24 @@ from ._wire import reset_transport, set_nodelay
 class Recording:
     """The events of one connection as it is recorded."""
 
-    __slots__ = ("_entries", "_start", "ordinal", "target")
+    __slots__ = ("_entries", "ordinal", "started", "target")
 
     def __init__(self, target: str, ordinal: int, start: float) -> None:
         self.target = target
         self.ordinal = ordinal  # order of the connect, for the cassette's order
-        self._start = start
+        self.started = start
         self._entries: list[tuple[type[Event], float, bytes]] = []
 
     def add(self, kind: type[Event], now: float, data: bytes = b"") -> None:
-        self._entries.append((kind, now - self._start, data))
+        self._entries.append((kind, now - self.started, data))
 
     def byte_count(self, *, client: bool) -> int:
         """Bytes recorded so far from the client (or from the server)."""
         kind = ClientData if client else ServerData
         return sum(len(data) for k, _, data in list(self._entries) if k is kind)
 
-    def to_connection(self) -> Connection:
+    def to_connection(self, origin: float) -> Connection:
+        """The recorded connection; ``origin`` is when the recording began (loop time)."""
         events: list[Event] = []
         for kind, offset, data in self._entries:
             time = round(offset, 6)  # microseconds: finer than the loop's clock is worth
@@ -52,7 +53,8 @@ class Recording:
                 events.append(kind(data=data, time=time))
             else:
                 events.append(kind(time=time))
-        return Connection(target=self.target, events=tuple(events))
+        start = round(max(0.0, self.started - origin), 6)
+        return Connection(target=self.target, events=tuple(events), start=start)
 
 
 class ProxyLink:

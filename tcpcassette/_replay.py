@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from ._events import (
     ClientClose,
@@ -22,6 +22,8 @@ from ._events import (
     ServerReset,
 )
 from ._faults import Close, Delay, Fault, Reset, Slice, Timeout, Truncate
+from ._framing import Framer, split_messages
+from ._matching import MessageRule
 from ._render import first_difference
 
 # -- actions ------------------------------------------------------------------
@@ -69,6 +71,8 @@ class Problem:
         expected: the recorded bytes from the point of difference's message.
         actual: what the client sent for that message.
         offset: index of the first differing byte within ``expected``/``actual``.
+        connection: the recorded connection, when the machine knows it better
+            than the link does (exchange mode).
     """
 
     reason: Literal["mismatch", "extra", "stalled", "hung"]
@@ -76,9 +80,32 @@ class Problem:
     expected: bytes
     actual: bytes
     offset: int
+    connection: int | None = None
 
 
 Action = Send | SendEof | Hangup | Abort | WakeAt | Problem
+
+
+class Machine(Protocol):
+    """What the replay server drives: a script play or an exchange server."""
+
+    cut_short: bool
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def partial_message(self) -> tuple[bytes, bytes] | None: ...
+
+    def start(self, now: float) -> list[Action]: ...
+
+    def feed(self, data: bytes, now: float) -> list[Action]: ...
+
+    def feed_eof(self, now: float) -> list[Action]: ...
+
+    def feed_reset(self, now: float) -> list[Action]: ...
+
+    def wake(self, now: float) -> list[Action]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +134,15 @@ class ReplayMachine:
         play: int = 0,
         hang_bound: float,
         stall_bound: float,
+        rule: MessageRule | None = None,
+        speed: float | None = None,
     ) -> None:
-        self._events = events
+        # With a rule, client bytes are compared message by message (framed,
+        # filtered, by the rule's matcher) instead of byte by byte.
+        self._rule = rule
+        self._events = events if rule is None else client_messages(events, rule.framer)
+        self._speed = speed  # replay the recorded gaps, this many times faster
+        self._paced = -1  # position whose recorded gap was already waited
         self._play = play
         self._hang_bound = hang_bound
         self._stall_bound = stall_bound
@@ -122,7 +156,6 @@ class ReplayMachine:
         self._silent_forever = False
         self._slicing: _Slicing | None = None
         self._outbox: deque[bytes] = deque()  # slices still to send, one per wake
-        self._after_outbox: list[Action] = []
         #: True once a fault ended this play early; the client's retry may play it again.
         self.cut_short = False
 
@@ -235,9 +268,16 @@ class ReplayMachine:
             event = events[self._pos]
             kind = type(event)
             if kind is ClientData:
-                if not self._match_client_bytes(event.data, actions):
+                matched = (
+                    self._match_client_bytes(event.data, actions)
+                    if self._rule is None
+                    else self._match_client_message(event.data, actions)
+                )
+                if not matched:
                     return actions
             elif kind is ServerData:
+                if self._wait_recorded_gap(now, actions):
+                    return actions
                 self._pos += 1
                 if self._slicing is not None:
                     self._outbox.extend(_slices(event.data, self._slicing.size))
@@ -296,6 +336,42 @@ class ReplayMachine:
             return self._match_client_bytes(expected, actions) if self._client_eof else False
         self._pos += 1
         self._matched = 0
+        return True
+
+    def _match_client_message(self, expected: bytes, actions: list[Action]) -> bool:
+        """Match a whole client message with the rule; True when it matched."""
+        assert self._rule is not None
+        if not self._inbox:
+            if self._client_eof:
+                actions += self._end_with(Hangup())
+            return False
+        taken = self._rule.take(expected, bytes(self._inbox), eof=self._client_eof)
+        if taken is None:
+            return False
+        if taken < 0:
+            problem = Problem(
+                reason="mismatch",
+                position=self.position,
+                expected=expected,
+                actual=bytes(self._inbox),
+                offset=first_difference(expected, bytes(self._inbox)),
+            )
+            actions += self._end_with(problem, Abort())
+            return False
+        del self._inbox[:taken]
+        self._pos += 1
+        return True
+
+    def _wait_recorded_gap(self, now: float, actions: list[Action]) -> bool:
+        """In realtime replay, hold a server chunk back by its recorded gap; True if waiting."""
+        if self._speed is None or self._paced == self._pos or self._pos == 0:
+            return False
+        self._paced = self._pos
+        gap = (self._events[self._pos].time - self._events[self._pos - 1].time) / self._speed
+        if gap <= 0:
+            return False
+        self._waiting_until = now + gap
+        actions.append(WakeAt(self._waiting_until))
         return True
 
     def _fire(self, fault: Fault, now: float, actions: list[Action]) -> bool:
@@ -389,6 +465,31 @@ class ReplayMachine:
         self._finished = True
         self._waiting_until = None
         return list(actions)
+
+
+def client_messages(events: tuple[Event, ...], framer: Framer) -> tuple[Event, ...]:
+    """The script with each run of client chunks re-cut into framed messages.
+
+    Client chunking is not replayed (the client sends), so only the client
+    side is re-cut; server chunks stay exactly as recorded.
+    """
+    out: list[Event] = []
+    run: list[ClientData] = []
+
+    def flush() -> None:
+        if run:
+            for message in split_messages(b"".join(e.data for e in run), framer):
+                out.append(ClientData(data=message, time=run[-1].time))
+            run.clear()
+
+    for event in events:
+        if type(event) is ClientData:
+            run.append(event)
+        else:
+            flush()
+            out.append(event)
+    flush()
+    return tuple(out)
 
 
 def _slices(data: bytes, size: int) -> list[bytes]:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ._replay import Abort, Action, Hangup, Problem, ReplayMachine, Send, SendEof, WakeAt
+from ._replay import Abort, Action, Hangup, Machine, Problem, Send, SendEof, WakeAt
 from ._wire import reset_transport, set_nodelay
 
 
 class ReplayLink:
-    """One client connection served from one recorded connection.
+    """One client connection served by a replay machine (a script play or exchanges).
 
     Args:
         transport: the accepted client connection.
-        index: the recorded connection's number in the cassette.
-        machine: the replay state machine for this play.
+        index: the recorded connection's number in the cassette (-1 for exchanges).
+        machine: what decides every action.
         on_problem: called with the connection number and each problem found.
         on_cut_short: called once if a fault ends this play early.
         on_done: called once when the link is finished.
@@ -25,7 +25,7 @@ class ReplayLink:
         self,
         transport: asyncio.Transport,
         index: int,
-        machine: ReplayMachine,
+        machine: Machine,
         *,
         on_problem: Callable[[int, Problem], None],
         on_cut_short: Callable[[int], None],
@@ -111,6 +111,25 @@ class ReplayLink:
         if not self._closed:
             self._closed = True
             self._on_done(self)
+
+    def report_unfinished(self) -> None:
+        """The cassette is leaving: report a message the client left half sent, and reset."""
+        partial = self.machine.partial_message
+        if partial is None or self._closed:
+            return
+        expected, received = partial
+        self._on_problem(
+            self.index,
+            Problem(
+                reason="stalled",
+                position=self.machine.position,
+                expected=expected,
+                actual=received,
+                offset=len(received),
+            ),
+        )
+        reset_transport(self.transport)
+        self._finish()
 
     def close(self) -> None:
         """The cassette is leaving: close in order (FIN)."""

@@ -13,19 +13,29 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from . import _diagnose, _loop
 from ._cassette import Cassette
 from ._connection import Connection
 from ._dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
 from ._errors import CassetteError
-from ._events import ConnectRefused, ConnectTimedOut
+from ._events import ClientData, ConnectRefused, ConnectTimedOut
+from ._exchange import ExchangeBook, ExchangeMachine
+from ._matching import Filter, MessageRule, redact
 from ._proxy import ProxyLink, Recording, UpstreamProtocol
+from ._render import show_bytes
 from ._replay import Problem, ReplayMachine
 from ._replay_server import ReplayLink
-from ._targets import TargetTable, format_target, is_ip, normalise_ip, parse_target
-from ._wire import reset_transport
+from ._targets import (
+    TargetTable,
+    format_target,
+    is_ip,
+    normalise_ip,
+    parse_target,
+    synthesise_addrinfo,
+)
+from ._wire import SpecialPorts, reset_transport, special_ports
 
 LOOPBACK = "127.0.0.1"
 # What an IPv6 client socket connects to in order to reach an IPv4 listener.
@@ -63,6 +73,31 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayOptions:
+    """How replay matches and paces, and how recordings are redacted.
+
+    Attributes:
+        matching: ``"script"`` (each connection plays its own recording in
+            order) or ``"exchange"`` (each request is answered from any
+            recorded connection to the target).
+        rule: how client messages are delimited and compared (None: equal bytes).
+        speed: replay the recorded gaps between server chunks, this many
+            times faster (None: no gaps).
+        repeat: recordings and exchanges may be served more than once.
+        strict: fail when recorded connections or requests were never used.
+        filters: rewrite bytes before they are saved (and, through the rule,
+            live client bytes before they are matched).
+    """
+
+    matching: str = "script"
+    rule: MessageRule | None = None
+    speed: float | None = None
+    repeat: bool = False
+    strict: bool = False
+    filters: tuple[Filter, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionResult:
     recorded: list[Connection]
     hosts: dict[str, tuple[str, ...]]
@@ -76,35 +111,6 @@ class _Listener:
         self.server = server
         self.host: str = server.sockets[0].getsockname()[0]
         self.port: int = server.sockets[0].getsockname()[1]
-
-
-class _Special:
-    """Process-wide sockets that refuse connects, or never complete them."""
-
-    _lock = threading.Lock()
-    refuse_port = 0
-    blackhole_port = 0
-    _keep: ClassVar[list[socket.socket]] = []
-
-    @classmethod
-    def ports(cls, connect: Connect) -> tuple[int, int]:
-        with cls._lock:
-            if not cls.refuse_port:
-                # Bound but not listening: the kernel answers a SYN with an RST,
-                # so the client's connect fails with ECONNREFUSED by itself.
-                refuser = socket.socket()
-                refuser.bind((LOOPBACK, 0))
-                # Listening with a full backlog that is never accepted: SYNs are
-                # dropped, so a connect hangs until the client's own timeout.
-                hole = socket.socket()
-                hole.bind((LOOPBACK, 0))
-                hole.listen(0)
-                filler = socket.socket()
-                connect(filler, hole.getsockname())
-                cls._keep += [refuser, hole, filler]
-                cls.refuse_port = refuser.getsockname()[1]
-                cls.blackhole_port = hole.getsockname()[1]
-            return cls.refuse_port, cls.blackhole_port
 
 
 class _Accepted(asyncio.Protocol):
@@ -146,6 +152,10 @@ class _Accepted(asyncio.Protocol):
 
 
 def _nothing() -> None:
+    pass
+
+
+def _ignore(index: int) -> None:
     pass
 
 
@@ -202,6 +212,7 @@ class Session:
         targets: intercept only these ``host:port`` targets (None: all).
         ignore: never intercept these targets or hosts.
         limits: bounds on every wait.
+        options: how replay matches, paces and redacts.
     """
 
     def __init__(
@@ -217,7 +228,9 @@ class Session:
         limits: Limits,
         original_connect: Connect,
         original_getaddrinfo: Callable[..., Any],
+        options: ReplayOptions | None = None,
     ) -> None:
+        self.options = options or ReplayOptions()
         self.cassette = cassette
         self.name = name
         self.mode = mode
@@ -227,7 +240,11 @@ class Session:
         self._connect = original_connect
         self._getaddrinfo = original_getaddrinfo
         self._connections = list(cassette.connections) if replay else []
-        self.dispatcher = Dispatcher(self._connections)
+        self.dispatcher = Dispatcher(
+            self._connections, repeat=self.options.repeat, rule=self.options.rule
+        )
+        self._books: dict[str, ExchangeBook] = {}  # exchange mode, per target
+        self._completed: set[int] = set()  # connections played to the end of their script
         self._recorded_targets = [c.target for c in self._connections]
         self.table = TargetTable(cassette.hosts if replay else {}, targets=targets, ignore=ignore)
         # Guards the dispatcher and the tables below; re-entrant so that an
@@ -252,7 +269,7 @@ class Session:
 
     def open(self) -> None:
         """Start the listeners for every recorded target."""
-        refuse, hole = _Special.ports(self._connect)
+        refuse, hole = special_ports(self._connect)
         self._own_ports.update((refuse, hole))
         self._loop_thread = _loop.call(threading.get_ident)
         for target in dict.fromkeys(self._recorded_targets):
@@ -268,13 +285,53 @@ class Session:
         for _recording, upstream in pending:
             upstream.close()
         recordings = sorted(self._recordings, key=lambda r: r.ordinal)
-        recorded = [r.to_connection() for r in recordings]
+        origin = recordings[0].started if recordings else 0.0
+        recorded = [redact(r.to_connection(origin), self.options.filters) for r in recordings]
         used_targets = {parse_target(c.target)[0] for c in recorded}
         hosts = {
             name: tuple(addrs) for name, addrs in self.table.names.items() if name in used_targets
         }
         self.cassette.play_counts = list(self.dispatcher.plays) if self.replay else []
+        if self.replay and self.options.strict:
+            left = self._unplayed()
+            if left:
+                self._error(_diagnose.unplayed(self.name, left))
         return SessionResult(recorded=recorded, hosts=hosts, errors=list(self._errors))
+
+    def _unplayed(self) -> list[str]:
+        """What ``strict=True`` complains about: recordings or requests never used."""
+        if self.options.matching == "exchange":
+            return [
+                f"connection {x.connection} ({self._connections[x.connection].target}), "
+                f"event {x.position}: {show_bytes(x.request)}"
+                for book in self._books.values() or self._all_books()
+                for x in book.unused()
+            ]
+        left = []
+        for index, connection in enumerate(self._connections):
+            if self.dispatcher.plays[index] == 0:
+                left.append(f"connection {index} ({connection.target}): never connected")
+            elif index not in self._completed and any(
+                type(e) is ClientData for e in connection.events
+            ):
+                left.append(
+                    f"connection {index} ({connection.target}): the client stopped before the "
+                    "end of the recording"
+                )
+        return left
+
+    def _all_books(self) -> list[ExchangeBook]:
+        return [self._book(target) for target in dict.fromkeys(self._recorded_targets)]
+
+    def _book(self, target: str) -> ExchangeBook:
+        book = self._books.get(target)
+        if book is None:
+            book = self._books[target] = ExchangeBook(
+                [(i, c) for i, c in enumerate(self._connections) if c.target == target],
+                rule=self.options.rule,
+                repeat=self.options.repeat,
+            )
+        return book
 
     async def _shutdown(self) -> None:
         loop = asyncio.get_running_loop()
@@ -289,20 +346,7 @@ class Session:
             await asyncio.sleep(0.002)
         for link in list(self._links):
             if isinstance(link, ReplayLink):
-                partial = link.machine.partial_message
-                if partial is not None:
-                    expected, received = partial
-                    self._report(
-                        link.index,
-                        Problem(
-                            reason="stalled",
-                            position=link.machine.position,
-                            expected=expected,
-                            actual=received,
-                            offset=len(received),
-                        ),
-                    )
-                    reset_transport(link.transport)
+                link.report_unfinished()
             link.close()
         for opening in list(self._openings):
             if opening.buffer:
@@ -341,13 +385,15 @@ class Session:
         if isinstance(decision, Routed):
             return self._loopback(sock, self._listener(key).port)
         if isinstance(decision, Refused):
-            return self._loopback(sock, _Special.refuse_port)
+            return self._loopback(sock, SpecialPorts.refuse_port)
         if isinstance(decision, Blackholed):
-            return self._loopback(sock, _Special.blackhole_port)
+            return self._loopback(sock, SpecialPorts.blackhole_port)
         return self._record_connect(sock, key, ip, port)
 
     def _replay_decision(self, key: str) -> Routed | Refused | Blackholed | None:
         """The replay answer for a connect to ``key``; None to record it instead."""
+        if self.replay and self.options.matching == "exchange" and key in self._recorded_targets:
+            return Routed()  # exchange mode: any number of connections share the exchanges
         if self.replay:
             decision = self.dispatcher.on_connect(key)
             if not isinstance(decision, (Routed, Refused, Blackholed)):
@@ -377,11 +423,11 @@ class Session:
         except ConnectionRefusedError:
             upstream.close()
             recording.add(ConnectRefused, self._loop.time())
-            return self._loopback(sock, _Special.refuse_port)
+            return self._loopback(sock, SpecialPorts.refuse_port)
         except TimeoutError:
             upstream.close()
             recording.add(ConnectTimedOut, self._loop.time())
-            return self._loopback(sock, _Special.blackhole_port)
+            return self._loopback(sock, SpecialPorts.blackhole_port)
         except OSError:
             upstream.close()
             with self._lock:
@@ -440,7 +486,7 @@ class Session:
         """Answer a lookup from the cassette's recorded names, or resolve and remember it."""
         recorded = self.cassette.hosts.get(host) if self.replay else None
         if recorded:
-            return _synthesise(host, recorded, port, family, type, proto)
+            return synthesise_addrinfo(host, recorded, port, family, type, proto)
         infos: list[Any] = self._getaddrinfo(host, port, family, type, proto, flags)
         if self.record and not is_ip(host):
             with self._lock:
@@ -499,7 +545,11 @@ class Session:
             link = self._proxy(accepted, transport, recording)
             self._spawn(self._attach_socket(link, upstream))
             return
-        if self.replay and self.dispatcher.has_unclaimed(accepted.target):
+        if self.replay and self.options.matching == "exchange":
+            if accepted.target in self._recorded_targets:
+                self._serve_exchanges(accepted, transport)
+                return
+        elif self.replay and self.dispatcher.has_unclaimed(accepted.target):
             with self._lock:
                 claimed = self.dispatcher.on_accept(accepted.target)
             if claimed is not None:
@@ -594,18 +644,45 @@ class Session:
             play=claimed.play,
             hang_bound=self.limits.max_silence,
             stall_bound=self.limits.stall_timeout,
+            rule=self.options.rule,
+            speed=self.options.speed,
         )
+
+        def done(link: ReplayLink) -> None:
+            if machine.complete:
+                self._completed.add(claimed.index)
+            self._links.discard(link)
+
         link = ReplayLink(
             transport,
             claimed.index,
             machine,
             on_problem=self._report,
             on_cut_short=self._release,
-            on_done=self._links.discard,
+            on_done=done,
         )
         self._links.add(link)
         accepted.on_data, accepted.on_eof, accepted.on_lost = link.data, link.eof, link.lost
         link.start(pending, eof)
+
+    def _serve_exchanges(self, accepted: _Accepted, transport: asyncio.Transport) -> None:
+        target = accepted.target
+        machine = ExchangeMachine(self._book(target), stall_bound=self.limits.stall_timeout)
+
+        def report(index: int, found: Problem) -> None:
+            self._error(_diagnose.exchange_problem(self.name, target, self._connections, found))
+
+        link = ReplayLink(
+            transport,
+            -1,
+            machine,
+            on_problem=report,
+            on_cut_short=_ignore,
+            on_done=self._links.discard,
+        )
+        self._links.add(link)
+        accepted.on_data, accepted.on_eof, accepted.on_lost = link.data, link.eof, link.lost
+        link.start()
 
     def _decide_opening(self, opening: _Opening) -> None:
         if opening.done:
@@ -662,35 +739,3 @@ class Session:
             self._errors.append(error)
         if self.on_error is not None:
             self.on_error(error)
-
-
-def _synthesise(
-    host: str, addresses: Iterable[str], port: Any, family: int, type: int, proto: int
-) -> list[Any]:
-    if port is None:
-        number = 0
-    elif isinstance(port, int):
-        number = port
-    elif isinstance(port, (str, bytes)):
-        text = port.decode() if isinstance(port, bytes) else port
-        number = int(text) if text.isdigit() else socket.getservbyname(text, "tcp")
-    else:
-        number = int(port)
-    kinds = [(socket.SOCK_STREAM, socket.IPPROTO_TCP)]
-    if type == socket.SOCK_DGRAM or (type == 0 and proto == 0):
-        kinds.append((socket.SOCK_DGRAM, socket.IPPROTO_UDP))
-    if type == socket.SOCK_DGRAM:
-        kinds = kinds[1:]
-    out = []
-    for address in addresses:
-        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
-        if family not in (0, socket.AF_UNSPEC, fam):
-            continue
-        sockaddr = (address, number, 0, 0) if fam == socket.AF_INET6 else (address, number)
-        for sock_type, sock_proto in kinds:
-            out.append((fam, sock_type, sock_proto, "", sockaddr))
-    if not out:
-        raise socket.gaierror(
-            socket.EAI_NONAME, f"Name or service not known ({host}, from the cassette)"
-        )
-    return out

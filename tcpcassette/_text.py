@@ -61,7 +61,10 @@ def export_text(cassette: Cassette) -> str:
         '  "connections": [',
     ]
     for ci, connection in enumerate(cassette.connections):
-        lines.append(f'    {{"target": {json.dumps(connection.target)}, "events": [')
+        lines.append(
+            f'    {{"target": {json.dumps(connection.target)}, "start": {connection.start}, '
+            '"events": ['
+        )
         events = connection.events
         for ei, event in enumerate(events):
             comma = "," if ei < len(events) - 1 else ""
@@ -101,7 +104,13 @@ def import_text(text: str, *, source: str) -> CassetteContents:
         events = [
             _event_from_json(source, ci, ei, e) for ei, e in enumerate(connection["events"], 1)
         ]
-        converted.append({"target": connection.get("target"), "events": events})
+        converted.append(
+            {
+                "target": connection.get("target"),
+                "start": connection.get("start", 0.0),
+                "events": events,
+            }
+        )
     return decode_document(
         {
             "format": "tcpcassette",

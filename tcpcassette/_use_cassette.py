@@ -17,6 +17,8 @@ from . import _intercept
 from ._cassette import Cassette, load
 from ._errors import CassetteError, CassetteNotFoundError
 from ._faults import Fault
+from ._framing import FramingSpec, Raw, resolve_framing
+from ._matching import Filter, Matcher, MessageRule, exact
 from ._paths import cassette_path, default_name
 from ._session import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -24,6 +26,7 @@ from ._session import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     Limits,
+    ReplayOptions,
     Session,
 )
 from ._settings import RecordMode, resolve_cassette_dir, resolve_record_mode
@@ -105,6 +108,7 @@ class _Activation:
             limits=options.limits,
             original_connect=_intercept.original_connect,
             original_getaddrinfo=_intercept.original_getaddrinfo,
+            options=options.replay_options(str(self.path)),
         )
 
     def enter(self) -> Cassette:
@@ -175,6 +179,20 @@ class use_cassette:
         ignore: never intercept these targets (``"host:port"``) or hosts.
         faults: faults placed for this use only (see :func:`tcpcassette.at`);
             the file is not changed.
+        match: a matcher ``(recorded, actual) -> bool`` comparing each client
+            message (see :mod:`tcpcassette.matchers`); default: equal bytes.
+        framing: how client messages are delimited for matching and
+            display: ``"raw"`` (default), ``"lines"``, ``"length-prefixed"``
+            or a :class:`tcpcassette.framing.Framer`.
+        filters: rewrite bytes before they are saved and live client bytes
+            before they are matched (see :mod:`tcpcassette.filters`).
+        matching: ``"script"`` (default: each connection replays its own
+            recording) or ``"exchange"`` (each request is answered from any
+            recorded connection to the target: for connection pools).
+        allow_playback_repeats: serve recordings (or exchanges) more than once.
+        strict: fail when recorded connections or requests were never used.
+        realtime: replay the recorded gaps between server chunks; a number
+            is a speed factor (2.0 = twice as fast).
         stall_timeout, max_silence, connect_timeout, settle_timeout: bounds
             on waits, in seconds (see :class:`Limits`).
 
@@ -194,6 +212,13 @@ class use_cassette:
         targets: Iterable[str] | None = None,
         ignore: Iterable[str] = (),
         faults: Sequence[Placement] = (),
+        match: Matcher | None = None,
+        framing: FramingSpec = None,
+        filters: Sequence[Filter] = (),
+        matching: str = "script",
+        allow_playback_repeats: bool = False,
+        strict: bool = False,
+        realtime: bool | float = False,
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         max_silence: float = DEFAULT_MAX_SILENCE,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -205,6 +230,24 @@ class use_cassette:
         self.targets = list(targets) if targets is not None else None
         self.ignore = list(ignore)
         self.faults = list(faults)
+        self.match = match
+        self.framer = resolve_framing(framing)
+        self.filters = tuple(filters)
+        if matching not in ("script", "exchange"):
+            raise CassetteError(f"matching must be 'script' or 'exchange', not {matching!r}")
+        if matching == "exchange" and self.faults:
+            raise CassetteError("faults are played in matching='script' mode only")
+        self.matching = matching
+        self.allow_playback_repeats = allow_playback_repeats
+        self.strict = strict
+        if realtime is True:
+            self.speed: float | None = 1.0
+        elif realtime is False or realtime is None:
+            self.speed = None
+        elif isinstance(realtime, (int, float)) and realtime > 0:
+            self.speed = float(realtime)
+        else:
+            raise CassetteError(f"realtime must be True, False or a speed > 0, not {realtime!r}")
         self.limits = Limits(
             stall_timeout=stall_timeout,
             max_silence=max_silence,
@@ -212,6 +255,20 @@ class use_cassette:
             settle_timeout=settle_timeout,
         )
         self._stack: list[_Activation] = []
+
+    def replay_options(self, cassette: str) -> ReplayOptions:
+        """The session options these arguments make."""
+        rule = None
+        if self.match is not None or self.filters or not isinstance(self.framer, Raw):
+            rule = MessageRule(framer=self.framer, match=self.match or exact, filters=self.filters)
+        return ReplayOptions(
+            matching=self.matching,
+            rule=rule,
+            speed=self.speed,
+            repeat=self.allow_playback_repeats,
+            strict=self.strict,
+            filters=self.filters,
+        )
 
     def _activation(self, name: str | None) -> _Activation:
         if name is None:

@@ -1,0 +1,222 @@
+"""Exchange matching: answer each request with the recorded response, from any connection.
+
+For request/response protocols whose clients pool connections (Redis,
+memcached, HTTP/1.1 keep-alive), which connection carries which request
+varies between runs.  In exchange mode a recording is cut into exchanges (a
+run of client bytes, then the server's reply), and each request a live client
+sends is answered with the reply to an equal, not yet used request recorded
+on any connection to the same target, the earliest first.  How connections
+end is not replayed in this mode; faults need the default script mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ._connection import Connection
+from ._events import ClientData, ServerData
+from ._matching import MessageRule
+from ._render import first_difference
+from ._replay import Abort, Action, Hangup, Problem, Send, WakeAt
+
+
+@dataclass(slots=True, kw_only=True)
+class Exchange:
+    """One request and the reply recorded for it."""
+
+    connection: int
+    position: int  # number (from 1) of the request's first event in its connection
+    request: bytes  # empty for a greeting, sent by the server before any request
+    reply: tuple[bytes, ...]
+    order: float  # when it happened, across connections
+    uses: int = field(default=0)
+
+
+def exchanges_of(index: int, connection: Connection) -> list[Exchange]:
+    """Cut a recorded connection into exchanges, in order."""
+    out: list[Exchange] = []
+    request = bytearray()
+    reply: list[bytes] = []
+    first = 1
+    when = connection.start
+    for number, event in enumerate(connection.events, 1):
+        if type(event) is ClientData:
+            if reply:
+                out.append(
+                    Exchange(
+                        connection=index,
+                        position=first,
+                        request=bytes(request),
+                        reply=tuple(reply),
+                        order=when,
+                    )
+                )
+                request, reply = bytearray(), []
+            if not request:
+                first, when = number, connection.start + event.time
+            request += event.data
+        elif type(event) is ServerData:
+            if not request and not reply and not out:
+                first, when = number, connection.start + event.time
+            reply.append(event.data)
+    if request or reply:
+        out.append(
+            Exchange(
+                connection=index,
+                position=first,
+                request=bytes(request),
+                reply=tuple(reply),
+                order=when,
+            )
+        )
+    return out
+
+
+class ExchangeBook:
+    """The exchanges recorded for one target, shared by its live connections.
+
+    Args:
+        connections: ``(index, connection)`` pairs, all to one target.
+        rule: how to compare requests (None: equal bytes).
+        repeat: let a used exchange answer again once no unused one matches.
+    """
+
+    def __init__(
+        self,
+        connections: Iterable[tuple[int, Connection]],
+        *,
+        rule: MessageRule | None = None,
+        repeat: bool = False,
+    ) -> None:
+        found = [x for index, c in connections for x in exchanges_of(index, c)]
+        self.exchanges = sorted(found, key=lambda x: x.order)
+        self._rule = rule
+        self._repeat = repeat
+
+    def take_greeting(self) -> Exchange | None:
+        """The earliest unused greeting (a reply sent before any request)."""
+        for x in self.exchanges:
+            if not x.request and not x.uses:
+                x.uses += 1
+                return x
+        return None
+
+    def find(self, inbox: bytes, *, eof: bool) -> tuple[Exchange, int] | bool:
+        """The exchange whose request begins ``inbox``, and its length in bytes.
+
+        Returns:
+            ``(exchange, length)``; True when more bytes may still match;
+            False when nothing can.
+        """
+        waiting = False
+        for allow_used in (False, True) if self._repeat else (False,):
+            for x in self.exchanges:
+                if not x.request or (x.uses and not allow_used):
+                    continue
+                taken = self._take(x.request, inbox, eof=eof)
+                if taken is None:
+                    waiting = True
+                elif taken >= 0:
+                    x.uses += 1
+                    return x, taken
+            if waiting:
+                return True
+        return False
+
+    def _take(self, request: bytes, inbox: bytes, *, eof: bool) -> int | None:
+        if self._rule is not None:
+            return self._rule.take(request, inbox, eof=eof)
+        if inbox.startswith(request):
+            return len(request)
+        return None if request.startswith(inbox) and not eof else -1
+
+    def closest(self, inbox: bytes) -> Exchange | None:
+        """The unused request that shares the longest prefix with ``inbox``."""
+        unused = [x for x in self.exchanges if x.request and not x.uses]
+        return max(unused, key=lambda x: first_difference(x.request, inbox), default=None)
+
+    def unused(self) -> list[Exchange]:
+        return [x for x in self.exchanges if not x.uses]
+
+
+class ExchangeMachine:
+    """Serves one live connection from an :class:`ExchangeBook`."""
+
+    def __init__(self, book: ExchangeBook, *, stall_bound: float) -> None:
+        self._book = book
+        self._stall_bound = stall_bound
+        self._inbox = bytearray()
+        self._eof = False
+        self._stall_deadline: float | None = None
+        self.finished = False
+        self.cut_short = False  # faults are not played in exchange mode
+        self.position = 0
+
+    def feed_reset(self, now: float) -> list[Action]:
+        self.finished = True
+        return []
+
+    @property
+    def partial_message(self) -> tuple[bytes, bytes] | None:
+        """``(closest recorded request, received)`` when a request began and never completed."""
+        if self.finished or not self._inbox:
+            return None
+        closest = self._book.closest(bytes(self._inbox))
+        return (closest.request if closest else b""), bytes(self._inbox)
+
+    def start(self, now: float) -> list[Action]:
+        greeting = self._book.take_greeting()
+        return [Send(chunk) for chunk in greeting.reply] if greeting else []
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        if self.finished:
+            return []
+        self._inbox += data
+        return self._answer(now)
+
+    def feed_eof(self, now: float) -> list[Action]:
+        if self.finished:
+            return []
+        self._eof = True
+        actions = self._answer(now)
+        if not self.finished:
+            self.finished = True
+            actions.append(Hangup())
+        return actions
+
+    def wake(self, now: float) -> list[Action]:
+        if self.finished or self._stall_deadline is None or now < self._stall_deadline:
+            return []
+        return self._give_up("stalled")
+
+    def _answer(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        while self._inbox:
+            found = self._book.find(bytes(self._inbox), eof=self._eof)
+            if found is True:
+                self._stall_deadline = now + self._stall_bound
+                actions.append(WakeAt(self._stall_deadline))
+                return actions
+            if found is False:
+                return actions + self._give_up("mismatch")
+            exchange, taken = found
+            del self._inbox[:taken]
+            actions += [Send(chunk) for chunk in exchange.reply]
+        self._stall_deadline = None
+        return actions
+
+    def _give_up(self, reason: str) -> list[Action]:
+        inbox = bytes(self._inbox)
+        closest = self._book.closest(inbox)
+        self.finished = True
+        expected = closest.request if closest else b""
+        problem = Problem(
+            reason="stalled" if reason == "stalled" else "mismatch",
+            position=closest.position if closest else 0,
+            expected=expected,
+            actual=inbox,
+            offset=first_difference(expected, inbox),
+            connection=closest.connection if closest else None,
+        )
+        return [problem, Abort()]

@@ -1,0 +1,187 @@
+"""Comparing a client's message with the recorded one, and redacting secrets.
+
+A matcher is any callable ``(recorded: bytes, actual: bytes) -> bool``.  A
+filter is any callable ``(data: bytes, side: str) -> bytes`` (side is
+``"client"`` or ``"server"``): it rewrites bytes before they are saved, and
+the same filters rewrite the live client's bytes before they are matched, so
+a redacted cassette still replays.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ._connection import Connection
+from ._events import ClientData, Event, ServerData
+from ._framing import Framer, Raw
+
+Matcher = Callable[[bytes, bytes], bool]
+Filter = Callable[[bytes, str], bytes]
+
+
+def exact(recorded: bytes, actual: bytes) -> bool:
+    """The default: the bytes are equal."""
+    return recorded == actual
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRegex:
+    """Equal once every match of the patterns is blanked out (timestamps, ids)."""
+
+    patterns: tuple[re.Pattern[bytes], ...]
+
+    def __call__(self, recorded: bytes, actual: bytes) -> bool:
+        return self._blank(recorded) == self._blank(actual)
+
+    def _blank(self, data: bytes) -> bytes:
+        for pattern in self.patterns:
+            data = pattern.sub(b"\0", data)
+        return data
+
+
+def ignore_regex(*patterns: bytes | str) -> IgnoreRegex:
+    """A matcher that ignores what the regular expressions match, e.g. ``rb"\\d{10}"``."""
+    compiled = tuple(re.compile(p.encode() if isinstance(p, str) else p) for p in patterns)
+    return IgnoreRegex(compiled)
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRanges:
+    """Equal apart from the byte ranges ``[start, end)`` (a sequence number at a fixed offset)."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def __call__(self, recorded: bytes, actual: bytes) -> bool:
+        if len(recorded) != len(actual):
+            return False
+        a, b = bytearray(recorded), bytearray(actual)
+        for start, end in self.ranges:
+            a[start:end] = bytes(len(a[start:end]))
+            b[start:end] = bytes(len(b[start:end]))
+        return a == b
+
+
+def ignore_ranges(*ranges: tuple[int, int]) -> IgnoreRanges:
+    """A matcher that ignores the byte ranges ``(start, end)`` of each message."""
+    return IgnoreRanges(tuple(ranges))
+
+
+@dataclass(frozen=True, slots=True)
+class Replace:
+    """A filter: replace every match of ``pattern`` with ``replacement`` on one side or both."""
+
+    pattern: re.Pattern[bytes]
+    replacement: bytes
+    side: str = "client"
+
+    def __call__(self, data: bytes, side: str) -> bytes:
+        if self.side not in ("both", side):
+            return data
+        return self.pattern.sub(self.replacement, data)
+
+
+def replace(pattern: bytes | str, replacement: bytes | str, *, side: str = "client") -> Replace:
+    """A filter replacing a regular expression, e.g. a password, before saving and matching.
+
+    Args:
+        pattern: the regular expression (bytes, or str encoded as UTF-8).
+        replacement: what to put instead (may use groups, ``rb"\\1"``).
+        side: ``"client"`` (default), ``"server"`` or ``"both"``.
+    """
+    if side not in ("client", "server", "both"):
+        raise ValueError(f"side must be 'client', 'server' or 'both', not {side!r}")
+    pat = re.compile(pattern.encode() if isinstance(pattern, str) else pattern)
+    rep = replacement.encode() if isinstance(replacement, str) else replacement
+    return Replace(pat, rep, side)
+
+
+def apply_filters(data: bytes, side: str, filters: Sequence[Filter]) -> bytes:
+    for f in filters:
+        data = f(data, side)
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRule:
+    """How replay delimits and compares client messages when bytes may legitimately differ."""
+
+    framer: Framer
+    match: Matcher
+    filters: tuple[Filter, ...]
+
+    def take(self, expected: bytes, inbox: bytes, *, eof: bool) -> int | None:
+        """How many bytes of ``inbox`` make the message matching ``expected``.
+
+        Returns:
+            The byte count; ``None`` when more bytes are needed; ``-1`` when the
+            message cannot match.
+        """
+        if isinstance(self.framer, Raw):
+            return self._take_raw(expected, inbox, eof=eof)
+        ends = self.framer.split(inbox)
+        if not ends:
+            return -1 if eof and inbox else None
+        actual = apply_filters(inbox[: ends[0]], "client", self.filters)
+        return ends[0] if self.match(expected, actual) else -1
+
+    def _take_raw(self, expected: bytes, inbox: bytes, *, eof: bool) -> int | None:
+        if not self.filters:
+            # Without framing, a message keeps its recorded length.
+            n = len(expected)
+            if len(inbox) < n:
+                return -1 if eof else None
+            return n if self.match(expected, inbox[:n]) else -1
+        # A filter may change lengths: find the shortest prefix that matches.
+        # Only prefixes ending like the recorded message are tried.
+        last = expected[-1:] or b""
+        for n in range(1, len(inbox) + 1):
+            if last and inbox[n - 1 : n] != last:
+                continue
+            if self.match(expected, apply_filters(inbox[:n], "client", self.filters)):
+                return n
+        filtered = apply_filters(inbox, "client", self.filters)
+        if eof or len(filtered) > len(expected) * 2 + 64:
+            return -1
+        return None
+
+
+def redact(connection: Connection, filters: Sequence[Filter]) -> Connection:
+    """``connection`` with the filters applied to each run of same-side chunks.
+
+    A run the filters leave the same length keeps its chunk boundaries; one
+    whose length changes is saved as one chunk.
+    """
+    if not filters:
+        return connection
+    out: list[Event] = []
+    run: list[Event] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        side = "client" if type(run[0]) is ClientData else "server"
+        joined = b"".join(e.data for e in run)
+        filtered = apply_filters(joined, side, filters)
+        if filtered == joined:
+            out.extend(run)
+        elif len(filtered) == len(joined):
+            at = 0
+            for e in run:
+                out.append(type(e)(data=filtered[at : at + len(e.data)], time=e.time))  # type: ignore[call-arg]
+                at += len(e.data)
+        else:
+            out.append(type(run[0])(data=filtered, time=run[-1].time))  # type: ignore[call-arg]
+        run.clear()
+
+    for event in connection.events:
+        if type(event) in (ClientData, ServerData):
+            if run and type(run[0]) is not type(event):
+                flush()
+            run.append(event)
+        else:
+            flush()
+            out.append(event)
+    flush()
+    return Connection(target=connection.target, events=tuple(out), start=connection.start)
