@@ -10,6 +10,8 @@ from ._codec import CassetteContents, decode, encode
 from ._connection import Connection
 from ._errors import CassetteError, InvalidFaultError
 from ._faults import Fault
+from ._framing import FramingSpec, resolve_framing
+from ._messages import event_position
 from ._storage import DEFAULT_MAX_CASSETTE_BYTES, read_bytes, write_atomically
 
 
@@ -69,18 +71,26 @@ class Cassette:
 
     # -- editing ------------------------------------------------------------
 
-    def inject(self, fault: Fault, *, connection: int, after: int = 0) -> None:
+    def inject(
+        self, fault: Fault, *, connection: int, after: int = 0, framing: FramingSpec = None
+    ) -> None:
         """Place ``fault`` in connection number ``connection``, after event ``after``.
 
         Connections are numbered from 0 and events from 1, as ``tcpcassette
-        show`` numbers them; ``after=0`` means right after the connect.
+        show`` numbers them; ``after=0`` means right after the connect.  With
+        a ``framing`` other than raw, ``after`` counts framed messages (as
+        ``tcpcassette show --framing`` numbers them); a fault inside a
+        recorded chunk splits that chunk.
 
         Raises:
             InvalidFaultError: no such connection, or an impossible position.
         """
         index = self._check_connection(connection)
         try:
-            self.connections[index] = self.connections[index].with_fault(fault, after=after)
+            target, position = event_position(
+                self.connections[index], resolve_framing(framing), after
+            )
+            self.connections[index] = target.with_fault(fault, after=position)
         except InvalidFaultError as exc:
             raise InvalidFaultError(f"{self._name()}, connection {connection}: {exc}") from exc
 

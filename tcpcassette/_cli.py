@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     payload.add_argument("--hex", action="store_const", const="hex", dest="mode")
     payload.add_argument("--text", action="store_const", const="text", dest="mode")
     show.add_argument("--full", action="store_true", help="show long payloads whole")
+    show.add_argument(
+        "--framing",
+        choices=["raw", "lines", "length-prefixed"],
+        default="raw",
+        help="number framed messages instead of recorded chunks",
+    )
     show.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
     inject = sub.add_parser(
@@ -89,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     inject.add_argument("--size", type=int, help="slice")
     inject.add_argument("--delay", type=float, help="slice")
     inject.add_argument("--times", type=int, help="fire on the first N plays only")
+    inject.add_argument(
+        "--framing",
+        choices=["raw", "lines", "length-prefixed"],
+        default="raw",
+        help="count --after in framed messages (as show --framing numbers them)",
+    )
     inject.add_argument("-o", "--output", type=Path, help="write here instead of in place")
 
     export = sub.add_parser(
@@ -207,13 +219,14 @@ def _run(args: argparse.Namespace) -> int:
                 mode=args.mode or "auto",
                 full=args.full,
                 color=_use_color(args.color),
+                framing=args.framing,
             )
         )
         return EXIT_OK
     if args.command == "inject":
         cassette = load(args.path)
         fault = _fault_from(args)
-        cassette.inject(fault, connection=args.connection, after=args.after)
+        cassette.inject(fault, connection=args.connection, after=args.after, framing=args.framing)
         written = cassette.save(args.output)
         print(
             f"{written}: {fault.kind} placed in connection {args.connection} after event "

@@ -14,7 +14,7 @@ from ._errors import (
 )
 from ._render import first_difference, show_bytes, side_by_side
 from ._replay import Problem
-from ._transcript import event_label
+from ._transcript import connection_lines, event_label
 
 _RERECORD = (
     "If the client's behaviour changed on purpose, re-record with --record-mode=all "
@@ -42,6 +42,8 @@ def unrecorded(
 
 #: Events shown before the point of failure, so the reader sees what did match.
 CONTEXT_EVENTS = 3
+#: Events on either side of the failure in the transcript attached to the error.
+TRANSCRIPT_AROUND = 8
 
 
 def _context(connection: Connection, position: int) -> str:
@@ -58,40 +60,40 @@ def _context(connection: Connection, position: int) -> str:
 def problem(cassette: str, index: int, connection: Connection, found: Problem) -> ReplayError:
     where = f"{cassette}, connection {index} ({connection.target}), event {found.position}"
     context = _context(connection, found.position)
+    kind: type[ReplayError]
     if found.reason == "mismatch":
-        return ClientMismatchError(
+        kind = ClientMismatchError
+        text = (
             f"{where}: the client sent other bytes than were recorded; it was reset.\n"
-            f"{side_by_side(found.expected, found.actual, found.offset)}\n{context}\n{_RERECORD}",
-            cassette=cassette,
-            connection=index,
-            position=found.position,
+            f"{side_by_side(found.expected, found.actual, found.offset)}\n{context}\n{_RERECORD}"
         )
-    if found.reason == "extra":
-        return ClientMismatchError(
+    elif found.reason == "extra":
+        kind = ClientMismatchError
+        text = (
             f"{where}: the client sent bytes where the recording has none: "
-            f"{show_bytes(found.actual)}; it was reset.\n{context}\n{_RERECORD}",
-            cassette=cassette,
-            connection=index,
-            position=found.position,
+            f"{show_bytes(found.actual)}; it was reset.\n{context}\n{_RERECORD}"
         )
-    if found.reason == "stalled":
-        return ClientStalledError(
+    elif found.reason == "stalled":
+        kind = ClientStalledError
+        text = (
             f"{where}: the client sent {len(found.actual)} of the {len(found.expected)} bytes "
             f"recorded here and then nothing more; it was reset.\n"
             f"  waiting for: {show_bytes(found.expected[len(found.actual) :])}\n"
             f"  received:    {show_bytes(found.actual)}\n{context}\n"
-            "Check that the client flushes its writes, or re-record if the message changed.",
-            cassette=cassette,
-            connection=index,
-            position=found.position,
+            "Check that the client flushes its writes, or re-record if the message changed."
         )
-    return ClientStalledError(
-        f"{where}: the client waited on a silence (a Timeout fault without seconds) longer "
-        "than max_silence allows and was reset. Give the client a timeout of its own "
-        "(the fault tests that it fires), or give the fault seconds=.",
-        cassette=cassette,
-        connection=index,
-        position=found.position,
+    else:
+        kind = ClientStalledError
+        text = (
+            f"{where}: the client waited on a silence (a Timeout fault without seconds) longer "
+            "than max_silence allows and was reset. Give the client a timeout of its own "
+            "(the fault tests that it fires), or give the fault seconds=."
+        )
+    transcript = "\n".join(
+        connection_lines(index, connection, mark=found.position, around=TRANSCRIPT_AROUND)
+    )
+    return kind(
+        text, cassette=cassette, connection=index, position=found.position, transcript=transcript
     )
 
 
@@ -121,6 +123,7 @@ def exchange_problem(
         cassette=cassette,
         connection=index,
         position=found.position,
+        transcript=base.transcript,
     )
 
 

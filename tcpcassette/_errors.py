@@ -54,6 +54,8 @@ class ReplayError(CassetteError):
         cassette: the cassette file, where known.
         connection: the recorded connection concerned (from 0), where known.
         position: the event concerned (from 1), where known.
+        transcript: the connection around that event, as ``tcpcassette show``
+            prints it (the pytest plugin adds it to the failing test's report).
     """
 
     def __init__(
@@ -63,11 +65,13 @@ class ReplayError(CassetteError):
         cassette: str | None = None,
         connection: int | None = None,
         position: int | None = None,
+        transcript: str | None = None,
     ) -> None:
         super().__init__(message)
         self.cassette = cassette
         self.connection = connection
         self.position = position
+        self.transcript = transcript
 
 
 class UnrecordedConnectionError(ReplayError):

@@ -9,6 +9,8 @@ from ._cassette import Cassette
 from ._connection import Connection
 from ._events import ClientData, Event, ServerData
 from ._faults import Fault
+from ._framing import FramingSpec, Raw, resolve_framing
+from ._messages import items
 from ._render import hexdump, is_text
 
 #: Bytes of a payload shown before it is abbreviated (``full=True`` shows all).
@@ -29,6 +31,7 @@ def format_transcript(
     mode: str = "auto",
     full: bool = False,
     color: bool = False,
+    framing: FramingSpec = None,
 ) -> str:
     """A readable transcript of ``cassette``.
 
@@ -42,6 +45,7 @@ def format_transcript(
             or ``"hex"``.
         full: show payloads whole instead of abbreviating long ones.
         color: use ANSI colours.
+        framing: number framed messages instead of recorded events.
     """
     chosen = range(len(cassette.connections)) if connections is None else list(connections)
     lines = [f"{cassette.path or 'cassette'}: {len(cassette.connections)} connection(s)"]
@@ -51,7 +55,7 @@ def format_transcript(
     for index in chosen:
         lines.append("")
         lines += connection_lines(
-            index, cassette.connections[index], mode=mode, full=full, color=color
+            index, cassette.connections[index], mode=mode, full=full, color=color, framing=framing
         )
     return "\n".join(lines)
 
@@ -63,30 +67,52 @@ def connection_lines(
     mode: str = "auto",
     full: bool = False,
     color: bool = False,
+    framing: FramingSpec = None,
+    mark: int | None = None,
+    around: int | None = None,
 ) -> list[str]:
-    """The transcript of one connection, as lines."""
+    """The transcript of one connection, as lines.
+
+    ``framing`` numbers framed messages instead of recorded events; ``mark``
+    points at one numbered item (where replay failed); ``around`` shows only
+    that many items on either side of ``mark``.
+    """
 
     def paint(kind: str, text: str) -> str:
         return f"{_COLORS[kind]}{text}{_RESET}" if color else text
 
+    framer = resolve_framing(framing)
+    numbered = items(connection, framer)
     sent = sum(len(e.data) for e in connection.events if type(e) is ClientData)
     received = sum(len(e.data) for e in connection.events if type(e) is ServerData)
+    unit = "events" if isinstance(framer, Raw) else f"{framer.name} messages"
     lines = [
-        f"connection {index} → {connection.target}: {len(connection.events)} events, "
+        f"connection {index} → {connection.target}: {len(numbered)} {unit}, "
         f"{sent} bytes sent, {received} received; {connection.ending}"
     ]
-    for number, event in enumerate(connection.events, 1):
-        when = "injected  " if event.is_fault else f"{event.time:9.6f}s"
+    first, last = 1, len(numbered)
+    if mark is not None and around is not None:
+        first, last = max(1, mark - around), min(len(numbered), mark + around)
+    if first > 1:
+        lines.append(f"  ... {first - 1} earlier")
+    for number, item in enumerate(numbered, 1):
+        if not first <= number <= last:
+            continue
+        event = item.event
+        when = "injected  " if event is not None and event.is_fault else f"{item.time:9.6f}s"
+        pointer = "  ◀ here" if number == mark else ""
         head = f"  {number:>4}  {when}  "
         if isinstance(event, Fault):
-            lines.append(paint("fault", head + f"FAULT {describe_fault(event)}"))
-        elif type(event) in (ClientData, ServerData):
+            lines.append(paint("fault", head + f"FAULT {describe_fault(event)}") + pointer)
+        elif event is None:
             lines.append(
-                paint(event.kind, head + f"{_ARROWS[event.kind]}  {len(event.data)} bytes")
+                paint(item.kind, head + f"{_ARROWS[item.kind]}  {len(item.data)} bytes") + pointer
             )
-            lines += payload_lines(event.data, mode=mode, full=full)
+            lines += payload_lines(item.data, mode=mode, full=full)
         else:
-            lines.append(paint("dim", head + event.kind.replace("_", " ")))
+            lines.append(paint("dim", head + event.kind.replace("_", " ")) + pointer)
+    if last < len(numbered):
+        lines.append(f"  ... {len(numbered) - last} later")
     return lines
 
 

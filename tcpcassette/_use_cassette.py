@@ -95,7 +95,10 @@ class _Activation:
         )
         for placement in options.faults:
             self.cassette.inject(
-                placement.fault, connection=placement.connection, after=placement.after
+                placement.fault,
+                connection=placement.connection,
+                after=placement.after,
+                framing=options.framer,
             )
         self.session = Session(
             self.cassette,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from . import _settings
+from ._errors import ReplayError
 from ._settings import RecordMode
 from ._use_cassette import Outcome, outcomes
 
@@ -59,6 +60,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _settings.pytest_settings = config.stash.get(_previous, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None:
+        error = _replay_error(call.excinfo.value)
+        if error is not None and error.transcript:
+            report.sections.append(("tcpcassette transcript", error.transcript))
+
+
+def _replay_error(exc: BaseException | None) -> ReplayError | None:
+    """The ReplayError behind a test failure, following causes and contexts."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ReplayError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
