@@ -291,12 +291,22 @@ class Session:
         hosts = {
             name: tuple(addrs) for name, addrs in self.table.names.items() if name in used_targets
         }
-        self.cassette.play_counts = list(self.dispatcher.plays) if self.replay else []
+        self.cassette.play_counts = self._play_counts() if self.replay else []
         if self.replay and self.options.strict:
             left = self._unplayed()
             if left:
                 self._error(_diagnose.unplayed(self.name, left))
         return SessionResult(recorded=recorded, hosts=hosts, errors=list(self._errors))
+
+    def _play_counts(self) -> list[int]:
+        """Plays per recorded connection; in exchange mode, the most any of its exchanges served."""
+        if self.options.matching != "exchange":
+            return list(self.dispatcher.plays)
+        counts = [0] * len(self._connections)
+        for book in self._books.values():
+            for x in book.exchanges:
+                counts[x.connection] = max(counts[x.connection], x.uses)
+        return counts
 
     def _unplayed(self) -> list[str]:
         """What ``strict=True`` complains about: recordings or requests never used."""

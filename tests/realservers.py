@@ -21,12 +21,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
 import tcpcassette
 from tcpcassette import _settings
+from tcpcassette._exchange import exchanges_of
 
 REPO_CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 START_TIMEOUT = 10.0
@@ -93,7 +94,7 @@ def replaying_committed(name: str, **options: object) -> Iterator[tcpcassette.Ca
 class RedisServer:
     """Debian's redis-server on an ephemeral port, with nothing persisted."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             missing("redis-server (Debian package redis-server)")
@@ -110,6 +111,7 @@ class RedisServer:
                     "",
                     "--appendonly",
                     "no",
+                    *(["--requirepass", password] if password else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -167,6 +169,7 @@ def record_and_compare(
     run: Callable[[int], object],
     expected: object,
     tmp_path: Path,
+    **options: Any,
 ) -> None:
     """Record ``run`` against a live server, then check the fresh recording.
 
@@ -177,23 +180,30 @@ def record_and_compare(
     the committed cassette.
     """
     where = REPO_CASSETTES if rerecording() else tmp_path
-    with tcpcassette.use_cassette(name, record_mode="all", cassette_dir=where):
+    with tcpcassette.use_cassette(name, record_mode="all", cassette_dir=where, **options):
         assert run(server.port) == expected
     server.stop()
     if rerecording():
         return
-    with tcpcassette.use_cassette(name, record_mode="none", cassette_dir=where) as fresh:
+    with tcpcassette.use_cassette(name, record_mode="none", cassette_dir=where, **options) as fresh:
         assert run(server.port) == expected
     assert fresh.all_played
     committed = tcpcassette.load(REPO_CASSETTES / f"{name}.msgpack")
     _, committed_port = committed_target(name)
     # Which side's close is recorded first may differ when both close at once.
     assert [_endings(c) for c in fresh.connections] == [_endings(c) for c in committed.connections]
-    fresh_bytes = [
-        c.client_bytes.replace(str(server.port).encode(), str(committed_port).encode())
-        for c in fresh.connections
-    ]
-    assert sorted(fresh_bytes) == sorted(c.client_bytes for c in committed.connections)
+
+    def requests(connections: list[tcpcassette.Connection], port: int) -> list[bytes]:
+        # In exchange mode which connection carried a request varies: compare requests.
+        if options.get("matching") == "exchange":
+            found = [x.request for i, c in enumerate(connections) for x in exchanges_of(i, c)]
+        else:
+            found = [c.client_bytes for c in connections]
+        return sorted(r.replace(str(port).encode(), b"PORT") for r in found)
+
+    assert requests(fresh.connections, server.port) == requests(
+        committed.connections, committed_port
+    )
 
 
 # -- HTTP/1.1: cheroot serving a WSGI app ---------------------------------------------

@@ -26,7 +26,13 @@ def public_names(module: types.ModuleType) -> set[str]:
 
 @pytest.mark.parametrize(
     "module",
-    [tcpcassette, tcpcassette.faults, tcpcassette.filters, tcpcassette.framing, tcpcassette.matchers],
+    [
+        tcpcassette,
+        tcpcassette.faults,
+        tcpcassette.filters,
+        tcpcassette.framing,
+        tcpcassette.matchers,
+    ],
 )
 def test_all_lists_exactly_the_public_names(module: types.ModuleType) -> None:
     assert len(set(module.__all__)) == len(module.__all__)

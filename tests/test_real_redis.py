@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from redis.retry import Retry
 
 from tcpcassette import at, load
 from tcpcassette.faults import Reset, Timeout, Truncate
+from tcpcassette.filters import replace
 
 from .realservers import (
     REPO_CASSETTES,
@@ -91,11 +93,54 @@ def async_commands(port: int) -> list[object]:
 
 ASYNC_COMMANDS = [True, b"yes", 1]
 
+
+def pool_threads(port: int) -> list[object]:
+    """One connection pool shared by six threads: which connection serves which
+    command differs from run to run, so it replays in exchange mode."""
+    pool = redis.BlockingConnectionPool(
+        host="127.0.0.1", port=port, max_connections=3, timeout=10, **redis_client_options()
+    )
+    r = redis.Redis(connection_pool=pool)
+
+    def work(i: int) -> list[object]:
+        return [r.incrby(f"key-{i}", 10) for _ in range(5)]
+
+    with ThreadPoolExecutor(6) as threads:
+        out = list(threads.map(work, range(6)))
+    pool.disconnect()
+    return out
+
+
+POOL_THREADS = [[10, 20, 30, 40, 50]] * 6
+
+PASSWORD = "s3cret-pass"
+#: Same length as the password, so the RESP length prefix stays right.
+REDACT = replace(PASSWORD, "*" * len(PASSWORD))
+
+
+def auth(port: int) -> list[object]:
+    r = client(port, password=PASSWORD)
+    out = [r.set("private", "data"), r.get("private")]
+    r.close()
+    return out
+
+
+AUTH = [True, b"data"]
+
 SCENARIOS: dict[str, tuple[Callable[[int], list[object]], list[object]]] = {
     "commands": (commands, COMMANDS),
     "pipeline": (pipeline, PIPELINE),
     "pubsub": (pubsub, PUBSUB),
     "async_commands": (async_commands, ASYNC_COMMANDS),
+    "pool_threads": (pool_threads, POOL_THREADS),
+    "auth": (auth, AUTH),
+}
+
+
+# Per scenario: what use_cassette needs besides the name, when recording and replaying.
+OPTIONS: dict[str, dict[str, Any]] = {
+    "pool_threads": {"matching": "exchange"},
+    "auth": {"filters": [REDACT]},
 }
 
 
@@ -110,16 +155,37 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_record_from_redis_server(scenario: str, redis_server: RedisServer, tmp_path: Path) -> None:
     run, expected = SCENARIOS[scenario]
-    record_and_compare(f"redis/{scenario}", redis_server, run, expected, tmp_path)
+    if scenario == "auth":
+        redis_server.stop()
+        redis_server = RedisServer(password=PASSWORD)
+    try:
+        record_and_compare(
+            f"redis/{scenario}", redis_server, run, expected, tmp_path, **OPTIONS.get(scenario, {})
+        )
+    finally:
+        redis_server.stop()
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_replay_with_no_server(scenario: str) -> None:
     run, expected = SCENARIOS[scenario]
     _, port = committed_target(f"redis/{scenario}")
-    with replaying_committed(f"redis/{scenario}") as cassette:
+    with replaying_committed(f"redis/{scenario}", **OPTIONS.get(scenario, {})) as cassette:
         assert run(port) == expected
     assert cassette.all_played
+
+
+def test_the_password_never_reaches_the_cassette() -> None:
+    raw = (REPO_CASSETTES / "redis/auth.msgpack").read_bytes()
+    assert PASSWORD.encode() not in raw and b"AUTH" in raw
+
+
+def test_pool_cassette_spreads_thirty_requests_over_several_connections() -> None:
+    """The pool really used several connections, which is why it replays in exchange mode."""
+    connections = load(REPO_CASSETTES / "redis/pool_threads.msgpack").connections
+    assert len(connections) > 1
+    requests = [c.client_bytes.count(b"INCRBY") for c in connections]
+    assert sum(requests) == 30
 
 
 def test_pipeline_cassette_holds_a_thousand_commands() -> None:
