@@ -70,12 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     payload.add_argument("--hex", action="store_const", const="hex", dest="mode")
     payload.add_argument("--text", action="store_const", const="text", dest="mode")
     show.add_argument("--full", action="store_true", help="show long payloads whole")
-    show.add_argument(
-        "--framing",
-        choices=["raw", "lines", "length-prefixed"],
-        default="raw",
-        help="number framed messages instead of recorded chunks",
-    )
+    _add_framing(show, "number framed messages instead of recorded chunks")
     show.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
     inject = sub.add_parser(
@@ -95,12 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     inject.add_argument("--size", type=int, help="slice")
     inject.add_argument("--delay", type=float, help="slice")
     inject.add_argument("--times", type=int, help="fire on the first N plays only")
-    inject.add_argument(
-        "--framing",
-        choices=["raw", "lines", "length-prefixed"],
-        default="raw",
-        help="count --after in framed messages (as show --framing numbers them)",
-    )
+    _add_framing(inject, "count --after in framed messages (as show --framing numbers them)")
     inject.add_argument("-o", "--output", type=Path, help="write here instead of in place")
 
     export = sub.add_parser(
@@ -178,6 +168,12 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--event", type=int, required=True)
     remove.add_argument("-o", "--output", type=Path, help="write here instead of in place")
     return parser
+
+
+def _add_framing(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--framing", choices=["raw", "lines", "length-prefixed"], default="raw", help=help
+    )
 
 
 _FAULTS: dict[str, type[Fault]] = {

@@ -38,29 +38,9 @@ def exchanges_of(index: int, connection: Connection) -> list[Exchange]:
     out: list[Exchange] = []
     request = bytearray()
     reply: list[bytes] = []
-    first = 1
-    when = connection.start
-    for number, event in enumerate(connection.events, 1):
-        if type(event) is ClientData:
-            if reply:
-                out.append(
-                    Exchange(
-                        connection=index,
-                        position=first,
-                        request=bytes(request),
-                        reply=tuple(reply),
-                        order=when,
-                    )
-                )
-                request, reply = bytearray(), []
-            if not request:
-                first, when = number, connection.start + event.time
-            request += event.data
-        elif type(event) is ServerData:
-            if not request and not reply and not out:
-                first, when = number, connection.start + event.time
-            reply.append(event.data)
-    if request or reply:
+    first, when = 1, connection.start
+
+    def emit() -> None:
         out.append(
             Exchange(
                 connection=index,
@@ -70,6 +50,21 @@ def exchanges_of(index: int, connection: Connection) -> list[Exchange]:
                 order=when,
             )
         )
+
+    for number, event in enumerate(connection.events, 1):
+        if type(event) is ClientData:
+            if reply:
+                emit()
+                request, reply = bytearray(), []
+            if not request:
+                first, when = number, connection.start + event.time
+            request += event.data
+        elif type(event) is ServerData:
+            if not request and not reply and not out:
+                first, when = number, connection.start + event.time
+            reply.append(event.data)
+    if request or reply:
+        emit()
     return out
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,19 +13,10 @@ from tcpcassette import ClientData, Connection, ServerData, load, use_cassette
 from tcpcassette._cli import main
 
 from . import servers
+from .commands import run_cli
 from .servers import ThreadedServer
 
 Serve = Callable[[servers.Handler], ThreadedServer]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tcpcassette", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def sample(path: Path) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -16,6 +15,8 @@ import tcpcassette
 from tcpcassette import ClientData, Connection, ServerData, load
 from tcpcassette._text import export_text, import_text
 from tcpcassette.faults import Delay, Slice, Truncate
+
+from .commands import run_cli
 
 payloads = st.one_of(
     st.binary(max_size=300),
@@ -93,35 +94,19 @@ def test_a_payload_must_be_text_or_hex() -> None:
 # -- through the command line ----------------------------------------------------------
 
 
-def cli(
-    *args: str, env: dict[str, str] | None = None, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "tcpcassette", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        input=stdin,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def saved(tmp_path: Path) -> Path:
     path = tmp_path / "c.msgpack"
     cassette_from([[(True, b"PING\r\n", 0.001), (False, b"+PONG\r\n", 0.002)]]).save(path)
     return path
 
 
-def test_export_then_import_through_the_cli(tmp_path: Path) -> None:
+def test_export_then_import_through_the_run_cli(tmp_path: Path) -> None:
     path = saved(tmp_path)
-    assert cli("export", str(path), "-o", str(tmp_path / "c.json")).returncode == 0
-    result = cli("import", str(tmp_path / "c.json"), "-o", str(tmp_path / "back.msgpack"))
+    assert run_cli("export", str(path), "-o", str(tmp_path / "c.json")).returncode == 0
+    result = run_cli("import", str(tmp_path / "c.json"), "-o", str(tmp_path / "back.msgpack"))
     assert result.returncode == 0, result.stderr
     assert load(tmp_path / "back.msgpack").connections == load(path).connections
-    assert "+PONG" in cli("export", str(path)).stdout
+    assert "+PONG" in run_cli("export", str(path)).stdout
 
 
 def editor(tmp_path: Path, body: str) -> str:
@@ -141,7 +126,7 @@ def test_edit_with_a_valid_change_saves_it(tmp_path: Path) -> None:
         open(p, "w").write(text)
     """,
     )
-    result = cli("edit", str(path), env={"EDITOR": change, "VISUAL": ""})
+    result = run_cli("edit", str(path), env={"EDITOR": change, "VISUAL": ""})
     assert result.returncode == 0, result.stderr
     assert load(path).connections[0].server_bytes == b"+PANG\r\n"
 
@@ -156,7 +141,7 @@ def test_invalid_edit_is_reported_and_never_damages_the_original(tmp_path: Path)
         open(sys.argv[1], "w").write('{"format": "tcpcassette-text", "version": 1,\\n  oops')
     """,
     )
-    result = cli("edit", str(path), env={"EDITOR": breaker, "VISUAL": ""}, stdin="n\n")
+    result = run_cli("edit", str(path), env={"EDITOR": breaker, "VISUAL": ""}, stdin="n\n")
     assert result.returncode == 2
     assert "line 2, column 3" in result.stderr and "Re-open the editor" in result.stderr
     assert path.read_bytes() == before
@@ -181,7 +166,7 @@ def test_invalid_edit_can_be_fixed_in_a_reopened_editor(tmp_path: Path) -> None:
             p.write_text(fixed.replace("PONG", "PUNG"))
     """,
     )
-    result = cli("edit", str(path), env={"EDITOR": fixer, "VISUAL": ""}, stdin="y\n")
+    result = run_cli("edit", str(path), env={"EDITOR": fixer, "VISUAL": ""}, stdin="y\n")
     assert result.returncode == 0, result.stderr
     assert "unknown event kind 'sever'" in result.stderr
     assert load(path).connections[0].server_bytes == b"+PUNG\r\n"
