@@ -6,13 +6,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from ._codec import CassetteContents, decode, encode
+from ._codec import CassetteContents, decode_file, encode_to
 from ._connection import Connection
 from ._errors import CassetteError, InvalidFaultError
 from ._faults import Fault
 from ._framing import FramingSpec, resolve_framing
 from ._messages import event_position
-from ._storage import DEFAULT_MAX_CASSETTE_BYTES, read_bytes, write_atomically
+from ._storage import DEFAULT_MAX_CASSETTE_BYTES, read_with, write_atomically_with
 
 
 class _LiveSession(Protocol):
@@ -64,7 +64,7 @@ class Cassette:
         if target is None:
             raise CassetteError("this cassette has no path; pass one to save(path)")
         contents = CassetteContents(connections=tuple(self.connections), hosts=self.hosts)
-        write_atomically(target, encode(contents))
+        write_atomically_with(target, lambda f: encode_to(contents, f.write))
         if self.path is None:
             self.path = target
         return target
@@ -158,5 +158,7 @@ def load(path: str | Path, *, max_bytes: int = DEFAULT_MAX_CASSETTE_BYTES) -> Ca
             an unknown version.
     """
     p = Path(path)
-    contents = decode(read_bytes(p, max_bytes=max_bytes), source=str(p))
+    contents = read_with(
+        p, lambda f, size: decode_file(f, size, source=str(p)), max_bytes=max_bytes
+    )
     return Cassette(path=p, connections=contents.connections, hosts=contents.hosts)

@@ -10,9 +10,9 @@ field is checked for type and meaning, so a bad file ends in a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgpack
 
@@ -38,17 +38,30 @@ class CassetteContents:
 
 def encode(contents: CassetteContents) -> bytes:
     """Serialise cassette contents to the msgpack file format."""
-    doc = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "hosts": {name: list(addrs) for name, addrs in contents.hosts.items()},
-        "connections": [
-            {"target": c.target, "start": c.start, "events": [_encode_event(e) for e in c.events]}
-            for c in contents.connections
-        ],
-    }
-    packed: bytes = msgpack.packb(doc, use_bin_type=True)
-    return packed
+    parts: list[bytes] = []
+    encode_to(contents, parts.append)
+    return b"".join(parts)
+
+
+def encode_to(contents: CassetteContents, write: Callable[[bytes], object]) -> None:
+    """Serialise cassette contents piece by piece into ``write``.
+
+    The document is the same as packing it whole, but no buffer of the
+    whole file is built, so saving a large recording needs little memory
+    beyond the recording itself.
+    """
+    packer = msgpack.Packer(use_bin_type=True)
+    pack = packer.pack
+    write(packer.pack_map_header(4))
+    write(pack("format") + pack(FORMAT_NAME) + pack("version") + pack(FORMAT_VERSION))
+    write(pack("hosts") + pack({name: list(addrs) for name, addrs in contents.hosts.items()}))
+    write(pack("connections") + packer.pack_array_header(len(contents.connections)))
+    for c in contents.connections:
+        write(packer.pack_map_header(3) + pack("target") + pack(c.target))
+        write(pack("start") + pack(c.start))
+        write(pack("events") + packer.pack_array_header(len(c.events)))
+        for event in c.events:
+            write(pack(_encode_event(event)))
 
 
 def _encode_event(event: Event) -> list[Any]:
@@ -95,6 +108,39 @@ def decode(raw: bytes, *, source: str) -> CassetteContents:
             "Re-record it, or restore it from version control."
         ) from exc
     return decode_document(doc, source=source)
+
+
+def decode_file(f: BinaryIO, size: int, *, source: str) -> CassetteContents:
+    """Parse and validate a cassette file as it is read, without a copy of the whole file.
+
+    ``size`` (the file's size) bounds every length msgpack may allocate.
+    """
+    limit = max(size, 1)
+    unpacker = msgpack.Unpacker(
+        f,
+        raw=False,
+        strict_map_key=True,
+        use_list=True,
+        read_size=min(1 << 20, limit),
+        max_buffer_size=limit,
+    )
+    try:
+        doc = unpacker.unpack()
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise CassetteFormatError(
+            f"{source}: not a readable tcpcassette file ({type(exc).__name__}: {exc}). "
+            "Re-record it, or restore it from version control."
+        ) from exc
+    try:
+        unpacker.unpack()
+    except msgpack.OutOfData:
+        return decode_document(doc, source=source)
+    except Exception:
+        pass
+    raise CassetteFormatError(
+        f"{source}: extra data after the cassette; the file is damaged. Re-record it, or "
+        "restore it from version control."
+    )
 
 
 def decode_document(doc: object, *, source: str) -> CassetteContents:

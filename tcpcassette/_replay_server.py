@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 
 from ._replay import Abort, Action, Hangup, Machine, Problem, Send, SendEof, WakeAt
@@ -42,6 +43,8 @@ class ReplayLink:
         self._released = False
         self._client_eof = False
         self._draining = False  # after a hang-up: FIN sent, client bytes discarded
+        self._queue: deque[Action] = deque()
+        self._paused = False
         set_nodelay(transport)
 
     def start(self, pending: bytes = b"", eof: bool = False) -> None:
@@ -73,10 +76,27 @@ class ReplayLink:
         self._do(self.machine.wake(self._loop.time()))
 
     def _do(self, actions: list[Action]) -> None:
+        self._queue.extend(actions)
+        self._drain()
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is full: hold further actions until it drains."""
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._drain()
+
+    def _drain(self) -> None:
+        # Actions run in order; while the client reads slowly they wait here
+        # instead of piling the whole response up in the transport's buffer.
         transport = self.transport
-        for action in actions:
+        queue = self._queue
+        while queue and not self._paused:
             if self._closed:
+                queue.clear()
                 return
+            action = queue.popleft()
             if type(action) is Send:
                 transport.write(action.data)
             elif type(action) is SendEof:

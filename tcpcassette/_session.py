@@ -673,6 +673,7 @@ class Session:
         )
         self._links.add(link)
         accepted.on_data, accepted.on_eof, accepted.on_lost = link.data, link.eof, link.lost
+        accepted.on_pause, accepted.on_resume = link.pause_writing, link.resume_writing
         link.start(pending, eof)
 
     def _serve_exchanges(self, accepted: _Accepted, transport: asyncio.Transport) -> None:
@@ -692,6 +693,7 @@ class Session:
         )
         self._links.add(link)
         accepted.on_data, accepted.on_eof, accepted.on_lost = link.data, link.eof, link.lost
+        accepted.on_pause, accepted.on_resume = link.pause_writing, link.resume_writing
         link.start()
 
     def _decide_opening(self, opening: _Opening) -> None:

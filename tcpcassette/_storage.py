@@ -5,16 +5,31 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
-from ._errors import CassetteFormatError, CassetteNotFoundError
+from ._errors import CassetteFormatError, CassetteInUseError, CassetteNotFoundError
+
+T = TypeVar("T")
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: recordings are not serialized
+    fcntl = None  # type: ignore[assignment]
+
+#: Longest a recording waits for another process recording the same cassette.
+DEFAULT_LOCK_TIMEOUT = 60.0
 
 #: Largest cassette file read by default, checked before reading it.
 DEFAULT_MAX_CASSETTE_BYTES = 4 * 1024**3
 
 
-def read_bytes(path: Path, *, max_bytes: int = DEFAULT_MAX_CASSETTE_BYTES) -> bytes:
-    """Read a whole cassette file, refusing files over ``max_bytes``.
+def read_with(
+    path: Path, parse: Callable[[BinaryIO, int], T], *, max_bytes: int = DEFAULT_MAX_CASSETTE_BYTES
+) -> T:
+    """Open a cassette file and hand it, with its size, to ``parse``.
 
     Raises:
         CassetteNotFoundError: there is no file at ``path``.
@@ -28,7 +43,7 @@ def read_bytes(path: Path, *, max_bytes: int = DEFAULT_MAX_CASSETTE_BYTES) -> by
                     f"{path}: {size} bytes is over the limit of {max_bytes} bytes; pass a "
                     "larger max_bytes to load() if this cassette is trusted"
                 )
-            return f.read(max_bytes + 1)
+            return parse(f, size)
     except FileNotFoundError as exc:
         raise CassetteNotFoundError(f"{path}: no such cassette file") from exc
     except IsADirectoryError as exc:
@@ -36,7 +51,12 @@ def read_bytes(path: Path, *, max_bytes: int = DEFAULT_MAX_CASSETTE_BYTES) -> by
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old file or the whole new one.
+    """Replace ``path`` with ``data`` so that readers see the old file or the whole new one."""
+    write_atomically_with(path, lambda f: f.write(data))
+
+
+def write_atomically_with(path: Path, produce: Callable[[BinaryIO], object]) -> None:
+    """Replace ``path`` with what ``produce`` writes to the file it is given, atomically.
 
     The bytes go to a temporary file in the same directory, are flushed and
     fsynced, and the file is renamed over ``path``; the directory is fsynced
@@ -49,8 +69,8 @@ def write_atomically(path: Path, data: bytes) -> None:
         # mkstemp makes the file private (0600); cassettes are committed and
         # shared, so give it the old file's mode, or what the umask allows.
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            produce(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
@@ -83,3 +103,43 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file beside a cassette: ``.<name>.lock``."""
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def recording_lock(path: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s lock file while recording into it.
+
+    Two processes (pytest-xdist workers) recording into one cassette take
+    turns: the second waits, then loads what the first saved.
+
+    Raises:
+        CassetteInUseError: the lock was not free within ``timeout`` seconds.
+    """
+    if fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = lock_path(path)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise CassetteInUseError(
+                        f"{path}: another process has been recording this cassette for over "
+                        f"{timeout:g} s (lock file {lock}). Give the tests different cassette "
+                        "names, or raise lock_timeout."
+                    ) from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

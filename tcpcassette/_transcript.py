@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import fields
 
@@ -20,6 +21,25 @@ _ARROWS = {
     "client": "client → server",
     "server": "server → client",
 }
+# Payloads a reviewer should look at before a cassette is committed.
+_CREDENTIALS: tuple[tuple[re.Pattern[bytes], str], ...] = (
+    (re.compile(rb"(?i)\$4\r\nAUTH\r\n"), "a Redis AUTH command"),
+    (re.compile(rb"(?im)^AUTH (PLAIN|LOGIN|CRAM-MD5)\b"), "an SMTP AUTH command"),
+    (re.compile(rb"(?im)^(Proxy-)?Authorization:"), "an HTTP Authorization header"),
+    (re.compile(rb"(?im)^Cookie:"), "an HTTP Cookie header"),
+    (re.compile(rb"(?im)^PASS \S"), "a PASS command"),
+    (re.compile(rb"(?i)\b(password|passwd|secret|api[_-]?key|token)\s*[=:]"), "a password or key"),
+)
+
+
+def credential_warning(data: bytes) -> str | None:
+    """What in ``data`` looks like a credential, or None."""
+    for pattern, what in _CREDENTIALS:
+        if pattern.search(data):
+            return what
+    return None
+
+
 _COLORS = {"client": "\033[36m", "server": "\033[33m", "fault": "\033[1;31m", "dim": "\033[2m"}
 _RESET = "\033[0m"
 
@@ -108,6 +128,11 @@ def connection_lines(
             lines.append(
                 paint(item.kind, head + f"{_ARROWS[item.kind]}  {len(item.data)} bytes") + pointer
             )
+            warning = credential_warning(item.data)
+            if warning:
+                lines.append(
+                    paint("fault", f"        ⚠ looks like {warning}: keep it out with filters=")
+                )
             lines += payload_lines(item.data, mode=mode, full=full)
         else:
             lines.append(paint("dim", head + event.kind.replace("_", " ")) + pointer)

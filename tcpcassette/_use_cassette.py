@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import os
@@ -29,7 +30,8 @@ from ._session import (
     ReplayOptions,
     Session,
 )
-from ._settings import RecordMode, resolve_cassette_dir, resolve_record_mode
+from ._settings import ENV_RECORD_MODE, RecordMode, resolve_cassette_dir, resolve_record_mode
+from ._storage import DEFAULT_LOCK_TIMEOUT, recording_lock
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,12 +77,35 @@ class _Activation:
         directory = resolve_cassette_dir(options.cassette_dir)
         self.path = cassette_path(name, directory)
         self.options = options
+        self._lock = contextlib.ExitStack()
+
+    def enter(self) -> Cassette:
+        if self.mode is not RecordMode.NONE:
+            # Workers recording the same cassette take turns; whoever comes
+            # second loads what the first saved.
+            self._lock.enter_context(recording_lock(self.path, timeout=self.options.lock_timeout))
+        try:
+            self._prepare()
+            if not self.record:
+                self._lock.close()  # replaying only: nothing to serialize
+            self.session.open()
+            self.cassette._live = self.session
+            _intercept.activate(self.session)
+        except BaseException:
+            if hasattr(self, "session"):
+                self.session.close()
+            self._lock.close()
+            raise
+        return self.cassette
+
+    def _prepare(self) -> None:
+        options = self.options
         exists = self.path.exists()
         if self.mode is RecordMode.NONE and not exists:
             raise CassetteNotFoundError(
                 f"{self.path}: no such cassette, and record mode 'none' never records. Record "
                 "it once against the real server: pytest --record-mode=once (or "
-                f"{'TCPCASSETTE_RECORD_MODE'}=once outside pytest, or record_mode='once')."
+                f"{ENV_RECORD_MODE}=once outside pytest, or record_mode='once')."
             )
         keep = exists and self.mode is not RecordMode.ALL
         self.original = load(self.path) if keep else Cassette(path=self.path)
@@ -114,19 +139,12 @@ class _Activation:
             options=options.replay_options(str(self.path)),
         )
 
-    def enter(self) -> Cassette:
-        self.session.open()
-        self.cassette._live = self.session
-        try:
-            _intercept.activate(self.session)
-        except BaseException:
-            self.session.close()
-            self.cassette._live = None
-            raise
-        return self.cassette
-
     def exit(self) -> None:
         """Stop intercepting, save what was recorded, raise what went wrong."""
+        with self._lock:
+            self._finish()
+
+    def _finish(self) -> None:
         _intercept.deactivate(self.session)
         result = self.session.close()
         self.cassette._live = None
@@ -198,6 +216,8 @@ class use_cassette:
             is a speed factor (2.0 = twice as fast).
         stall_timeout, max_silence, connect_timeout, settle_timeout: bounds
             on waits, in seconds (see :class:`Limits`).
+        lock_timeout: while recording, the longest wait for another process
+            recording the same cassette.
 
     Raises:
         CassetteNotFoundError: replay-only mode and no cassette file.
@@ -226,6 +246,7 @@ class use_cassette:
         max_silence: float = DEFAULT_MAX_SILENCE,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         settle_timeout: float = DEFAULT_SETTLE_TIMEOUT,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         self.name = name
         self.record_mode = record_mode
@@ -257,6 +278,7 @@ class use_cassette:
             connect_timeout=connect_timeout,
             settle_timeout=settle_timeout,
         )
+        self.lock_timeout = lock_timeout
         self._stack: list[_Activation] = []
 
     def replay_options(self, cassette: str) -> ReplayOptions:
