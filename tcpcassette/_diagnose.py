@@ -161,10 +161,17 @@ def no_match(
     return ClientMismatchError("\n".join(lines), cassette=cassette)
 
 
-def stalled_opening(cassette: str, target: str, received: bytes) -> ClientStalledError:
+def stalled_opening(
+    cassette: str, target: str, received: bytes, index: int | None, expected: bytes
+) -> ClientStalledError:
+    where = f"connection {index}'s first message" if index is not None else "a recorded message"
     return ClientStalledError(
-        f"{cassette}: a new connection to {target} sent {show_bytes(received)}, which begins "
-        "a recorded message, and then nothing more; it was reset. Check that the client "
-        "flushes its writes.",
+        f"{cassette}: a new connection to {target} sent {len(received)} of the "
+        f"{len(expected)} bytes of {where}, and then nothing more; it was reset.\n"
+        f"  waiting for: {show_bytes(expected[len(received) :])}\n"
+        f"  received:    {show_bytes(received)}\n"
+        "Check that the client flushes its writes.",
         cassette=cassette,
+        connection=index,
+        position=1,
     )

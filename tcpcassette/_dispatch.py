@@ -126,7 +126,8 @@ class Dispatcher:
         """Every target the cassette has recordings for."""
         return {c.target for c in self._connections}
 
-    def _unclaimed(self, target: str) -> list[int]:
+    def unclaimed(self, target: str) -> list[int]:
+        """Recordings for ``target`` not being played now, in recorded order."""
         return [
             i
             for i, c in enumerate(self._connections)
@@ -149,11 +150,11 @@ class Dispatcher:
 
     def has_unclaimed(self, target: str) -> bool:
         """True if a recording for ``target`` is still available."""
-        return bool(self._unclaimed(target))
+        return bool(self.unclaimed(target))
 
     def on_connect(self, target: str) -> ConnectDecision:
         """A client is connecting to ``target``: refuse, black-hole or route it."""
-        unclaimed = self._unclaimed(target)
+        unclaimed = self.unclaimed(target)
         if not unclaimed:
             return Unrecorded()
         first = unclaimed[0]
@@ -182,7 +183,7 @@ class Dispatcher:
     def _servable(self, target: str) -> list[int]:
         return [
             i
-            for i in self._unclaimed(target)
+            for i in self.unclaimed(target)
             if not any(
                 type(e) in (ConnectRefused, ConnectTimedOut) for e in self._connections[i].events
             )

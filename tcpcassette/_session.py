@@ -360,13 +360,10 @@ class Session:
             link.close()
         for opening in list(self._openings):
             if opening.buffer:
-                self._error(
-                    _diagnose.stalled_opening(
-                        self.name, opening.accepted.target, bytes(opening.buffer)
-                    )
-                )
-            opening.transport.close()
-            opening.finish()
+                self._opening_stalled(opening)
+            else:
+                opening.transport.close()
+                opening.finish()
         for task in list(self._tasks):
             task.cancel()
         for listener in self._listeners.values():
@@ -718,6 +715,8 @@ class Session:
             if opening.eof:
                 link.client_eof()
             self._spawn(self._attach_address(link))
+        elif opening.eof and received and self._heading_for(target, received) is not None:
+            self._opening_stalled(opening)  # closed in the middle of its first message
         else:
             opening.finish()
             if not received and opening.eof:
@@ -730,13 +729,21 @@ class Session:
             self._error(_diagnose.no_match(self.name, target, received, closest))
             reset_transport(opening.transport)
 
+    def _heading_for(self, target: str, received: bytes) -> int | None:
+        """The unplayed recording whose first message ``received`` is the start of."""
+        for index in self.dispatcher.unclaimed(target):
+            if self.dispatcher.opening_bytes(index).startswith(received):
+                return index
+        return None
+
     def _opening_stalled(self, opening: _Opening) -> None:
         if opening.done:
             return
         opening.finish()
-        self._error(
-            _diagnose.stalled_opening(self.name, opening.accepted.target, bytes(opening.buffer))
-        )
+        target, received = opening.accepted.target, bytes(opening.buffer)
+        index = self._heading_for(target, received)
+        expected = self.dispatcher.opening_bytes(index) if index is not None else b""
+        self._error(_diagnose.stalled_opening(self.name, target, received, index, expected))
         reset_transport(opening.transport)
 
     def _release(self, index: int) -> None:

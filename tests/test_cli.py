@@ -152,3 +152,26 @@ def test_every_command_has_help_with_an_example() -> None:
     for command in ("export", "import", "edit", "record", "replay"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "Example: " in result.stdout
+
+
+def test_show_flags_payloads_that_look_like_credentials(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.msgpack"
+    tcpcassette.Cassette(
+        connections=[
+            Connection(
+                target="h:6379",
+                events=(
+                    ClientData(data=b"*2\r\n$4\r\nAUTH\r\n$6\r\nhunter\r\n"),
+                    ServerData(data=b"+OK\r\n"),
+                ),
+            ),
+            Connection(
+                target="h:80",
+                events=(ClientData(data=b"GET / HTTP/1.1\r\nAuthorization: Bearer abc\r\n\r\n"),),
+            ),
+        ]
+    ).save(path)
+    out = run_cli("show", str(path)).stdout
+    assert "⚠ looks like a Redis AUTH command" in out
+    assert "⚠ looks like an HTTP Authorization header" in out
+    assert out.count("⚠") == 2  # the server's +OK is not flagged

@@ -1,0 +1,521 @@
+"""Hostile input, misbehaving clients, crashes, load and leaks: tests that could fail.
+
+The slowest are marked ``slow``; CI runs them all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tcpcassette
+from tcpcassette import CassetteError, ClientData, Connection, ServerData, load, use_cassette
+from tcpcassette._codec import decode
+from tcpcassette._text import import_text
+
+from . import servers
+from .servers import ThreadedServer
+
+Serve = Callable[[servers.Handler], ThreadedServer]
+
+# -- bad input, fuzzed --------------------------------------------------------------------
+
+msgpack_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.binary(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def valid_doc() -> dict[str, object]:
+    return {
+        "format": "tcpcassette",
+        "version": 1,
+        "hosts": {"h": ["127.0.0.1"]},
+        "connections": [
+            {
+                "target": "h:1",
+                "start": 0.0,
+                "events": [["client", 0.0, b"a"], ["server", 0.1, b"b"], ["reset", 0.0, {}]],
+            }
+        ],
+    }
+
+
+def loads_or_refuses(raw: bytes) -> None:
+    """The property: a CassetteError naming the file, or a correct load."""
+    try:
+        contents = decode(raw, source="fuzz.msgpack")
+    except CassetteError as exc:
+        assert "fuzz.msgpack" in str(exc)
+        return
+    for connection in contents.connections:
+        assert isinstance(connection.target, str)
+        assert all(isinstance(e.data, bytes) for e in connection.events)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_bytes_load_or_fail_cleanly(raw: bytes) -> None:
+    loads_or_refuses(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(msgpack_values)
+def test_valid_msgpack_of_any_shape_loads_or_fails_cleanly(value: object) -> None:
+    loads_or_refuses(msgpack.packb(value, use_bin_type=True))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_each_field_replaced_by_a_wrong_type_fails_cleanly(data: st.DataObject) -> None:
+    doc = valid_doc()
+    paths: list[tuple[object, object]] = [
+        (doc, "format"),
+        (doc, "version"),
+        (doc, "hosts"),
+        (doc, "connections"),
+    ]
+    conn = doc["connections"][0]  # type: ignore[index]
+    paths += [(conn, "target"), (conn, "start"), (conn, "events")]
+    events = conn["events"]  # type: ignore[index]
+    for event in events:
+        paths += [(event, 0), (event, 1), (event, 2)]
+    owner, key = data.draw(st.sampled_from(paths))
+    owner[key] = data.draw(msgpack_values)  # type: ignore[index]
+    loads_or_refuses(msgpack.packb(doc, use_bin_type=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=400))
+def test_every_truncation_of_a_cassette_fails_cleanly(cut: int) -> None:
+    raw = msgpack.packb(valid_doc(), use_bin_type=True)
+    if cut < len(raw):
+        with pytest.raises(CassetteError):
+            decode(raw[:cut], source="cut.msgpack")
+
+
+def test_huge_declared_lengths_are_refused_without_allocating() -> None:
+    for header in (b"\xc6\xff\xff\xff\xff", b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff"):
+        with pytest.raises(CassetteError, match="not a readable"):
+            decode(header + b"\x00" * 16, source="huge.msgpack")
+
+
+def test_deep_nesting_is_refused() -> None:
+    with pytest.raises(CassetteError):
+        decode(b"\x91" * 100_000, source="deep.msgpack")
+
+
+def test_unknown_version_and_extension_types_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(CassetteError, match="version 2"):
+        decode(msgpack.packb({**valid_doc(), "version": 2}), source="v.msgpack")
+    doc = valid_doc()
+    doc["connections"][0]["events"][0][2] = msgpack.ExtType(5, b"code")  # type: ignore[index]
+    with pytest.raises(CassetteError, match="binary data"):
+        decode(msgpack.packb(doc, use_bin_type=True), source="ext.msgpack")
+
+
+def test_extra_bytes_after_the_cassette_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.msgpack"
+    path.write_bytes(msgpack.packb(valid_doc(), use_bin_type=True) + b"\x00")
+    with pytest.raises(CassetteError, match="extra data"):
+        load(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_random_text_imports_or_fails_cleanly(text: str) -> None:
+    try:
+        import_text(text, source="fuzz.json")
+    except CassetteError as exc:
+        assert "fuzz.json" in str(exc)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values, st.sampled_from(["kind", "text", "hex", "time", "seconds", "target"]))
+def test_text_form_with_wrong_fields_fails_cleanly(value: object, field: str) -> None:
+    doc = {
+        "format": "tcpcassette-text",
+        "version": 1,
+        "hosts": {},
+        "connections": [{"target": "h:1", "events": [{"kind": "client", "text": "a"}]}],
+    }
+    if field == "target":
+        doc["connections"][0]["target"] = value  # type: ignore[index]
+    else:
+        doc["connections"][0]["events"][0][field] = value  # type: ignore[index]
+    try:
+        import_text(json.dumps(doc), source="t.json")
+    except CassetteError as exc:
+        assert "t.json" in str(exc)
+
+
+# -- misbehaving clients ---------------------------------------------------------------------
+
+
+def two_connections(cassette_dir: Path, name: str = "two") -> int:
+    """A cassette with two recorded connections to 127.0.0.1:9, returning that port."""
+    tcpcassette.Cassette(
+        connections=[
+            Connection(
+                target="127.0.0.1:9",
+                events=(ClientData(data=b"HELLO 1\n"), ServerData(data=b"HI 1\n")),
+            ),
+            Connection(
+                target="127.0.0.1:9",
+                events=(ClientData(data=b"HELLO 2\n"), ServerData(data=b"HI 2\n")),
+            ),
+        ]
+    ).save(cassette_dir / f"{name}.msgpack")
+    return 9
+
+
+def good_client(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"HELLO 2\n")
+        return s.recv(100)
+
+
+def test_garbage_bytes_are_reset_and_others_still_served(cassette_dir: Path) -> None:
+    port = two_connections(cassette_dir)
+    with pytest.raises(tcpcassette.ClientMismatchError, match="closest is connection"):
+        with use_cassette("two", cassette_dir=cassette_dir):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as bad:
+                bad.sendall(bytes(random.Random(1).randrange(256) for _ in range(64)))
+                with pytest.raises(ConnectionResetError):
+                    bad.recv(100)
+            assert good_client(port) == b"HI 2\n"
+
+
+def test_a_silent_client_is_closed_when_the_block_ends(cassette_dir: Path) -> None:
+    port = two_connections(cassette_dir)
+    with use_cassette("two", cassette_dir=cassette_dir) as cassette:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert good_client(port) == b"HI 2\n"
+    assert silent.recv(100) == b""  # an orderly close, not a hang
+    silent.close()
+    assert cassette.play_counts == [0, 1]
+
+
+def test_a_byte_per_second_client_is_reset_after_the_stall_bound(cassette_dir: Path) -> None:
+    port = two_connections(cassette_dir)
+    with pytest.raises(
+        tcpcassette.ClientStalledError, match=r"sent 2 of the 8 bytes[\s\S]*received:    b'HE'"
+    ):
+        with use_cassette("two", cassette_dir=cassette_dir, stall_timeout=0.3):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+                slow.sendall(b"H")
+                time.sleep(0.1)
+                slow.sendall(b"E")
+                assert good_client(port) == b"HI 2\n"  # served meanwhile
+                time.sleep(0.6)
+                with pytest.raises(ConnectionResetError):
+                    slow.sendall(b"L")
+                    slow.recv(100)
+
+
+def test_a_client_reset_mid_exchange_leaves_other_connections_served(cassette_dir: Path) -> None:
+    port = two_connections(cassette_dir)
+    with use_cassette("two", cassette_dir=cassette_dir) as cassette:
+        rude = socket.create_connection(("127.0.0.1", port), timeout=5)
+        rude.sendall(b"HELLO 1\n")
+        assert rude.recv(100) == b"HI 1\n"
+        servers.reset(rude)
+        assert good_client(port) == b"HI 2\n"
+    assert cassette.play_counts == [1, 1]
+
+
+def test_a_client_that_half_closes_halfway_gets_a_clear_error(cassette_dir: Path) -> None:
+    port = two_connections(cassette_dir)
+    with pytest.raises(
+        tcpcassette.ClientStalledError, match="sent 4 of the 8 bytes of connection 1"
+    ):
+        with use_cassette("two", cassette_dir=cassette_dir):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as early:
+                early.sendall(b"HELLO 1\n")
+                early.recv(100)
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as half:
+                half.sendall(b"HELL")
+                time.sleep(0.05)  # let the first bytes choose connection 1
+                half.shutdown(socket.SHUT_WR)
+                with pytest.raises((ConnectionResetError, TimeoutError)):
+                    assert half.recv(100) == b""
+                    raise TimeoutError
+
+
+# -- nothing lost --------------------------------------------------------------------------
+
+
+def test_saving_survives_sigkill_at_any_moment(tmp_path: Path) -> None:
+    """The cassette on disk is always the old one or the whole new one."""
+    path = tmp_path / "c.msgpack"
+    script = tmp_path / "saver.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from tcpcassette import Cassette, Connection, ServerData
+        def make(tag, n):
+            return Cassette(connections=[Connection(target=f"{{tag}}:1", events=tuple(
+                ServerData(data=bytes([i % 256]) * 4096) for i in range(n)))])
+        a, b = make("a", 300), make("b", 500)
+        a.save({str(path)!r})
+        print("ready", flush=True)
+        while True:
+            b.save({str(path)!r})
+            a.save({str(path)!r})
+    """)
+    )
+    rng = random.Random(7)
+    seen = set()
+    for _ in range(12):
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        time.sleep(rng.uniform(0.0, 0.15))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        cassette = load(path)  # never raises: the file is always whole
+        target = cassette.connections[0].target
+        assert (target, len(cassette.connections[0].events)) in (("a:1", 300), ("b:1", 500))
+        seen.add(target)
+    assert seen, "the saver never ran"
+
+
+def test_ctrl_c_while_recording_still_saves_the_traffic(cassette_dir: Path, serve: Serve) -> None:
+    server = serve(servers.upper_echo)
+    with pytest.raises(KeyboardInterrupt):
+        with use_cassette("interrupted", record_mode="all", cassette_dir=cassette_dir):
+            with socket.create_connection(server.address, timeout=5) as s:
+                s.sendall(b"before the interrupt")
+                s.recv(100)
+            raise KeyboardInterrupt
+    saved = load(cassette_dir / "interrupted.msgpack").connections[0]
+    assert saved.server_bytes == b"BEFORE THE INTERRUPT"
+
+
+def test_two_xdist_workers_recording_one_cassette_take_turns(
+    pytester: pytest.Pytester, serve: Serve
+) -> None:
+    server = serve(servers.upper_echo)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        test_shared=f"""
+import socket, time
+import pytest
+from tcpcassette import use_cassette
+
+@pytest.mark.parametrize("word", [b"alpha", b"bravo"])
+def test_record(word):
+    with use_cassette("shared", record_mode="new_episodes"):
+        with socket.create_connection(("127.0.0.1", {server.port}), timeout=5) as s:
+            s.sendall(word)
+            assert s.recv(100) == word.upper()
+        time.sleep(0.5)  # both workers are inside the block at once
+"""
+    )
+    pytester.runpytest("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=2)
+    connections = load(pytester.path / "cassettes/shared.msgpack").connections
+    assert sorted(c.client_bytes for c in connections) == [b"alpha", b"bravo"]
+
+
+def test_a_held_lock_makes_a_second_recorder_fail_clearly(cassette_dir: Path) -> None:
+    from tcpcassette._storage import recording_lock
+
+    path = cassette_dir / "busy.msgpack"
+    with recording_lock(path):
+        with pytest.raises(tcpcassette.CassetteInUseError, match="another process"):
+            with use_cassette(
+                "busy", record_mode="all", cassette_dir=cassette_dir, lock_timeout=0.2
+            ):
+                pass
+
+
+def peak_rss_script(body: str) -> str:
+    return textwrap.dedent(f"""
+        import hashlib, resource, socket, sys
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from tcpcassette import use_cassette
+        from tests.servers import ThreadedServer
+        SIZE = 200 * 1024 * 1024
+        BLOCK = bytes(range(256)) * 1024
+        def rss():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        def sender(conn):
+            conn.recv(16)
+            for _ in range(SIZE // len(BLOCK)):
+                conn.sendall(BLOCK)
+            conn.shutdown(socket.SHUT_WR)
+        def client(port):
+            digest, size = hashlib.sha256(), 0
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+                s.sendall(b"go")
+                while chunk := s.recv(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+            return size, digest.hexdigest()
+    """) + textwrap.dedent(body)
+
+
+@pytest.mark.slow
+def test_a_200_mib_transfer_round_trips_holding_it_once_in_memory(tmp_path: Path) -> None:
+    """Recording and replaying each hold the payload once: peak RSS <= 1.5x above idle."""
+    record = peak_rss_script(f"""
+        server = ThreadedServer(sender)
+        idle = rss()
+        with use_cassette("big", record_mode="all", cassette_dir={str(tmp_path)!r}):
+            result = client(server.port)
+        print(result[0], result[1], server.port, rss() - idle)
+    """)
+    out = subprocess.run(
+        [sys.executable, "-c", record], capture_output=True, text=True, timeout=300, check=True
+    ).stdout.split()
+    size, digest, port, recording_peak = int(out[0]), out[1], int(out[2]), int(out[3])
+    assert size == 200 * 1024 * 1024
+    assert recording_peak <= 1.5 * size, f"recording peaked {recording_peak / size:.2f}x"
+    replay = peak_rss_script(f"""
+        idle = rss()
+        with use_cassette("big", cassette_dir={str(tmp_path)!r}):
+            result = client({port})
+        print(result[0], result[1], rss() - idle)
+    """)
+    out = subprocess.run(
+        [sys.executable, "-c", replay], capture_output=True, text=True, timeout=300, check=True
+    ).stdout.split()
+    assert (int(out[0]), out[1]) == (size, digest)  # byte-exact
+    assert int(out[2]) <= 1.5 * size, f"replay peaked {int(out[2]) / size:.2f}x"
+
+
+# -- under load --------------------------------------------------------------------------------
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def many_clients(port: int, count: int) -> list[bytes]:
+    async def one(i: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"client %d\n" % i)
+        reply = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        return reply
+
+    return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+@pytest.mark.slow
+def test_a_thousand_concurrent_connections_record_and_replay(cassette_dir: Path) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+        writer.close()
+
+    async def record() -> tuple[int, list[bytes]]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=2048)
+        port = server.sockets[0].getsockname()[1]
+        with use_cassette("thousand", record_mode="all", cassette_dir=cassette_dir):
+            replies = await many_clients(port, 1000)
+        server.close()
+        await server.wait_closed()
+        return port, replies
+
+    port, live = asyncio.run(record())
+    assert live == [b"CLIENT %d\n" % i for i in range(1000)]
+    assert len(load(cassette_dir / "thousand.msgpack").connections) == 1000
+    with use_cassette("thousand", cassette_dir=cassette_dir) as cassette:
+        assert asyncio.run(many_clients(port, 1000)) == live
+    assert cassette.all_played
+
+
+@pytest.mark.slow
+def test_ten_thousand_sequential_connections_leave_no_fds_or_threads(cassette_dir: Path) -> None:
+    tcpcassette.Cassette(
+        connections=[
+            Connection(
+                target="127.0.0.1:9", events=(ClientData(data=b"ping"), ServerData(data=b"pong"))
+            )
+        ]
+    ).save(cassette_dir / "one.msgpack")
+
+    def round_trip() -> None:
+        with socket.create_connection(("127.0.0.1", 9), timeout=5) as s:
+            s.sendall(b"ping")
+            assert s.recv(10) == b"pong"
+
+    with use_cassette("one", cassette_dir=cassette_dir, allow_playback_repeats=True):
+        round_trip()  # warm up: the loop thread and its sockets exist from here on
+        fds, threads = open_fds(), threading.active_count()
+        for _ in range(10_000):
+            round_trip()
+        time.sleep(0.1)
+        assert open_fds() <= fds + 2 and threading.active_count() == threads
+
+
+@pytest.mark.slow
+def test_a_thousand_uses_of_a_cassette_leak_nothing(cassette_dir: Path) -> None:
+    tcpcassette.Cassette(
+        connections=[
+            Connection(
+                target="127.0.0.1:9", events=(ClientData(data=b"ping"), ServerData(data=b"pong"))
+            )
+        ]
+    ).save(cassette_dir / "one.msgpack")
+    connect = vars(socket.socket).get("connect")
+
+    def use_once() -> None:
+        with use_cassette("one", cassette_dir=cassette_dir):
+            with socket.create_connection(("127.0.0.1", 9), timeout=5) as s:
+                s.sendall(b"ping")
+                assert s.recv(10) == b"pong"
+
+    use_once()
+    fds, threads = open_fds(), threading.active_count()
+    for _ in range(1000):
+        use_once()
+    assert open_fds() <= fds + 2 and threading.active_count() == threads
+    assert vars(socket.socket).get("connect") is connect
+
+
+# -- nobody let in -------------------------------------------------------------------------------
+
+
+def test_servers_listen_on_loopback_only(cassette_dir: Path, serve: Serve) -> None:
+    server = serve(servers.upper_echo)
+    with use_cassette(
+        "lo", record_mode="all", cassette_dir=cassette_dir, targets=[server.target]
+    ) as cassette:
+        assert cassette.address(server.target)[0] == "127.0.0.1"
+    two_connections(cassette_dir, "lo2")
+    with use_cassette("lo2", cassette_dir=cassette_dir) as cassette:
+        assert cassette.address("127.0.0.1:9")[0] == "127.0.0.1"
