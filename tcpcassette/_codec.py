@@ -26,6 +26,14 @@ FORMAT_VERSION = 1
 
 _EVENT_TYPES: dict[str, type[Event]] = {t.kind: t for t in (*RECORDED_EVENT_TYPES, *FAULT_TYPES)}
 _DATA_TYPES = (ClientData, ServerData)
+_DATA_BY_KIND: dict[str, type[ClientData] | type[ServerData]] = {
+    "client": ClientData,
+    "server": ServerData,
+}
+#: Events packed per msgpack call when saving: large enough to amortise the
+#: call, small enough that the batch buffer stays small.
+_SAVE_BATCH_EVENTS = 1024
+_SAVE_BATCH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,12 +68,29 @@ def encode_to(contents: CassetteContents, write: Callable[[bytes], object]) -> N
         write(packer.pack_map_header(3) + pack("target") + pack(c.target))
         write(pack("start") + pack(c.start))
         write(pack("events") + packer.pack_array_header(len(c.events)))
+        batch: list[list[Any]] = []
+        size = 0
         for event in c.events:
-            write(pack(_encode_event(event)))
+            batch.append(_encode_event(event))
+            size += len(event.data)
+            if len(batch) >= _SAVE_BATCH_EVENTS or size >= _SAVE_BATCH_BYTES:
+                write(_items(packer, batch))
+                batch, size = [], 0
+        if batch:
+            write(_items(packer, batch))
+
+
+def _items(packer: msgpack.Packer, batch: list[list[Any]]) -> bytes:
+    """The msgpack of ``batch``'s items, without the array header in front of them."""
+    packed: bytes = packer.pack(batch)
+    return packed[len(packer.pack_array_header(len(batch))) :]
 
 
 def _encode_event(event: Event) -> list[Any]:
     payload: Any
+    kind = type(event)
+    if kind is ClientData or kind is ServerData:
+        return [event.kind, event.time, event.data]
     if isinstance(event, _DATA_TYPES):
         payload = event.data
     elif isinstance(event, Fault):
@@ -199,14 +224,28 @@ class _Decoder:
         raw_events = raw.get("events")
         if not isinstance(raw_events, list):
             raise self.fail(where, "'events' must be a list")
-        events = tuple(
-            self.event(f"{where} ({target}), event {n}", e) for n, e in enumerate(raw_events, 1)
-        )
+        events: list[Event] = []
+        append = events.append
+        for n, raw_event in enumerate(raw_events, 1):
+            # Fast path for the common case, bytes from either side; anything
+            # else (and any doubt) goes through the full checks.
+            if type(raw_event) is list and len(raw_event) == 3:
+                kind, time, payload = raw_event
+                cls = _DATA_BY_KIND.get(kind) if type(kind) is str else None
+                if (
+                    cls is not None
+                    and type(payload) is bytes
+                    and type(time) is float
+                    and 0.0 <= time < math.inf
+                ):
+                    append(cls(data=payload, time=time))
+                    continue
+            append(self.event(f"{where} ({target}), event {n}", raw_event))
         self.check_positions(where, target, events)
         start = raw.get("start", 0.0)
         if not _is_seconds(start):
             raise self.fail(where, f"'start' must be a number of seconds >= 0, not {start!r}")
-        return Connection(target=target, events=events, start=float(start))
+        return Connection(target=target, events=tuple(events), start=float(start))
 
     def event(self, where: str, raw: object) -> Event:
         if not isinstance(raw, list) or len(raw) != 3:

@@ -9,6 +9,7 @@ caller's threads, so the caller may block on it without deadlock.
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -31,6 +32,8 @@ def get_loop() -> asyncio.AbstractEventLoop:
             loop = asyncio.new_event_loop()
             ready = threading.Event()
 
+            loop.set_exception_handler(_quiet_about_closed_peers)
+
             def run() -> None:
                 asyncio.set_event_loop(loop)
                 loop.call_soon(ready.set)
@@ -40,6 +43,19 @@ def get_loop() -> asyncio.AbstractEventLoop:
             ready.wait()
             _loop = loop
         return _loop
+
+
+# A peer that vanished mid-write or mid-shutdown is part of what tcpcassette
+# records and replays, not a fault of its loop: asyncio's default handler
+# would print a traceback for each.
+_EXPECTED_ERRNOS = frozenset((errno.ENOTCONN, errno.EPIPE, errno.ECONNRESET, errno.EBADF))
+
+
+def _quiet_about_closed_peers(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    exc = context.get("exception")
+    if isinstance(exc, OSError) and exc.errno in _EXPECTED_ERRNOS:
+        return
+    loop.default_exception_handler(context)
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T], *, timeout: float = CALL_TIMEOUT) -> T:

@@ -223,6 +223,16 @@ def wsgi_app(environ: dict[str, object], start_response: object) -> list[bytes]:
             ],
         )
         return [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    if path == "/kib":
+        body = b"k" * 1024
+        respond(
+            "200 OK",
+            [
+                ("Content-Type", "text/plain"),  # type: ignore[operator]
+                ("Content-Length", "1024"),
+            ],
+        )
+        return [body]
     if path == "/cached":
         respond("304 Not Modified", [("ETag", '"v1"')])  # type: ignore[operator]
         return []

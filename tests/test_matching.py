@@ -384,3 +384,26 @@ def test_load_keeps_connection_start_times_in_order(cassette_dir: Path, serve: S
         talk_lines(server.port, b"b\n")
     first, second = load(cassette_dir / "order.msgpack").connections
     assert first.start == 0.0 and second.start > 0.0
+
+
+def test_exchange_mode_ignores_the_order_of_messages_on_a_connection(
+    cassette_dir: Path, serve: Serve
+) -> None:
+    server = serve(line_echo)
+    with use_cassette("order", record_mode="all", cassette_dir=cassette_dir):
+        assert talk_lines(server.port, b"first\n", b"second\n", b"third\n") == [
+            b"FIRST\n",
+            b"SECOND\n",
+            b"THIRD\n",
+        ]
+    server.stop()
+    with pytest.raises(tcpcassette.ClientMismatchError):
+        with use_cassette("order", cassette_dir=cassette_dir):
+            with pytest.raises(ConnectionResetError):
+                talk_lines(server.port, b"third\n", b"first\n", b"second\n")
+    with use_cassette("order", cassette_dir=cassette_dir, matching="exchange", strict=True):
+        assert talk_lines(server.port, b"third\n", b"first\n", b"second\n") == [
+            b"THIRD\n",
+            b"FIRST\n",
+            b"SECOND\n",
+        ]

@@ -1,0 +1,881 @@
+"""tcpcassette benchmarks, measured side by side in one run.
+
+Every workload runs its variants interleaved (A, B, C, A, B, C, ... with the
+order rotated each run), and ratios are computed run by run against the
+workload's baseline, so a noisy moment on a shared machine hits every variant
+alike.  Prints a table and writes bench/results.json.  Nothing here asserts
+speed: the goals column says met or missed.
+
+    python bench/run.py            # the full run (about 15 minutes on 2 cores)
+    python bench/run.py --quick    # a small smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import os  # noqa: E402
+
+import msgpack  # noqa: E402
+
+import tcpcassette  # noqa: E402
+from tcpcassette import ClientData, Connection, ServerData, use_cassette  # noqa: E402
+from tests import servers  # noqa: E402
+from tests.realservers import (  # noqa: E402
+    CherootServer,
+    RedisServer,
+    free_port,
+    redis_client_options,
+    wait_for_port,
+)
+
+
+@dataclass
+class Result:
+    """One variant of one workload: a rate (or a duration) per run."""
+
+    workload: str
+    variant: str
+    unit: str
+    values: list[float]
+    ratios: list[float] = field(default_factory=list)  # per run, against the baseline
+    goal: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else float("nan")
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios) if self.ratios else float("nan")
+
+
+RESULTS: list[Result] = []
+
+
+def interleave(variants: dict[str, Callable[[], float]], runs: int) -> dict[str, list[float]]:
+    """Run every variant ``runs`` times, rotating the order; seconds per run."""
+    names = list(variants)
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(runs):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            seconds[name].append(variants[name]())
+    return seconds
+
+
+def report(
+    workload: str,
+    seconds: dict[str, list[float]],
+    *,
+    work: float,
+    unit: str,
+    baseline: str,
+    goals: dict[str, tuple[str, Callable[[float], bool]]] | None = None,
+    higher_is_better: bool = True,
+) -> None:
+    """Turn seconds into rates and per-run ratios against ``baseline``."""
+    base = seconds[baseline]
+    for name, values in seconds.items():
+        rates = [work / s for s in values] if higher_is_better else values
+        if higher_is_better:
+            ratios = [b / s for b, s in zip(base, values, strict=True)]  # rate / baseline rate
+        else:
+            ratios = [s / b for b, s in zip(base, values, strict=True)]
+        goal, check = (goals or {}).get(name, ("", None))
+        result = Result(workload, name, unit, rates, ratios, goal)
+        if check is not None:
+            result.met = check(result.ratio)
+        RESULTS.append(result)
+
+
+def failed(workload: str, variant: str, why: str) -> None:
+    RESULTS.append(Result(workload, variant, "", [], note=f"not measured: {why}"))
+
+
+def timed(func: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def socat(target_port: int) -> Iterator[int]:
+    """socat as a reference proxy (a process per connection, like most proxies)."""
+    binary = shutil.which("socat")
+    if binary is None:
+        raise RuntimeError("socat is not installed (Debian package socat)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+            f"TCP:127.0.0.1:{target_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# -- workloads ----------------------------------------------------------------------
+
+
+def redis_workloads(tmp: Path, *, round_trips: int, pipelines: int, runs: int) -> None:
+    import redis
+
+    server = RedisServer()
+    try:
+
+        def round_trip_work(port: int) -> None:
+            r = redis.Redis(host="127.0.0.1", port=port, **redis_client_options())
+            for i in range(round_trips // 2):
+                r.set(f"key:{i}", f"value:{i}")
+                if r.get(f"key:{i}") != f"value:{i}".encode():
+                    raise AssertionError("wrong reply")
+            r.close()
+
+        def pipeline_work(port: int) -> None:
+            r = redis.Redis(host="127.0.0.1", port=port, **redis_client_options())
+            for p in range(pipelines):
+                pipe = r.pipeline(transaction=False)
+                for i in range(1000):
+                    pipe.set(f"p{p}:{i}", i)
+                if not all(pipe.execute()):
+                    raise AssertionError("wrong reply")
+            r.close()
+
+        for name, work, count, goals in (
+            (
+                f"redis-py, {round_trips:,} SET/GET round trips",
+                round_trip_work,
+                round_trips,
+                {
+                    "recording": ("≥ 0.80× direct", lambda x: x >= 0.80),
+                    "replay": ("≥ 0.90× direct", lambda x: x >= 0.90),
+                },
+            ),
+            (
+                f"redis-py, {pipelines} pipelines of 1,000 commands",
+                pipeline_work,
+                pipelines * 1000,
+                {
+                    "recording": ("≥ 0.95× direct", lambda x: x >= 0.95),
+                    "replay": ("≥ 1.0× direct", lambda x: x >= 1.0),
+                },
+            ),
+        ):
+            slug = "rt" if work is round_trip_work else "pipe"
+            with use_cassette(slug, record_mode="all", cassette_dir=tmp):
+                work(server.port)
+            with socat(server.port) as socat_port:
+                seconds = interleave(
+                    {
+                        "direct": lambda w=work: timed(lambda: w(server.port)),
+                        "recording": lambda w=work: timed(lambda: _record(tmp, w, server.port)),
+                        "replay": lambda w=work, s=slug: timed(
+                            lambda: _replay(tmp, s, w, server.port)
+                        ),
+                        "socat": lambda w=work, p=socat_port: timed(lambda: w(p)),
+                    },
+                    runs,
+                )
+            goals["recording vs socat"] = ("recording ≥ 1.0× socat", lambda x: x >= 1.0)
+            report(name, seconds, work=count, unit="ops/s", baseline="direct", goals=goals)
+            rec_vs_socat = [
+                s / r for s, r in zip(seconds["socat"], seconds["recording"], strict=True)
+            ]
+            RESULTS.append(
+                Result(
+                    name,
+                    "recording vs socat",
+                    "ratio",
+                    rec_vs_socat,
+                    rec_vs_socat,
+                    "≥ 1.0× socat",
+                    statistics.median(rec_vs_socat) >= 1.0,
+                )
+            )
+    finally:
+        server.stop()
+
+
+def _record(tmp: Path, work: Callable[[int], None], port: int) -> None:
+    with use_cassette("scratch", record_mode="all", cassette_dir=tmp):
+        work(port)
+
+
+def _replay(tmp: Path, name: str, work: Callable[[int], None], port: int) -> None:
+    with use_cassette(name, record_mode="none", cassette_dir=tmp):
+        work(port)
+
+
+def ping_pong(tmp: Path, *, round_trips: int, runs: int) -> None:
+    server = servers.ThreadedServer(servers.upper_echo)
+    message = b"p" * 64
+
+    def work(port: int) -> None:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(round_trips):
+                s.sendall(message)
+                servers.recv_exactly(s, 64)
+
+    try:
+        with use_cassette("pingpong", record_mode="all", cassette_dir=tmp):
+            work(server.port)
+        with socat(server.port) as socat_port, in_process_echo() as floor_port:
+            seconds = interleave(
+                {
+                    "direct": lambda: timed(lambda: work(server.port)),
+                    "recording": lambda: timed(lambda: _record(tmp, work, server.port)),
+                    "replay": lambda: timed(lambda: _replay(tmp, "pingpong", work, server.port)),
+                    "socat": lambda: timed(lambda: work(socat_port)),
+                    "in-process asyncio echo (floor)": lambda: timed(lambda: work(floor_port)),
+                },
+                runs,
+            )
+        name = f"64-byte ping-pong, {round_trips:,} round trips, raw sockets"
+        socat_cost = statistics.median(seconds["socat"]) - statistics.median(seconds["direct"])
+        goals = {v: ("adds ≤ socat's cost", lambda x, v=v: True) for v in ("recording", "replay")}
+        report(
+            name, seconds, work=round_trips, unit="round trips/s", baseline="direct", goals=goals
+        )
+        RESULTS[-1].note = "no tcpcassette: any server on a thread of the client's process"
+        for r in RESULTS[-5:]:
+            if r.variant in ("recording", "replay"):
+                added = statistics.median(seconds[r.variant]) - statistics.median(seconds["direct"])
+                r.met = added <= socat_cost
+                r.note = (
+                    f"adds {added / round_trips * 1e6:.1f} µs per round trip; socat adds "
+                    f"{socat_cost / round_trips * 1e6:.1f} µs"
+                )
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def in_process_echo() -> Iterator[int]:
+    """The floor for any replay server inside the client's process: a bare asyncio
+    echo on a thread of its own, so each round trip crosses between threads."""
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)  # type: ignore[attr-defined]
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = asyncio.run_coroutine_threadsafe(
+        loop.create_server(Echo, "127.0.0.1", 0), loop
+    ).result()
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def bulk(tmp: Path, *, size: int, runs: int) -> None:
+    block = bytes(range(256)) * 1024  # 256 KiB
+
+    def sender(conn: socket.socket) -> None:
+        conn.recv(16)
+        for _ in range(size // len(block)):
+            conn.sendall(block)
+        conn.shutdown(socket.SHUT_WR)
+
+    server = servers.ThreadedServer(sender)
+
+    def work(port: int) -> None:
+        got = 0
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"go")
+            while chunk := s.recv(1 << 20):
+                got += len(chunk)
+        if got != size:
+            raise AssertionError(f"received {got} of {size}")
+
+    try:
+        with use_cassette("bulk", record_mode="all", cassette_dir=tmp):
+            work(server.port)
+        seconds = interleave(
+            {
+                "direct": lambda: timed(lambda: work(server.port)),
+                "recording": lambda: timed(lambda: _record(tmp, work, server.port)),
+                "replay": lambda: timed(lambda: _replay(tmp, "bulk", work, server.port)),
+            },
+            runs,
+        )
+        report(
+            f"{size >> 20} MiB one-way bulk in 256 KiB writes",
+            seconds,
+            work=size / 2**20,
+            unit="MiB/s",
+            baseline="direct",
+            goals={
+                "recording": ("≥ 0.5× direct", lambda x: x >= 0.5),
+                "replay": ("≥ 0.5× direct", lambda x: x >= 0.5),
+            },
+        )
+        RESULTS[-2].note = "includes saving the cassette to disk"
+        RESULTS[-1].note = "includes loading the cassette from disk"
+    finally:
+        server.stop()
+        (tmp / "bulk.msgpack").unlink(missing_ok=True)
+        (tmp / "scratch.msgpack").unlink(missing_ok=True)
+
+
+def http_peers(tmp: Path, *, requests_count: int, runs: int) -> None:
+    import requests
+
+    server = CherootServer()
+    headers = {"User-Agent": "tcpcassette-bench", "Accept-Encoding": "identity"}
+
+    def work(port: int) -> None:
+        with requests.Session() as session:
+            for i in range(requests_count):
+                resp = session.get(f"http://127.0.0.1:{port}/kib?i={i}", headers=headers)
+                if len(resp.content) != 1024:
+                    raise AssertionError("wrong body")
+
+    name = f"requests → cheroot, {requests_count:,} GETs of 1 KiB"
+    variants: dict[str, Callable[[], float]] = {
+        "direct": lambda: timed(lambda: work(server.port)),
+        "tcpcassette record": lambda: timed(lambda: _record(tmp, work, server.port)),
+        "tcpcassette replay": lambda: timed(lambda: _replay(tmp, "http", work, server.port)),
+    }
+    try:
+        with use_cassette("http", record_mode="all", cassette_dir=tmp):
+            work(server.port)
+        try:
+            import vcr
+
+            def vcr_record() -> None:
+                path = tmp / "vcr-scratch.yaml"
+                path.unlink(missing_ok=True)
+                with vcr.use_cassette(str(path), record_mode="all"):
+                    work(server.port)
+
+            def vcr_replay() -> None:
+                with vcr.use_cassette(str(tmp / "vcr.yaml"), record_mode="none"):
+                    work(server.port)
+
+            with vcr.use_cassette(str(tmp / "vcr.yaml"), record_mode="all"):
+                work(server.port)
+            variants["vcrpy record"] = lambda: timed(vcr_record)
+            variants["vcrpy replay"] = lambda: timed(vcr_replay)
+        except Exception as exc:  # a peer that cannot run gets a row saying why
+            failed(name, "vcrpy", f"{type(exc).__name__}: {exc}")
+        seconds = interleave(variants, runs)
+        report(
+            name,
+            seconds,
+            work=requests_count,
+            unit="requests/s",
+            baseline="direct",
+            goals={"tcpcassette replay": ("≤ 1.2× direct's time", lambda x: x >= 1 / 1.2)},
+        )
+        if "vcrpy replay" in seconds:
+            speedup = [
+                v / t
+                for v, t in zip(seconds["vcrpy replay"], seconds["tcpcassette replay"], strict=True)
+            ]
+            RESULTS.append(
+                Result(
+                    name,
+                    "tcpcassette replay vs vcrpy replay",
+                    "× faster",
+                    speedup,
+                    speedup,
+                    "≥ 5× faster",
+                    statistics.median(speedup) >= 5,
+                )
+            )
+    finally:
+        server.stop()
+
+
+def mocket_peer(tmp: Path, *, round_trips: int, runs: int) -> None:
+    import redis
+
+    name = f"redis-py, {round_trips:,} round trips: tcpcassette vs mocket"
+    server = RedisServer()
+    expected = [f"value:{i}".encode() for i in range(round_trips // 2)]
+
+    def work(port: int) -> list[object]:
+        r = redis.Redis(host="127.0.0.1", port=port, **redis_client_options())
+        out = []
+        for i in range(round_trips // 2):
+            r.set(f"key:{i}", f"value:{i}")
+            out.append(r.get(f"key:{i}"))
+        r.close()
+        return out
+
+    checks: dict[str, bool] = {}
+
+    def checked(variant: str, func: Callable[[], list[object]]) -> float:
+        started = time.perf_counter()
+        out = func()
+        elapsed = time.perf_counter() - started
+        checks[variant] = checks.get(variant, True) and out == expected
+        return elapsed
+
+    try:
+        from mocket import Mocketizer
+
+        def tc_record() -> list[object]:
+            with use_cassette("mk-scratch", record_mode="all", cassette_dir=tmp):
+                return work(server.port)
+
+        def tc_replay() -> list[object]:
+            with use_cassette("mk", cassette_dir=tmp):
+                return work(server.port)
+
+        def mocket_record() -> list[object]:
+            fresh = Path(tempfile.mkdtemp(dir=tmp))
+            with Mocketizer(truesocket_recording_dir=str(fresh)):
+                return work(server.port)
+
+        def mocket_replay() -> list[object]:
+            with Mocketizer(truesocket_recording_dir=str(tmp / "mocket")):
+                return work(server.port)
+
+        with use_cassette("mk", record_mode="all", cassette_dir=tmp):
+            work(server.port)
+        (tmp / "mocket").mkdir()
+        with Mocketizer(truesocket_recording_dir=str(tmp / "mocket")):
+            work(server.port)
+        seconds = interleave(
+            {
+                "tcpcassette record": lambda: checked("tcpcassette record", tc_record),
+                "mocket record": lambda: checked("mocket record", mocket_record),
+                "tcpcassette replay": lambda: checked("tcpcassette replay", tc_replay),
+                "mocket replay": lambda: checked("mocket replay", mocket_replay),
+            },
+            runs,
+        )
+        report(name, seconds, work=round_trips, unit="ops/s", baseline="mocket record")
+        for r in RESULTS[-4:]:
+            r.note = "replies correct" if checks.get(r.variant) else "WRONG replies"
+        faster = [
+            m / t
+            for m, t in zip(seconds["mocket record"], seconds["tcpcassette record"], strict=True)
+        ]
+        RESULTS.append(
+            Result(
+                name,
+                "tcpcassette record vs mocket record",
+                "× faster",
+                faster,
+                faster,
+                "≥ 100× faster",
+                statistics.median(faster) >= 100,
+            )
+        )
+        replay = [
+            t / m
+            for t, m in zip(seconds["tcpcassette replay"], seconds["mocket replay"], strict=True)
+        ]
+        RESULTS.append(
+            Result(
+                name,
+                "tcpcassette replay time / mocket replay time",
+                "ratio",
+                replay,
+                replay,
+                "≤ 2×",
+                statistics.median(replay) <= 2,
+            )
+        )
+    except Exception as exc:
+        failed(name, "mocket", f"{type(exc).__name__}: {exc}")
+    finally:
+        server.stop()
+
+
+def codec(tmp: Path, *, runs: int, scale: float) -> None:
+    for label, count, size in (
+        ("100,000 events of 100 B", int(100_000 * scale), 100),
+        ("100 events of 1 MiB", max(2, int(100 * scale)), 1 << 20),
+    ):
+        codec_case(tmp, f"cassette save and load: {label}", count, size, runs)
+
+
+def codec_case(tmp: Path, name: str, count: int, size: int, runs: int) -> None:
+    payload = [b"x" * size for _ in range(count)]
+    cassette = tcpcassette.Cassette(
+        connections=[
+            Connection(
+                target="h:1",
+                events=tuple(
+                    (ClientData if i % 2 else ServerData)(data=p, time=i * 1e-6)
+                    for i, p in enumerate(payload)
+                ),
+            )
+        ]
+    )
+    raw_doc = {"connections": [{"events": [[i % 2, i * 1e-6, p] for i, p in enumerate(payload)]}]}
+    path, raw_path = tmp / "codec.msgpack", tmp / "raw.msgpack"
+
+    def raw_save() -> None:
+        # As durable as a cassette save: written, flushed and fsynced.
+        with open(raw_path, "wb") as f:
+            f.write(msgpack.packb(raw_doc, use_bin_type=True))
+            f.flush()
+            os.fsync(f.fileno())
+
+    cassette.save(path)
+    raw_save()
+    seconds = interleave(
+        {
+            "raw msgpack save (fsynced)": lambda: timed(raw_save),
+            "tcpcassette save": lambda: timed(lambda: cassette.save(path)),
+            "raw msgpack load": lambda: timed(
+                lambda: msgpack.unpackb(raw_path.read_bytes(), raw=False)
+            ),
+            "tcpcassette load": lambda: timed(lambda: tcpcassette.load(path)),
+        },
+        runs,
+    )
+    for op in ("save", "load"):
+        baseline = "raw msgpack save (fsynced)" if op == "save" else "raw msgpack load"
+        report(
+            name,
+            {k: v for k, v in seconds.items() if op in k},
+            work=count,
+            unit="events/s",
+            baseline=baseline,
+            goals={f"tcpcassette {op}": ("≥ 0.5× raw msgpack", lambda x: x >= 0.5)},
+        )
+    path.unlink()
+    raw_path.unlink()
+
+
+def enter_exit(tmp: Path, *, iterations: int, runs: int) -> None:
+    server = servers.ThreadedServer(servers.upper_echo)
+    tcpcassette.Cassette(
+        connections=[
+            Connection(
+                target=f"127.0.0.1:{server.port}",
+                events=(ClientData(data=b"ping"), ServerData(data=b"PING")),
+            )
+        ]
+    ).save(tmp / "one.msgpack")
+
+    def test_body() -> None:
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(b"ping")
+            servers.recv_exactly(s, 4)
+
+    def with_cassette() -> None:
+        for _ in range(iterations):
+            with use_cassette("one", cassette_dir=tmp):
+                test_body()
+
+    def without() -> None:
+        for _ in range(iterations):
+            test_body()
+
+    try:
+        seconds = interleave(
+            {
+                "without a cassette": lambda: timed(without),
+                "with use_cassette": lambda: timed(with_cassette),
+            },
+            runs,
+        )
+    finally:
+        server.stop()
+    per_test = {k: [s / iterations * 1000 for s in v] for k, v in seconds.items()}
+    added = [
+        w - o
+        for w, o in zip(per_test["with use_cassette"], per_test["without a cassette"], strict=True)
+    ]
+    name = "use_cassette enter + exit around a one-connection replay"
+    RESULTS.append(
+        Result(name, "without a cassette", "ms per test", per_test["without a cassette"])
+    )
+    RESULTS.append(Result(name, "with use_cassette", "ms per test", per_test["with use_cassette"]))
+    RESULTS.append(
+        Result(
+            name,
+            "added by use_cassette",
+            "ms per test",
+            added,
+            [],
+            "≤ 5 ms",
+            statistics.median(added) <= 5,
+        )
+    )
+
+
+MEMORY_SCRIPT = """
+import hashlib, resource, socket, sys
+sys.path.insert(0, {root!r})
+from tcpcassette import use_cassette
+from tests.servers import ThreadedServer
+SIZE = {size}
+BLOCK = bytes(range(256)) * 1024
+def rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def sender(conn):
+    conn.recv(16)
+    for _ in range(SIZE // len(BLOCK)):
+        conn.sendall(BLOCK)
+    conn.shutdown(socket.SHUT_WR)
+def client(port):
+    got = 0
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"go")
+        while chunk := s.recv(1 << 20):
+            got += len(chunk)
+    return got
+"""
+
+
+def memory(tmp: Path, *, size: int, runs: int) -> None:
+    record = MEMORY_SCRIPT + textwrap.dedent(f"""
+        server = ThreadedServer(sender)
+        idle = rss()
+        with use_cassette("mem", record_mode="all", cassette_dir={str(tmp)!r}):
+            assert client(server.port) == SIZE
+        print(server.port, rss() - idle)
+    """)
+    peaks: dict[str, list[float]] = {"recording": [], "replay": []}
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", record.format(root=str(ROOT), size=size)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        port, peak = int(out[0]), int(out[1])
+        peaks["recording"].append(peak / size)
+        replay = MEMORY_SCRIPT + textwrap.dedent(f"""
+            idle = rss()
+            with use_cassette("mem", cassette_dir={str(tmp)!r}):
+                assert client({port}) == SIZE
+            print(rss() - idle)
+        """)
+        out = subprocess.run(
+            [sys.executable, "-c", replay.format(root=str(ROOT), size=size)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        peaks["replay"].append(int(out[0]) / size)
+    name = f"peak RSS above idle while moving {size >> 20} MiB, as a multiple of the payload"
+    for variant, values in peaks.items():
+        RESULTS.append(
+            Result(
+                name, variant, "× payload", values, [], "≤ 1.5×", statistics.median(values) <= 1.5
+            )
+        )
+    (tmp / "mem.msgpack").unlink(missing_ok=True)
+
+
+def concurrency(tmp: Path, *, sizes: tuple[int, int], runs: int) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+        writer.close()
+
+    async def clients(port: int, count: int) -> int:
+        async def one(i: int) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"client %d\n" % i)
+            reply = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+            return reply
+
+        replies = await asyncio.gather(*(one(i) for i in range(count)))
+        return sum(r == b"CLIENT %d\n" % i for i, r in enumerate(replies))
+
+    async def record(count: int) -> int:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+        port = server.sockets[0].getsockname()[1]
+        with use_cassette(f"conc{count}", record_mode="all", cassette_dir=tmp):
+            await clients(port, count)
+        server.close()
+        await server.wait_closed()
+        return port
+
+    ports = {n: asyncio.run(record(n)) for n in sizes}
+    correct: dict[int, bool] = {}
+
+    def replay(n: int) -> float:
+        with use_cassette(f"conc{n}", cassette_dir=tmp):
+            started = time.perf_counter()
+            ok = asyncio.run(clients(ports[n], n))
+            elapsed = time.perf_counter() - started
+        correct[n] = correct.get(n, True) and ok == n
+        return elapsed
+
+    small, large = sizes
+    seconds = interleave(
+        {
+            f"{small} connections": lambda: replay(small),
+            f"{large} connections": lambda: replay(large),
+        },
+        runs,
+    )
+    growth = [
+        b / a
+        for a, b in zip(
+            seconds[f"{small} connections"], seconds[f"{large} connections"], strict=True
+        )
+    ]
+    name = f"{small} vs {large} concurrent connections replayed"
+    for variant, values in seconds.items():
+        n = int(variant.split()[0])
+        RESULTS.append(
+            Result(
+                name, variant, "s", values, note="all served correctly" if correct[n] else "ERRORS"
+            )
+        )
+    RESULTS.append(
+        Result(
+            name,
+            f"time for {large} / time for {small}",
+            "ratio",
+            growth,
+            growth,
+            f"≤ {large // small}× (linear)",
+            statistics.median(growth) <= large / small and all(correct.values()),
+        )
+    )
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def fmt(value: float) -> str:
+    if value != value:  # NaN
+        return "—"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def table() -> str:
+    lines = [
+        "| workload | variant | median | min–max | ratio (median, same run) | goal | |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in RESULTS:
+        spread = f"{fmt(min(r.values))}–{fmt(max(r.values))}" if r.values else "—"
+        median = f"{fmt(r.median)} {r.unit}" if r.values else "—"
+        verdict = {True: "met", False: "missed", None: ""}[r.met]
+        ratio = fmt(r.ratio) + "×" if r.ratios else ""
+        extra = f" ({r.note})" if r.note else ""
+        lines.append(
+            f"| {r.workload} | {r.variant}{extra} | {median} | {spread} | {ratio} | "
+            f"{r.goal} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, 2 runs: a smoke run")
+    parser.add_argument("--runs", type=int, help="runs per workload (default 5; --quick: 2)")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
+    args = parser.parse_args()
+    quick = args.quick
+    runs = args.runs or (2 if quick else 5)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tcpcassette-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        steps: list[tuple[str, Callable[[], None]]] = [
+            (
+                "redis",
+                lambda: redis_workloads(
+                    tmp,
+                    round_trips=200 if quick else 10_000,
+                    pipelines=1 if quick else 10,
+                    runs=runs,
+                ),
+            ),
+            ("ping-pong", lambda: ping_pong(tmp, round_trips=500 if quick else 20_000, runs=runs)),
+            ("bulk", lambda: bulk(tmp, size=(16 if quick else 1024) << 20, runs=runs)),
+            ("http", lambda: http_peers(tmp, requests_count=50 if quick else 1000, runs=runs)),
+            ("mocket", lambda: mocket_peer(tmp, round_trips=4 if quick else 1000, runs=runs)),
+            ("codec", lambda: codec(tmp, runs=runs, scale=0.02 if quick else 1.0)),
+            ("enter/exit", lambda: enter_exit(tmp, iterations=20 if quick else 200, runs=runs)),
+            (
+                "memory",
+                lambda: memory(tmp, size=(16 if quick else 200) << 20, runs=1 if quick else 3),
+            ),
+            (
+                "concurrency",
+                lambda: concurrency(tmp, sizes=(10, 100) if quick else (100, 1000), runs=runs),
+            ),
+        ]
+        for label, step in steps:
+            step_started = time.perf_counter()
+            try:
+                step()
+            except Exception as exc:
+                failed(label, "(all)", f"{type(exc).__name__}: {exc}")
+            print(f"  {label}: {time.perf_counter() - step_started:.1f} s", file=sys.stderr)
+    print(table())
+    meta = {
+        "quick": quick,
+        "runs": runs,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cores": len(__import__("os").sched_getaffinity(0)),
+        "seconds": round(time.perf_counter() - started, 1),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "digest": hashlib.sha256(table().encode()).hexdigest()[:12],
+    }
+    args.output.write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "results": [asdict(r) | {"median": r.median, "ratio": r.ratio} for r in RESULTS],
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    print(f"\n{len(RESULTS)} rows in {meta['seconds']} s; wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
