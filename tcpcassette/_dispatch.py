@@ -18,7 +18,7 @@ is served the same recording again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ._connection import Connection
@@ -121,18 +121,41 @@ class Dispatcher:
         self._claimed = [False] * len(connections)
         self.plays = [0] * len(connections)
         self._repeat = repeat
+        # What a connection needs at every accept and first write is worked
+        # out once, so a thousand connections cost a thousand lookups, not a
+        # million scans.
+        self._by_target: dict[str, list[int]] = {}
+        for i, c in enumerate(connections):
+            self._by_target.setdefault(c.target, []).append(i)
+        self._fails_at_connect = [
+            any(type(e) in (ConnectRefused, ConnectTimedOut) for e in c.events) for c in connections
+        ]
+        self._speaks_first = [c.server_speaks_first for c in connections]
+        # Per target, a position before which every recording is claimed:
+        # claims mostly go in order, so searches start where the free ones do.
+        self._cursor: dict[str, int] = dict.fromkeys(self._by_target, 0)
+        self._by_opening: dict[tuple[str, bytes], list[int]] = {}
+        for i, c in enumerate(connections):
+            if self._openings[i].message:
+                self._by_opening.setdefault((c.target, self._openings[i].message), []).append(i)
 
-    def targets(self) -> set[str]:
-        """Every target the cassette has recordings for."""
-        return {c.target for c in self._connections}
+    def _free(self, index: int) -> bool:
+        return self._repeat or not self._claimed[index]
+
+    def _candidates(self, target: str) -> list[int]:
+        """The target's recordings from the first that may be free, in order."""
+        indices = self._by_target.get(target, [])
+        if self._repeat:
+            return indices
+        at = self._cursor.get(target, 0)
+        while at < len(indices) and self._claimed[indices[at]]:
+            at += 1
+        self._cursor[target] = at
+        return indices[at:]
 
     def unclaimed(self, target: str) -> list[int]:
         """Recordings for ``target`` not being played now, in recorded order."""
-        return [
-            i
-            for i, c in enumerate(self._connections)
-            if c.target == target and (self._repeat or not self._claimed[i])
-        ]
+        return [i for i in self._candidates(target) if self._free(i)]
 
     def _claim(self, index: int) -> int:
         play = self.plays[index]
@@ -143,6 +166,8 @@ class Dispatcher:
     def release(self, index: int) -> None:
         """A fault cut the play of ``index`` short: its next play may serve a retry."""
         self._claimed[index] = False
+        target = self._connections[index].target
+        self._cursor[target] = min(self._cursor[target], self._by_target[target].index(index))
 
     def opening_bytes(self, index: int) -> bytes:
         """The first client message of recording ``index`` (what matching compares)."""
@@ -150,14 +175,13 @@ class Dispatcher:
 
     def has_unclaimed(self, target: str) -> bool:
         """True if a recording for ``target`` is still available."""
-        return bool(self.unclaimed(target))
+        return any(self._free(i) for i in self._candidates(target))
 
     def on_connect(self, target: str) -> ConnectDecision:
         """A client is connecting to ``target``: refuse, black-hole or route it."""
-        unclaimed = self.unclaimed(target)
-        if not unclaimed:
+        first = next((i for i in self._candidates(target) if self._free(i)), None)
+        if first is None:
             return Unrecorded()
-        first = unclaimed[0]
         play = self.plays[first]
         for event in self._connections[first].events:
             kind = type(event)
@@ -180,28 +204,30 @@ class Dispatcher:
             return Blackholed(first, recorded=False)
         return Routed()
 
-    def _servable(self, target: str) -> list[int]:
-        return [
-            i
-            for i in self.unclaimed(target)
-            if not any(
-                type(e) in (ConnectRefused, ConnectTimedOut) for e in self._connections[i].events
-            )
-        ]
+    def _servable(self, target: str) -> Iterator[int]:
+        return (
+            i for i in self._candidates(target) if self._free(i) and not self._fails_at_connect[i]
+        )
 
     def on_accept(self, target: str) -> Claimed | None:
         """A client connected; claim a recording now if the server speaks first."""
-        servable = self._servable(target)
-        if servable and self._connections[servable[0]].server_speaks_first:
-            index = servable[0]
-            return Claimed(index, self._claim(index))
+        first = next(self._servable(target), None)
+        if first is not None and self._speaks_first[first]:
+            return Claimed(first, self._claim(first))
         return None
 
     def on_first_bytes(self, target: str, received: bytes, *, eof: bool) -> FirstBytesDecision:
-        """Choose a recording by the client's first bytes (and whether it closed)."""
-        servable = [
-            i for i in self._servable(target) if not self._connections[i].server_speaks_first
-        ]
+        """Choose a recording by the client's first bytes (and whether it closed).
+
+        A recording whose first message is exactly ``received`` wins; otherwise
+        the earliest whose first message begins ``received``.
+        """
+        if self._rule is None:
+            for index in self._by_opening.get((target, received), ()):
+                usable = not self._fails_at_connect[index] and not self._speaks_first[index]
+                if usable and self._free(index):
+                    return Claimed(index, self._claim(index))
+        servable = [i for i in self._servable(target) if not self._speaks_first[i]]
         waiting = False
         for index in servable:
             opening = self._openings[index]

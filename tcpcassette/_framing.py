@@ -8,7 +8,6 @@ server chunks are always replayed as recorded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -118,8 +117,3 @@ def split_messages(data: bytes, framer: Framer) -> list[bytes]:
     if start < len(data):
         out.append(data[start:])
     return out
-
-
-def message_lengths(chunks: Sequence[bytes], framer: Framer) -> list[int]:
-    """Lengths of the messages in the joined ``chunks``."""
-    return [len(m) for m in split_messages(b"".join(chunks), framer)]

@@ -245,7 +245,8 @@ class Session:
         )
         self._books: dict[str, ExchangeBook] = {}  # exchange mode, per target
         self._completed: set[int] = set()  # connections played to the end of their script
-        self._recorded_targets = [c.target for c in self._connections]
+        # Distinct recorded targets, in recorded order (looked up on every connect).
+        self._recorded_targets = list(dict.fromkeys(c.target for c in self._connections))
         self.table = TargetTable(cassette.hosts if replay else {}, targets=targets, ignore=ignore)
         # Guards the dispatcher and the tables below; re-entrant so that an
         # error can be reported while the lock is held.
@@ -272,7 +273,7 @@ class Session:
         refuse, hole = special_ports(self._connect)
         self._own_ports.update((refuse, hole))
         self._loop_thread = _loop.call(threading.get_ident)
-        for target in dict.fromkeys(self._recorded_targets):
+        for target in self._recorded_targets:
             self._listener(target)
 
     def close(self) -> SessionResult:
@@ -331,7 +332,7 @@ class Session:
         return left
 
     def _all_books(self) -> list[ExchangeBook]:
-        return [self._book(target) for target in dict.fromkeys(self._recorded_targets)]
+        return [self._book(target) for target in self._recorded_targets]
 
     def _book(self, target: str) -> ExchangeBook:
         book = self._books.get(target)
@@ -405,7 +406,7 @@ class Session:
             decision = self.dispatcher.on_connect(key)
             if not isinstance(decision, (Routed, Refused, Blackholed)):
                 if not self.record:
-                    recorded = sum(1 for t in self._recorded_targets if t == key)
+                    recorded = sum(1 for c in self._connections if c.target == key)
                     error = _diagnose.unrecorded(self.name, key, recorded=recorded, mode=self.mode)
                     self._error(error)
                     raise error
@@ -514,7 +515,7 @@ class Session:
             raise CassetteError(
                 f"{self.name}: the cassette holds no connection to {key} and record mode "
                 f"{self.mode!r} may not record one. Recorded targets: "
-                f"{sorted(set(self._recorded_targets)) or 'none'}."
+                f"{sorted(self._recorded_targets) or 'none'}."
             )
         if listen is not None and key in self._listeners:
             existing = self._listeners[key]
@@ -581,7 +582,7 @@ class Session:
             _diagnose.unrecorded(
                 self.name,
                 accepted.target,
-                recorded=sum(1 for t in self._recorded_targets if t == accepted.target),
+                recorded=sum(1 for c in self._connections if c.target == accepted.target),
                 mode=self.mode,
             )
         )
