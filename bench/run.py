@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +41,7 @@ import msgpack  # noqa: E402
 import tcpcassette  # noqa: E402
 from tcpcassette import ClientData, Connection, ServerData, use_cassette  # noqa: E402
 from tests import servers  # noqa: E402
+from tests.bigtransfer import record_and_replay  # noqa: E402
 from tests.realservers import (  # noqa: E402
     CherootServer,
     RedisServer,
@@ -650,65 +650,14 @@ def enter_exit(tmp: Path, *, iterations: int, runs: int) -> None:
     )
 
 
-MEMORY_SCRIPT = """
-import hashlib, resource, socket, sys
-sys.path.insert(0, {root!r})
-from tcpcassette import use_cassette
-from tests.servers import ThreadedServer
-SIZE = {size}
-BLOCK = bytes(range(256)) * 1024
-def rss():
-    # VmHWM, the peak of this address space: ru_maxrss would carry over the
-    # parent's peak through execve.
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-def sender(conn):
-    conn.recv(16)
-    for _ in range(SIZE // len(BLOCK)):
-        conn.sendall(BLOCK)
-    conn.shutdown(socket.SHUT_WR)
-def client(port):
-    got = 0
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(b"go")
-        while chunk := s.recv(1 << 20):
-            got += len(chunk)
-    return got
-"""
-
-
 def memory(tmp: Path, *, size: int, runs: int) -> None:
-    record = MEMORY_SCRIPT + textwrap.dedent(f"""
-        server = ThreadedServer(sender)
-        idle = rss()
-        with use_cassette("mem", record_mode="all", cassette_dir={str(tmp)!r}):
-            assert client(server.port) == SIZE
-        print(server.port, rss() - idle)
-    """)
     peaks: dict[str, list[float]] = {"recording": [], "replay": []}
     for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", record.format(root=str(ROOT), size=size)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        port, peak = int(out[0]), int(out[1])
-        peaks["recording"].append(peak / size)
-        replay = MEMORY_SCRIPT + textwrap.dedent(f"""
-            idle = rss()
-            with use_cassette("mem", cassette_dir={str(tmp)!r}):
-                assert client({port}) == SIZE
-            print(rss() - idle)
-        """)
-        out = subprocess.run(
-            [sys.executable, "-c", replay.format(root=str(ROOT), size=size)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        peaks["replay"].append(int(out[0]) / size)
+        transfer = record_and_replay(tmp, size)
+        if transfer.replayed != transfer.recorded:
+            raise AssertionError("the replayed transfer differs from the recording")
+        peaks["recording"].append(transfer.recording_peak / size)
+        peaks["replay"].append(transfer.replay_peak / size)
     name = f"peak RSS above idle while moving {size >> 20} MiB, as a multiple of the payload"
     for variant, values in peaks.items():
         RESULTS.append(
@@ -716,7 +665,7 @@ def memory(tmp: Path, *, size: int, runs: int) -> None:
                 name, variant, "× payload", values, [], "≤ 1.5×", statistics.median(values) <= 1.5
             )
         )
-    (tmp / "mem.msgpack").unlink(missing_ok=True)
+    (tmp / "big.msgpack").unlink(missing_ok=True)
 
 
 def concurrency(tmp: Path, *, sizes: tuple[int, int], runs: int) -> None:

@@ -30,6 +30,7 @@ from tcpcassette._codec import decode
 from tcpcassette._text import import_text
 
 from . import servers
+from .bigtransfer import record_and_replay
 from .servers import ThreadedServer
 
 Serve = Callable[[servers.Handler], ThreadedServer]
@@ -360,63 +361,15 @@ def test_a_held_lock_makes_a_second_recorder_fail_clearly(cassette_dir: Path) ->
                 pass
 
 
-def peak_rss_script(body: str) -> str:
-    return textwrap.dedent(f"""
-        import hashlib, resource, socket, sys
-        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
-        from tcpcassette import use_cassette
-        from tests.servers import ThreadedServer
-        SIZE = 200 * 1024 * 1024
-        BLOCK = bytes(range(256)) * 1024
-        def rss():
-            # VmHWM, the peak of this address space: ru_maxrss would carry
-            # over the parent's (pytest's) peak through execve.
-            for line in open("/proc/self/status"):
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        def sender(conn):
-            conn.recv(16)
-            for _ in range(SIZE // len(BLOCK)):
-                conn.sendall(BLOCK)
-            conn.shutdown(socket.SHUT_WR)
-        def client(port):
-            digest, size = hashlib.sha256(), 0
-            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-                s.sendall(b"go")
-                while chunk := s.recv(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-            return size, digest.hexdigest()
-    """) + textwrap.dedent(body)
-
-
 @pytest.mark.slow
 def test_a_200_mib_transfer_round_trips_holding_it_once_in_memory(tmp_path: Path) -> None:
     """Recording and replaying each hold the payload once: peak RSS <= 1.5x above idle."""
-    record = peak_rss_script(f"""
-        server = ThreadedServer(sender)
-        idle = rss()
-        with use_cassette("big", record_mode="all", cassette_dir={str(tmp_path)!r}):
-            result = client(server.port)
-        print(result[0], result[1], server.port, rss() - idle)
-    """)
-    out = subprocess.run(
-        [sys.executable, "-c", record], capture_output=True, text=True, timeout=300, check=True
-    ).stdout.split()
-    size, digest, port, recording_peak = int(out[0]), out[1], int(out[2]), int(out[3])
-    assert size == 200 * 1024 * 1024
-    assert recording_peak <= 1.5 * size, f"recording peaked {recording_peak / size:.2f}x"
-    replay = peak_rss_script(f"""
-        idle = rss()
-        with use_cassette("big", cassette_dir={str(tmp_path)!r}):
-            result = client({port})
-        print(result[0], result[1], rss() - idle)
-    """)
-    out = subprocess.run(
-        [sys.executable, "-c", replay], capture_output=True, text=True, timeout=300, check=True
-    ).stdout.split()
-    assert (int(out[0]), out[1]) == (size, digest)  # byte-exact
-    assert int(out[2]) <= 1.5 * size, f"replay peaked {int(out[2]) / size:.2f}x"
+    size = 200 * 1024 * 1024
+    transfer = record_and_replay(tmp_path, size)
+    assert transfer.recorded[0] == size
+    assert transfer.replayed == transfer.recorded  # byte-exact
+    assert transfer.recording_peak <= 1.5 * size, f"{transfer.recording_peak / size:.2f}x"
+    assert transfer.replay_peak <= 1.5 * size, f"{transfer.replay_peak / size:.2f}x"
 
 
 # -- under load --------------------------------------------------------------------------------
@@ -462,8 +415,8 @@ def test_a_thousand_concurrent_connections_record_and_replay(cassette_dir: Path)
     assert cassette.all_played
 
 
-@pytest.mark.slow
-def test_ten_thousand_sequential_connections_leave_no_fds_or_threads(cassette_dir: Path) -> None:
+def ping_pong_cassette(cassette_dir: Path) -> None:
+    """cassettes/one.msgpack: one connection to 127.0.0.1:9 that answers ping with pong."""
     tcpcassette.Cassette(
         connections=[
             Connection(
@@ -471,6 +424,11 @@ def test_ten_thousand_sequential_connections_leave_no_fds_or_threads(cassette_di
             )
         ]
     ).save(cassette_dir / "one.msgpack")
+
+
+@pytest.mark.slow
+def test_ten_thousand_sequential_connections_leave_no_fds_or_threads(cassette_dir: Path) -> None:
+    ping_pong_cassette(cassette_dir)
 
     def round_trip() -> None:
         with socket.create_connection(("127.0.0.1", 9), timeout=5) as s:
@@ -488,13 +446,7 @@ def test_ten_thousand_sequential_connections_leave_no_fds_or_threads(cassette_di
 
 @pytest.mark.slow
 def test_a_thousand_uses_of_a_cassette_leak_nothing(cassette_dir: Path) -> None:
-    tcpcassette.Cassette(
-        connections=[
-            Connection(
-                target="127.0.0.1:9", events=(ClientData(data=b"ping"), ServerData(data=b"pong"))
-            )
-        ]
-    ).save(cassette_dir / "one.msgpack")
+    ping_pong_cassette(cassette_dir)
     connect = vars(socket.socket).get("connect")
 
     def use_once() -> None:
