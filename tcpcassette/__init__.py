@@ -36,6 +36,7 @@ from ._events import ServerReset as ServerReset
 from ._session import Limits as Limits
 from ._settings import RecordMode as RecordMode
 from ._storage import DEFAULT_MAX_CASSETTE_BYTES as DEFAULT_MAX_CASSETTE_BYTES
+from ._transcript import format_transcript as format_transcript
 from ._use_cassette import at as at
 from ._use_cassette import use_cassette as use_cassette
 from ._version import __version__ as __version__
@@ -71,6 +72,7 @@ __all__ = [
     "at",
     "faults",
     "filters",
+    "format_transcript",
     "framing",
     "load",
     "matchers",
