@@ -33,7 +33,7 @@ from ._events import Event as Event
 from ._events import ServerClose as ServerClose
 from ._events import ServerData as ServerData
 from ._events import ServerReset as ServerReset
-from ._session import Limits as Limits
+from ._options import Limits as Limits
 from ._settings import RecordMode as RecordMode
 from ._storage import DEFAULT_MAX_CASSETTE_BYTES as DEFAULT_MAX_CASSETTE_BYTES
 from ._transcript import format_transcript as format_transcript

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _diagnose, _loop
+from ._accepted import Accepted, Listener, Opening, ignore_index
 from ._cassette import Cassette
 from ._connection import Connection
 from ._dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
 from ._errors import CassetteError
 from ._events import ClientData, ConnectRefused, ConnectTimedOut
 from ._exchange import ExchangeBook, ExchangeMachine
-from ._matching import Filter, MessageRule, redact
+from ._matching import redact
+from ._options import Limits, ReplayOptions
 from ._proxy import ProxyLink, Recording, UpstreamProtocol
 from ._render import show_bytes
 from ._replay import Problem, ReplayMachine
@@ -44,160 +46,11 @@ MAPPED_LOOPBACK = "::ffff:127.0.0.1"
 Connect = Callable[[socket.socket, Any], Any]
 
 
-#: Default bounds, in seconds (see :class:`Limits`).
-DEFAULT_STALL_TIMEOUT = 5.0
-DEFAULT_MAX_SILENCE = 30.0
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_SETTLE_TIMEOUT = 0.5
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """Every bound on a wait, in seconds.
-
-    Attributes:
-        stall_timeout: a client that sends part of a recorded message and then
-            nothing for this long is reset and reported.
-        max_silence: a ``Timeout`` fault without ``seconds`` holds a client at
-            most this long before replay resets it and reports a hung client.
-        connect_timeout: while recording, the longest wait for the real
-            server's handshake when the client's socket has no timeout.
-        settle_timeout: on leaving the block, how long recording waits for a
-            connection that one side closed to be closed by the other.
-    """
-
-    stall_timeout: float = DEFAULT_STALL_TIMEOUT
-    max_silence: float = DEFAULT_MAX_SILENCE
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    settle_timeout: float = DEFAULT_SETTLE_TIMEOUT
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplayOptions:
-    """How replay matches and paces, and how recordings are redacted.
-
-    Attributes:
-        matching: ``"script"`` (each connection plays its own recording in
-            order) or ``"exchange"`` (each request is answered from any
-            recorded connection to the target).
-        rule: how client messages are delimited and compared (None: equal bytes).
-        speed: replay the recorded gaps between server chunks, this many
-            times faster (None: no gaps).
-        repeat: recordings and exchanges may be served more than once.
-        strict: fail when recorded connections or requests were never used.
-        filters: rewrite bytes before they are saved (and, through the rule,
-            live client bytes before they are matched).
-    """
-
-    matching: str = "script"
-    rule: MessageRule | None = None
-    speed: float | None = None
-    repeat: bool = False
-    strict: bool = False
-    filters: tuple[Filter, ...] = ()
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionResult:
     recorded: list[Connection]
     hosts: dict[str, tuple[str, ...]]
     errors: list[CassetteError]
-
-
-class _Listener:
-    """A per-target listening socket (on loopback unless asked otherwise)."""
-
-    def __init__(self, server: asyncio.Server) -> None:
-        self.server = server
-        self.host: str = server.sockets[0].getsockname()[0]
-        self.port: int = server.sockets[0].getsockname()[1]
-
-
-class _Accepted(asyncio.Protocol):
-    """An accepted client connection; it hands its events to whichever link serves it."""
-
-    def __init__(self, session: Session, target: str) -> None:
-        self.session = session
-        self.target = target
-        self.transport: asyncio.Transport | None = None
-        self.on_data: Callable[[bytes], None] = self._drop
-        self.on_eof: Callable[[], None] = _nothing
-        self.on_lost: Callable[[Exception | None], None] = _nothing_lost
-        self.on_pause: Callable[[], None] = _nothing
-        self.on_resume: Callable[[], None] = _nothing
-
-    def _drop(self, data: bytes) -> None:
-        pass
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.session._accepted(self, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.on_data(data)
-
-    def eof_received(self) -> bool:
-        self.on_eof()
-        return True  # half-closed connections stay open for the other direction
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.on_lost(exc)
-
-    def pause_writing(self) -> None:
-        self.on_pause()
-
-    def resume_writing(self) -> None:
-        self.on_resume()
-
-
-def _nothing() -> None:
-    pass
-
-
-def _ignore(index: int) -> None:
-    pass
-
-
-def _nothing_lost(exc: Exception | None) -> None:
-    pass
-
-
-class _Opening:
-    """A client-first connection waiting for bytes that say which recording it is."""
-
-    def __init__(self, session: Session, accepted: _Accepted, transport: asyncio.Transport) -> None:
-        self.session = session
-        self.accepted = accepted
-        self.transport = transport
-        self.buffer = bytearray()
-        self.eof = False
-        self.done = False
-        self._timer: asyncio.TimerHandle | None = None
-
-    def data(self, data: bytes) -> None:
-        self.buffer += data
-        self.session._decide_opening(self)
-
-    def end(self) -> None:
-        self.eof = True
-        self.session._decide_opening(self)
-
-    def lost(self, exc: Exception | None) -> None:
-        self.finish()
-
-    def arm_stall_timer(self, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(
-            delay, self.session._opening_stalled, self
-        )
-
-    def finish(self) -> None:
-        self.done = True
-        if self._timer is not None:
-            self._timer.cancel()
-        self.session._openings.discard(self)
 
 
 class Session:
@@ -253,14 +106,14 @@ class Session:
         self._lock = threading.RLock()
         #: Called with each error as it is found (on whichever thread finds it).
         self.on_error: Callable[[CassetteError], None] | None = None
-        self._listeners: dict[str, _Listener] = {}
+        self._listeners: dict[str, Listener] = {}
         self._own_ports: set[int] = set()
         self._pending: dict[int, tuple[Recording, socket.socket]] = {}
         self._recordings: list[Recording] = []
         self._ordinal = 0
         self._errors: list[CassetteError] = []
         self._links: set[ProxyLink | ReplayLink] = set()
-        self._openings: set[_Opening] = set()
+        self._openings: set[Opening] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = _loop.get_loop()
         self._loop_thread: int | None = None
@@ -470,18 +323,18 @@ class Session:
             return None
         return str(infos[0][4][0]) if infos else None
 
-    def _listener(self, target: str, host: str = LOOPBACK, port: int = 0) -> _Listener:
+    def _listener(self, target: str, host: str = LOOPBACK, port: int = 0) -> Listener:
         listener = self._listeners.get(target)
         if listener is None:
             listener = _loop.run_coroutine(self._start_listener(target, host, port))
         return listener
 
-    async def _start_listener(self, target: str, host: str, port: int) -> _Listener:
+    async def _start_listener(self, target: str, host: str, port: int) -> Listener:
         if target not in self._listeners:
             server = await asyncio.get_running_loop().create_server(
-                lambda: _Accepted(self, target), host, port, backlog=1024
+                lambda: Accepted(self, target), host, port, backlog=1024
             )
-            listener = _Listener(server)
+            listener = Listener(server)
             self._listeners[target] = listener
             self._own_ports.add(listener.port)
         return self._listeners[target]
@@ -544,7 +397,7 @@ class Session:
 
     # -- accepted connections (loop thread) -----------------------------------
 
-    def _accepted(self, accepted: _Accepted, transport: asyncio.Transport) -> None:
+    def _accepted(self, accepted: Accepted, transport: asyncio.Transport) -> None:
         peer_port = transport.get_extra_info("peername")[1]
         with self._lock:
             pending = self._pending.pop(peer_port, None)
@@ -563,7 +416,7 @@ class Session:
             if claimed is not None:
                 self._serve(accepted, transport, claimed)
             else:
-                opening = _Opening(self, accepted, transport)
+                opening = Opening(self, accepted, transport)
                 self._openings.add(opening)
                 accepted.on_data, accepted.on_eof, accepted.on_lost = (
                     opening.data,
@@ -589,7 +442,7 @@ class Session:
         reset_transport(transport)
 
     def _proxy(
-        self, accepted: _Accepted, transport: asyncio.Transport, recording: Recording
+        self, accepted: Accepted, transport: asyncio.Transport, recording: Recording
     ) -> ProxyLink:
         link = ProxyLink(transport, recording, on_done=self._links.discard)
         self._links.add(link)
@@ -641,7 +494,7 @@ class Session:
 
     def _serve(
         self,
-        accepted: _Accepted,
+        accepted: Accepted,
         transport: asyncio.Transport,
         claimed: Claimed,
         pending: bytes = b"",
@@ -674,7 +527,7 @@ class Session:
         accepted.on_pause, accepted.on_resume = link.pause_writing, link.resume_writing
         link.start(pending, eof)
 
-    def _serve_exchanges(self, accepted: _Accepted, transport: asyncio.Transport) -> None:
+    def _serve_exchanges(self, accepted: Accepted, transport: asyncio.Transport) -> None:
         target = accepted.target
         machine = ExchangeMachine(self._book(target), stall_bound=self.limits.stall_timeout)
 
@@ -686,7 +539,7 @@ class Session:
             -1,
             machine,
             on_problem=report,
-            on_cut_short=_ignore,
+            on_cut_short=ignore_index,
             on_done=self._links.discard,
         )
         self._links.add(link)
@@ -694,7 +547,7 @@ class Session:
         accepted.on_pause, accepted.on_resume = link.pause_writing, link.resume_writing
         link.start()
 
-    def _decide_opening(self, opening: _Opening) -> None:
+    def _decide_opening(self, opening: Opening) -> None:
         if opening.done:
             return
         target = opening.accepted.target
@@ -737,7 +590,7 @@ class Session:
                 return index
         return None
 
-    def _opening_stalled(self, opening: _Opening) -> None:
+    def _opening_stalled(self, opening: Opening) -> None:
         if opening.done:
             return
         opening.finish()

@@ -15,7 +15,8 @@ from pathlib import Path
 from . import _intercept
 from ._cassette import Cassette, load
 from ._errors import CassetteError
-from ._session import Limits, Session
+from ._options import Limits
+from ._session import Session
 from ._targets import format_target, parse_target
 
 #: How often the status callback is called while serving, in seconds.

@@ -20,16 +20,16 @@ from ._errors import CassetteError, CassetteNotFoundError
 from ._faults import Fault
 from ._framing import FramingSpec, Raw, resolve_framing
 from ._matching import Filter, Matcher, MessageRule, exact
-from ._paths import cassette_path, default_name
-from ._session import (
+from ._options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_SILENCE,
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     Limits,
     ReplayOptions,
-    Session,
 )
+from ._paths import cassette_path, default_name
+from ._session import Session
 from ._settings import ENV_RECORD_MODE, RecordMode, resolve_cassette_dir, resolve_record_mode
 from ._storage import DEFAULT_LOCK_TIMEOUT, recording_lock
 

@@ -125,8 +125,10 @@ def test_record_without_a_server_records_the_refusal(tmp_path: Path) -> None:
     path = tmp_path / "refused.msgpack"
     proc, address = start("record", str(path), "--target", f"127.0.0.1:{refused_port()}")
     host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as s:
-        with pytest.raises(ConnectionResetError):
+    # The proxy connects upstream once the client is in, so the refusal reaches
+    # this client as a reset: during its connect() or on its first read.
+    with pytest.raises(ConnectionResetError):
+        with socket.create_connection((host, int(port)), timeout=5) as s:
             s.recv(10)
     proc.send_signal(signal.SIGTERM)
     assert finish(proc)[0] == 0
