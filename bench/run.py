@@ -669,25 +669,12 @@ def memory(tmp: Path, *, size: int, runs: int) -> None:
 
 
 def concurrency(tmp: Path, *, sizes: tuple[int, int], runs: int) -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write((await reader.readline()).upper())
-        await writer.drain()
-        writer.close()
-
     async def clients(port: int, count: int) -> int:
-        async def one(i: int) -> bytes:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"client %d\n" % i)
-            reply = await reader.readline()
-            writer.close()
-            await writer.wait_closed()
-            return reply
-
-        replies = await asyncio.gather(*(one(i) for i in range(count)))
+        replies = await servers.many_line_clients(port, count)
         return sum(r == b"CLIENT %d\n" % i for i, r in enumerate(replies))
 
     async def record(count: int) -> int:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+        server = await asyncio.start_server(servers.upper_line, "127.0.0.1", 0, backlog=4096)
         port = server.sockets[0].getsockname()[1]
         with use_cassette(f"conc{count}", record_mode="all", cassette_dir=tmp):
             await clients(port, count)
@@ -707,7 +694,7 @@ def concurrency(tmp: Path, *, sizes: tuple[int, int], runs: int) -> None:
         return elapsed
 
     async def plain(count: int) -> float:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+        server = await asyncio.start_server(servers.upper_line, "127.0.0.1", 0, backlog=4096)
         started = time.perf_counter()
         ok = await clients(server.sockets[0].getsockname()[1], count)
         elapsed = time.perf_counter() - started

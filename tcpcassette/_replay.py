@@ -174,12 +174,16 @@ class ReplayMachine:
     @property
     def partial_message(self) -> tuple[bytes, bytes] | None:
         """``(expected, received)`` when the client sent part of a recorded message."""
-        if self._finished or self._pos >= len(self._events):
+        if not self._mid_message():
             return None
-        event = self._events[self._pos]
-        if type(event) is ClientData and (self._matched or self._inbox):
-            return event.data, event.data[: self._matched] + bytes(self._inbox)
-        return None
+        expected = self._events[self._pos].data
+        return expected, expected[: self._matched] + bytes(self._inbox)
+
+    def _mid_message(self) -> bool:
+        # Checked after every chunk, so it copies nothing (partial_message does).
+        if self._finished or self._pos >= len(self._events):
+            return False
+        return type(self._events[self._pos]) is ClientData and bool(self._matched or self._inbox)
 
     @property
     def complete(self) -> bool:
@@ -200,7 +204,7 @@ class ReplayMachine:
         if self._waiting_until is not None or self._silent_forever:
             return []  # a delay or a silence is running; match the bytes when it ends
         actions = self._advance(now)
-        if self.partial_message is not None:
+        if self._mid_message():
             # Progress re-arms the bound: only a client that stops sending stalls.
             self._stall_deadline = now + self._stall_bound
             actions.append(WakeAt(self._stall_deadline))

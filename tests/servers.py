@@ -7,6 +7,7 @@ recording must carry is what these do on the wire.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import struct
@@ -174,3 +175,24 @@ def refused_port() -> int:
     port: int = s.getsockname()[1]
     s.close()
     return port
+
+
+async def upper_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """asyncio handler: answer one line upper-cased, then close."""
+    writer.write((await reader.readline()).upper())
+    await writer.drain()
+    writer.close()
+
+
+async def many_line_clients(port: int, count: int) -> list[bytes]:
+    """``count`` concurrent asyncio clients, each sending b"client N\\n"; their replies."""
+
+    async def one(i: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"client %d\n" % i)
+        reply = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        return reply
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))

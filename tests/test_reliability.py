@@ -378,30 +378,13 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def many_clients(port: int, count: int) -> list[bytes]:
-    async def one(i: int) -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"client %d\n" % i)
-        reply = await reader.readline()
-        writer.close()
-        await writer.wait_closed()
-        return reply
-
-    return await asyncio.gather(*(one(i) for i in range(count)))
-
-
 @pytest.mark.slow
 def test_a_thousand_concurrent_connections_record_and_replay(cassette_dir: Path) -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write((await reader.readline()).upper())
-        await writer.drain()
-        writer.close()
-
     async def record() -> tuple[int, list[bytes]]:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=2048)
+        server = await asyncio.start_server(servers.upper_line, "127.0.0.1", 0, backlog=2048)
         port = server.sockets[0].getsockname()[1]
         with use_cassette("thousand", record_mode="all", cassette_dir=cassette_dir):
-            replies = await many_clients(port, 1000)
+            replies = await servers.many_line_clients(port, 1000)
         server.close()
         await server.wait_closed()
         return port, replies
@@ -410,7 +393,7 @@ def test_a_thousand_concurrent_connections_record_and_replay(cassette_dir: Path)
     assert live == [b"CLIENT %d\n" % i for i in range(1000)]
     assert len(load(cassette_dir / "thousand.msgpack").connections) == 1000
     with use_cassette("thousand", cassette_dir=cassette_dir) as cassette:
-        assert asyncio.run(many_clients(port, 1000)) == live
+        assert asyncio.run(servers.many_line_clients(port, 1000)) == live
     assert cassette.all_played
 
 
