@@ -3,43 +3,72 @@
 The first run of a test records the real client-server byte exchange through
 a proxy on loopback into a msgpack cassette; later runs replay it from a mock
 server, with the same bytes, chunks, closes and resets, and no network.
+
+The model (events, faults, errors) loads on import; the names that need the
+I/O layer (``use_cassette``, ``Cassette``, ``load``) load it on first use, so
+that importing the package, or pytest loading its plugin, starts no machinery.
 """
+
+from __future__ import annotations
+
+import importlib as _importlib
+import typing as _typing
 
 from . import faults as faults
 from . import filters as filters
 from . import framing as framing
 from . import matchers as matchers
-from ._cassette import Cassette as Cassette
-from ._cassette import load as load
-from ._codec import FORMAT_VERSION as FORMAT_VERSION
-from ._connection import Connection as Connection
-from ._errors import CassetteError as CassetteError
-from ._errors import CassetteFormatError as CassetteFormatError
-from ._errors import CassetteInUseError as CassetteInUseError
-from ._errors import CassetteNotFoundError as CassetteNotFoundError
-from ._errors import CassettePathError as CassettePathError
-from ._errors import ClientMismatchError as ClientMismatchError
-from ._errors import ClientStalledError as ClientStalledError
-from ._errors import InvalidFaultError as InvalidFaultError
-from ._errors import ReplayError as ReplayError
-from ._errors import UnplayedError as UnplayedError
-from ._errors import UnrecordedConnectionError as UnrecordedConnectionError
-from ._events import ClientClose as ClientClose
-from ._events import ClientData as ClientData
-from ._events import ClientReset as ClientReset
-from ._events import ConnectRefused as ConnectRefused
-from ._events import ConnectTimedOut as ConnectTimedOut
-from ._events import Event as Event
-from ._events import ServerClose as ServerClose
-from ._events import ServerData as ServerData
-from ._events import ServerReset as ServerReset
-from ._options import Limits as Limits
+from ._core.codec import FORMAT_VERSION as FORMAT_VERSION
+from ._core.connection import Connection as Connection
+from ._core.errors import CassetteError as CassetteError
+from ._core.errors import CassetteFormatError as CassetteFormatError
+from ._core.errors import CassetteInUseError as CassetteInUseError
+from ._core.errors import CassetteNotFoundError as CassetteNotFoundError
+from ._core.errors import CassettePathError as CassettePathError
+from ._core.errors import ClientMismatchError as ClientMismatchError
+from ._core.errors import ClientStalledError as ClientStalledError
+from ._core.errors import InvalidFaultError as InvalidFaultError
+from ._core.errors import ReplayError as ReplayError
+from ._core.errors import UnplayedError as UnplayedError
+from ._core.errors import UnrecordedConnectionError as UnrecordedConnectionError
+from ._core.events import ClientClose as ClientClose
+from ._core.events import ClientData as ClientData
+from ._core.events import ClientReset as ClientReset
+from ._core.events import ConnectRefused as ConnectRefused
+from ._core.events import ConnectTimedOut as ConnectTimedOut
+from ._core.events import Event as Event
+from ._core.events import ServerClose as ServerClose
+from ._core.events import ServerData as ServerData
+from ._core.events import ServerReset as ServerReset
+from ._core.faults import at as at
+from ._core.limits import DEFAULT_MAX_CASSETTE_BYTES as DEFAULT_MAX_CASSETTE_BYTES
+from ._core.options import Limits as Limits
+from ._core.options import MatchingMode as MatchingMode
+from ._core.transcript import format_transcript as format_transcript
 from ._settings import RecordMode as RecordMode
-from ._storage import DEFAULT_MAX_CASSETTE_BYTES as DEFAULT_MAX_CASSETTE_BYTES
-from ._transcript import format_transcript as format_transcript
-from ._use_cassette import at as at
-from ._use_cassette import use_cassette as use_cassette
 from ._version import __version__ as __version__
+
+if _typing.TYPE_CHECKING:
+    from ._cassette import Cassette as Cassette
+    from ._cassette import load as load
+    from ._use_cassette import use_cassette as use_cassette
+
+#: Names that load the I/O layer, and the module each comes from.
+_LAZY = {"Cassette": "._cassette", "load": "._cassette", "use_cassette": "._use_cassette"}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tcpcassette' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "DEFAULT_MAX_CASSETTE_BYTES",
@@ -61,6 +90,7 @@ __all__ = [
     "Event",
     "InvalidFaultError",
     "Limits",
+    "MatchingMode",
     "RecordMode",
     "ReplayError",
     "ServerClose",

@@ -1,4 +1,4 @@
-"""The cassette: recorded connections plus the host names they were reached by."""
+"""The public cassette: the model, its file, and the session serving it while in use."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from ._codec import CassetteContents, decode_file, encode_to
-from ._connection import Connection
-from ._errors import CassetteError, InvalidFaultError
-from ._faults import Fault
-from ._framing import FramingSpec, resolve_framing
-from ._messages import event_position
-from ._storage import DEFAULT_MAX_CASSETTE_BYTES, read_with, write_atomically_with
+from ._core.cassette import CassetteModel
+from ._core.connection import Connection
+from ._core.errors import CassetteError
+from ._core.limits import DEFAULT_MAX_CASSETTE_BYTES
+from ._io.storage import read_cassette, write_cassette
 
 
 class _LiveSession(Protocol):
     def address(self, target: str) -> tuple[str, int]: ...
 
+    def play_counts(self) -> list[int]: ...
 
-class Cassette:
+
+class Cassette(CassetteModel):
     """A recording of TCP connections, loaded from or saved to a msgpack file.
 
     Attributes:
@@ -27,8 +27,6 @@ class Cassette:
         connections: the recorded connections, in the order they were opened.
         hosts: host names resolved during recording, each with its addresses,
             so that replay answers name lookups without a resolver.
-        play_counts: how many times replay served each connection, index by
-            index (filled in by ``use_cassette``).
     """
 
     def __init__(
@@ -38,16 +36,10 @@ class Cassette:
         connections: Iterable[Connection] = (),
         hosts: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
+        super().__init__(connections=connections, hosts=hosts)
         self.path: Path | None = Path(path) if path is not None else None
-        self.connections: list[Connection] = list(connections)
-        self.hosts: dict[str, tuple[str, ...]] = {
-            name: tuple(addrs) for name, addrs in (hosts or {}).items()
-        }
-        self.play_counts: list[int] = [0] * len(self.connections)
+        self._play_counts: list[int] = [0] * len(self.connections)
         self._live: _LiveSession | None = None
-
-    def __repr__(self) -> str:
-        return f"<Cassette {str(self.path)!r} with {len(self.connections)} connections>"
 
     # -- reading and writing -------------------------------------------------
 
@@ -58,60 +50,15 @@ class Cassette:
             The path written.
 
         Raises:
-            CassetteError: there is no path to save to.
+            CassetteError: there is no path to save to, or the file cannot be written.
         """
         target = Path(path) if path is not None else self.path
         if target is None:
             raise CassetteError("this cassette has no path; pass one to save(path)")
-        contents = CassetteContents(connections=tuple(self.connections), hosts=self.hosts)
-        write_atomically_with(target, lambda f: encode_to(contents, f.write))
+        write_cassette(target, self.contents)
         if self.path is None:
             self.path = target
         return target
-
-    # -- editing ------------------------------------------------------------
-
-    def inject(
-        self, fault: Fault, *, connection: int, after: int = 0, framing: FramingSpec = None
-    ) -> None:
-        """Place ``fault`` in connection number ``connection``, after event ``after``.
-
-        Connections are numbered from 0 and events from 1, as ``tcpcassette
-        show`` numbers them; ``after=0`` means right after the connect.  With
-        a ``framing`` other than raw, ``after`` counts framed messages (as
-        ``tcpcassette show --framing`` numbers them); a fault inside a
-        recorded chunk splits that chunk.
-
-        Raises:
-            InvalidFaultError: no such connection, or an impossible position.
-        """
-        index = self._check_connection(connection)
-        try:
-            target, position = event_position(
-                self.connections[index], resolve_framing(framing), after
-            )
-            self.connections[index] = target.with_fault(fault, after=position)
-        except InvalidFaultError as exc:
-            raise InvalidFaultError(f"{self._name()}, connection {connection}: {exc}") from exc
-
-    def remove(self, *, connection: int, event: int) -> None:
-        """Remove event number ``event`` (from 1) of connection number ``connection``."""
-        index = self._check_connection(connection)
-        try:
-            self.connections[index] = self.connections[index].without_event(event)
-        except InvalidFaultError as exc:
-            raise InvalidFaultError(f"{self._name()}, connection {connection}: {exc}") from exc
-
-    def _check_connection(self, connection: int) -> int:
-        if not isinstance(connection, int) or not 0 <= connection < len(self.connections):
-            raise InvalidFaultError(
-                f"{self._name()}: there is no connection {connection!r}; it has connections "
-                f"0 to {len(self.connections) - 1}"
-            )
-        return connection
-
-    def _name(self) -> str:
-        return str(self.path) if self.path is not None else "cassette"
 
     # -- while in use -------------------------------------------------------
 
@@ -126,10 +73,24 @@ class Cassette:
             CassetteError: the cassette is not in use, or ``target`` cannot be served.
         """
         if self._live is None:
-            raise CassetteError(
-                f"{self._name()}: address() works only inside the use_cassette block"
-            )
+            raise CassetteError(f"{self.label}: address() works only inside the use_cassette block")
         return self._live.address(target)
+
+    @property
+    def play_counts(self) -> list[int]:
+        """How many times replay served each connection, index by index.
+
+        While the cassette is in use the counts are live; afterwards they are
+        those of the last use.
+        """
+        if self._live is not None:
+            live = self._live.play_counts()
+            return live + [0] * (len(self.connections) - len(live))
+        return list(self._play_counts)
+
+    @play_counts.setter
+    def play_counts(self, counts: list[int]) -> None:
+        self._play_counts = list(counts)
 
     @property
     def play_count(self) -> int:
@@ -158,7 +119,5 @@ def load(path: str | Path, *, max_bytes: int = DEFAULT_MAX_CASSETTE_BYTES) -> Ca
             an unknown version.
     """
     p = Path(path)
-    contents = read_with(
-        p, lambda f, size: decode_file(f, size, source=str(p)), max_bytes=max_bytes
-    )
+    contents = read_cassette(p, max_bytes=max_bytes)
     return Cassette(path=p, connections=contents.connections, hosts=contents.hosts)

@@ -19,14 +19,24 @@ from pathlib import Path
 
 from . import _standalone as standalone
 from ._cassette import Cassette, load
+from ._core.errors import CassetteError, ReplayError
+from ._core.faults import (
+    Close,
+    ConnectTimeout,
+    Delay,
+    Fault,
+    Refuse,
+    Reset,
+    Slice,
+    Timeout,
+    Truncate,
+)
+from ._core.targets import format_target
+from ._core.text import export_text, import_text
+from ._core.transcript import format_transcript
 from ._demo import run_demo
-from ._errors import CassetteError, ReplayError
-from ._faults import Close, ConnectTimeout, Delay, Fault, Refuse, Reset, Slice, Timeout, Truncate
+from ._io.storage import write_atomically
 from ._standalone import Status
-from ._storage import write_atomically
-from ._targets import format_target
-from ._text import export_text, import_text
-from ._transcript import format_transcript
 from ._version import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

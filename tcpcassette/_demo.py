@@ -9,8 +9,9 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ._transcript import format_transcript
-from ._use_cassette import at, use_cassette
+from ._core.faults import at
+from ._core.transcript import format_transcript
+from ._use_cassette import use_cassette
 from .faults import Reset
 
 

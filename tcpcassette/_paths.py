@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._errors import CassettePathError
+from ._core.errors import CassettePathError
+from ._settings import current as current_settings
 
 SUFFIX = ".msgpack"
 
@@ -50,9 +51,10 @@ def default_name(func: Callable[..., Any]) -> str:
     stem = module.rsplit(".", 1)[-1]
     # A test defined inside a function keeps only its own (and its class's) name.
     test_name: str = func.__qualname__.rsplit("<locals>.", 1)[-1]
-    # PYTEST_CURRENT_TEST carries the parametrised id, e.g. "t.py::test_x[a-1] (call)".
-    current = os.environ.get("PYTEST_CURRENT_TEST", "")
-    node = current.rsplit(" ", 1)[0].split("::")[-1] if current else ""
+    # The running test's node id carries the parametrised id: "t.py::test_x[a-1]".
+    settings = current_settings()
+    running = settings.current_test if settings is not None else None
+    node = running.split("::")[-1] if running else ""
     if node.split("[", 1)[0] == func.__name__:
         test_name = test_name.rsplit(func.__name__, 1)[0] + node
     safe = _UNSAFE.sub("_", test_name).strip("._") or "test"

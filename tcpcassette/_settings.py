@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._errors import CassetteError
+from ._core.errors import CassetteError
 
 ENV_RECORD_MODE = "TCPCASSETTE_RECORD_MODE"
 DEFAULT_DIR_NAME = "cassettes"
@@ -51,23 +52,61 @@ class RecordMode(str, enum.Enum):
             ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one use of a cassette did, for the pytest summary."""
+
+    path: Path
+    replayed: int
+    recorded: int
+
+
 @dataclass(slots=True)
 class PytestSettings:
-    """What the pytest plugin found in the command line and ini files."""
+    """What the pytest plugin found in the command line and ini files.
+
+    The plugin keeps one in its config's stash for the life of a pytest
+    session and makes it current with :func:`push`; cassette uses report
+    their outcomes to it.
+    """
 
     cli_record_mode: str | None = None
     ini_record_mode: str | None = None
     ini_cassette_dir: str | None = None
     rootdir: Path | None = None
+    #: The node id of the test running now (pytest's own, with parameter ids).
+    current_test: str | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def report(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.outcomes.append(outcome)
 
 
-#: Set by the pytest plugin while a pytest session runs.
-pytest_settings: PytestSettings | None = None
+# pytest sessions nest (pytester runs pytest inside pytest); the innermost is current.
+_stack: list[PytestSettings] = []
+
+
+def push(settings: PytestSettings) -> None:
+    """Make ``settings`` the current pytest session's (the plugin calls this)."""
+    _stack.append(settings)
+
+
+def pop(settings: PytestSettings) -> None:
+    """The pytest session of ``settings`` is over."""
+    if settings in _stack:
+        _stack.remove(settings)
+
+
+def current() -> PytestSettings | None:
+    """The settings of the pytest session running now, if any."""
+    return _stack[-1] if _stack else None
 
 
 def resolve_record_mode(argument: str | RecordMode | None) -> RecordMode:
     """The record mode in force, in the documented order."""
-    ps = pytest_settings
+    ps = current()
     if ps is not None and ps.cli_record_mode:
         return RecordMode.parse(ps.cli_record_mode, source="--record-mode")
     if argument is not None:
@@ -82,7 +121,7 @@ def resolve_record_mode(argument: str | RecordMode | None) -> RecordMode:
 
 def resolve_cassette_dir(argument: str | os.PathLike[str] | None) -> Path:
     """The cassette directory in force, in the documented order."""
-    ps = pytest_settings
+    ps = current()
     base = ps.rootdir if ps is not None and ps.rootdir is not None else Path.cwd()
     if argument is not None:
         return base / Path(argument)

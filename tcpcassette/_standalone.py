@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _intercept
 from ._cassette import Cassette, load
-from ._errors import CassetteError
-from ._options import Limits
-from ._session import Session
-from ._targets import format_target, parse_target
+from ._core.errors import CassetteError
+from ._core.options import Limits
+from ._core.targets import format_target, parse_target
+from ._io import intercept as _intercept
+from ._io.session import Session
 
 #: How often the status callback is called while serving, in seconds.
 STATUS_INTERVAL = 0.5

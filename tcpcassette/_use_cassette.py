@@ -7,66 +7,38 @@ import contextlib
 import functools
 import inspect
 import os
-import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from . import _intercept
 from ._cassette import Cassette, load
-from ._errors import CassetteError, CassetteNotFoundError
-from ._faults import Fault
-from ._framing import FramingSpec, Raw, resolve_framing
-from ._matching import Filter, Matcher, MessageRule, exact
-from ._options import (
+from ._core.errors import CassetteError, CassetteNotFoundError
+from ._core.faults import Placement
+from ._core.framing import FramingSpec, resolve_framing
+from ._core.matching import Filter, Matcher
+from ._core.options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_SILENCE,
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     Limits,
+    MatchingMode,
     ReplayOptions,
 )
+from ._io import intercept as _intercept
+from ._io.session import Session
+from ._io.storage import DEFAULT_LOCK_TIMEOUT, recording_lock
 from ._paths import cassette_path, default_name
-from ._session import Session
-from ._settings import ENV_RECORD_MODE, RecordMode, resolve_cassette_dir, resolve_record_mode
-from ._storage import DEFAULT_LOCK_TIMEOUT, recording_lock
+from ._settings import (
+    ENV_RECORD_MODE,
+    Outcome,
+    RecordMode,
+    resolve_cassette_dir,
+    resolve_record_mode,
+)
+from ._settings import current as current_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Placement:
-    """A fault placed at a position: connection number, and after which event."""
-
-    fault: Fault
-    connection: int
-    after: int = 0
-
-
-def at(fault: Fault, *, connection: int, after: int = 0) -> Placement:
-    """Place ``fault`` in connection ``connection`` after event ``after`` (for ``faults=``)."""
-    return Placement(fault=fault, connection=connection, after=after)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one use of a cassette did, for the pytest summary."""
-
-    path: Path
-    replayed: int
-    recorded: int
-
-
-_outcomes: list[Outcome] = []
-_outcomes_lock = threading.Lock()
-
-
-def outcomes() -> list[Outcome]:
-    """Every cassette use in this process so far."""
-    with _outcomes_lock:
-        return list(_outcomes)
 
 
 class _Activation:
@@ -136,7 +108,7 @@ class _Activation:
             limits=options.limits,
             original_connect=_intercept.original_connect,
             original_getaddrinfo=_intercept.original_getaddrinfo,
-            options=options.replay_options(str(self.path)),
+            options=options.replay_options,
         )
 
     def exit(self) -> None:
@@ -148,6 +120,7 @@ class _Activation:
         _intercept.deactivate(self.session)
         result = self.session.close()
         self.cassette._live = None
+        self.cassette.play_counts = result.play_counts
         if self.record and (result.recorded or not self.path.exists()):
             kept = self.original.connections if self.replay else []
             saved = Cassette(
@@ -161,8 +134,9 @@ class _Activation:
             self.cassette.connections += result.recorded
             self.cassette.hosts.update(result.hosts)
             self.cassette.play_counts += [0] * len(result.recorded)
-        with _outcomes_lock:
-            _outcomes.append(
+        settings = current_settings()
+        if settings is not None:
+            settings.report(
                 Outcome(
                     path=self.path,
                     replayed=self.cassette.play_count,
@@ -238,7 +212,7 @@ class use_cassette:
         match: Matcher | None = None,
         framing: FramingSpec = None,
         filters: Sequence[Filter] = (),
-        matching: str = "script",
+        matching: str | MatchingMode = MatchingMode.SCRIPT,
         allow_playback_repeats: bool = False,
         strict: bool = False,
         realtime: bool | float = False,
@@ -254,24 +228,17 @@ class use_cassette:
         self.targets = list(targets) if targets is not None else None
         self.ignore = list(ignore)
         self.faults = list(faults)
-        self.match = match
         self.framer = resolve_framing(framing)
-        self.filters = tuple(filters)
-        if matching not in ("script", "exchange"):
-            raise CassetteError(f"matching must be 'script' or 'exchange', not {matching!r}")
-        if matching == "exchange" and self.faults:
-            raise CassetteError("faults are played in matching='script' mode only")
-        self.matching = matching
-        self.allow_playback_repeats = allow_playback_repeats
-        self.strict = strict
-        if realtime is True:
-            self.speed: float | None = 1.0
-        elif realtime is False or realtime is None:
-            self.speed = None
-        elif isinstance(realtime, (int, float)) and realtime > 0:
-            self.speed = float(realtime)
-        else:
-            raise CassetteError(f"realtime must be True, False or a speed > 0, not {realtime!r}")
+        self.replay_options = ReplayOptions.build(
+            matching=matching,
+            match=match,
+            framing=self.framer,
+            filters=filters,
+            realtime=realtime,
+            allow_playback_repeats=allow_playback_repeats,
+            strict=strict,
+            faults=len(self.faults),
+        )
         self.limits = Limits(
             stall_timeout=stall_timeout,
             max_silence=max_silence,
@@ -280,20 +247,6 @@ class use_cassette:
         )
         self.lock_timeout = lock_timeout
         self._stack: list[_Activation] = []
-
-    def replay_options(self, cassette: str) -> ReplayOptions:
-        """The session options these arguments make."""
-        rule = None
-        if self.match is not None or self.filters or not isinstance(self.framer, Raw):
-            rule = MessageRule(framer=self.framer, match=self.match or exact, filters=self.filters)
-        return ReplayOptions(
-            matching=self.matching,
-            rule=rule,
-            speed=self.speed,
-            repeat=self.allow_playback_repeats,
-            strict=self.strict,
-            filters=self.filters,
-        )
 
     def _activation(self, name: str | None) -> _Activation:
         if name is None:

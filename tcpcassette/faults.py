@@ -4,17 +4,17 @@ Place them in a saved cassette with :meth:`tcpcassette.Cassette.inject`, or
 for one use with ``use_cassette(..., faults=[at(Reset(), connection=0, after=2)])``.
 """
 
-from ._faults import Close as Close
-from ._faults import ConnectTimeout as ConnectTimeout
-from ._faults import Delay as Delay
-from ._faults import Fault as Fault
-from ._faults import Refuse as Refuse
-from ._faults import Reset as Reset
-from ._faults import Slice as Slice
-from ._faults import Timeout as Timeout
-from ._faults import Truncate as Truncate
-from ._use_cassette import Placement as Placement
-from ._use_cassette import at as at
+from ._core.faults import Close as Close
+from ._core.faults import ConnectTimeout as ConnectTimeout
+from ._core.faults import Delay as Delay
+from ._core.faults import Fault as Fault
+from ._core.faults import Placement as Placement
+from ._core.faults import Refuse as Refuse
+from ._core.faults import Reset as Reset
+from ._core.faults import Slice as Slice
+from ._core.faults import Timeout as Timeout
+from ._core.faults import Truncate as Truncate
+from ._core.faults import at as at
 
 __all__ = [
     "Close",

@@ -5,7 +5,7 @@ before they are saved, and the live client's bytes before they are matched,
 so a redacted cassette still replays.
 """
 
-from ._matching import Filter as Filter
-from ._matching import replace as replace
+from ._core.matching import Filter as Filter
+from ._core.matching import replace as replace
 
 __all__ = ["Filter", "replace"]

@@ -1,20 +1,28 @@
-"""The pytest plugin: ``--record-mode``, ini options, and a summary of cassettes used."""
+"""The pytest plugin: ``--record-mode``, ini options, and a summary of cassettes used.
+
+It imports only the light parts of tcpcassette: the I/O layer loads when a
+test first uses a cassette, so installing tcpcassette costs other pytest
+runs nothing.  Its state lives in ``config.stash``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import _settings
-from ._errors import ReplayError
-from ._settings import RecordMode
-from ._use_cassette import Outcome, outcomes
+from ._core.errors import ReplayError
+from ._settings import Outcome, PytestSettings, RecordMode
 
 _WORKER_KEY = "tcpcassette_outcomes"
 #: Cassettes named one by one in the summary; more are counted (-v names them).
 _LISTED = 5
+
+_SETTINGS = pytest.StashKey[PytestSettings]()
+_FROM_WORKERS = pytest.StashKey[list[Outcome]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,27 +47,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-_previous = pytest.StashKey[_settings.PytestSettings | None]()
-_first_outcome = pytest.StashKey[int]()
-_collected = pytest.StashKey[list[Outcome]]()
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    # Sessions can nest (pytester runs pytest inside pytest): keep the outer
-    # session's settings to restore, and count only this session's cassettes.
-    config.stash[_previous] = _settings.pytest_settings
-    config.stash[_first_outcome] = len(outcomes())
-    _settings.pytest_settings = _settings.PytestSettings(
+    settings = PytestSettings(
         cli_record_mode=config.getoption("--record-mode"),
         ini_record_mode=config.getini("tcpcassette_record_mode") or None,
         ini_cassette_dir=config.getini("tcpcassette_dir") or None,
         rootdir=Path(config.rootpath),
     )
-    config.stash[_collected] = []
+    config.stash[_SETTINGS] = settings
+    config.stash[_FROM_WORKERS] = []
+    _settings.push(settings)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _settings.pytest_settings = config.stash.get(_previous, None)
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is not None:
+        _settings.pop(settings)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    # Cassette names come from the running test's own node.
+    settings = item.config.stash.get(_SETTINGS, None)
+    if settings is not None:
+        settings.current_test = item.nodeid
+    try:
+        yield
+    finally:
+        if settings is not None:
+            settings.current_test = None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -85,22 +101,25 @@ def _replay_error(exc: BaseException | None) -> ReplayError | None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:
+    settings = session.config.stash.get(_SETTINGS, None)
+    if workeroutput is not None and settings is not None:
         # Under pytest-xdist, hand this worker's cassette uses to the controller.
-        mine = outcomes()[session.config.stash.get(_first_outcome, 0) :]
-        workeroutput[_WORKER_KEY] = [(str(o.path), o.replayed, o.recorded) for o in mine]
+        workeroutput[_WORKER_KEY] = [
+            (str(o.path), o.replayed, o.recorded) for o in settings.outcomes
+        ]
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     rows = getattr(node, "workeroutput", {}).get(_WORKER_KEY, [])
-    collected = node.config.stash.get(_collected, [])
+    collected = node.config.stash.get(_FROM_WORKERS, [])
     collected += [Outcome(Path(p), replayed, recorded) for p, replayed, recorded in rows]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    mine = outcomes()[config.stash.get(_first_outcome, 0) :]
-    rows = [*mine, *config.stash.get(_collected, [])]
+    settings = config.stash.get(_SETTINGS, None)
+    mine = settings.outcomes if settings is not None else []
+    rows = [*mine, *config.stash.get(_FROM_WORKERS, [])]
     if not rows:
         return
     recorded: dict[Path, int] = {}

@@ -9,7 +9,7 @@ import pytest
 # Helpers with asserts of their own: have pytest explain their failures too.
 pytest.register_assert_rewrite("tests.realservers")
 
-from tcpcassette import _intercept  # noqa: E402
+from tcpcassette._io import intercept as _intercept  # noqa: E402
 
 from . import servers  # noqa: E402
 

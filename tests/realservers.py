@@ -27,7 +27,7 @@ import pytest
 
 import tcpcassette
 from tcpcassette import _settings
-from tcpcassette._exchange import exchanges_of
+from tcpcassette._core.exchange import exchanges_of
 
 REPO_CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 START_TIMEOUT = 10.0
@@ -35,7 +35,7 @@ START_TIMEOUT = 10.0
 
 def rerecording() -> bool:
     """True when this run was asked to rewrite the committed cassettes."""
-    ps = _settings.pytest_settings
+    ps = _settings.current()
     return ps is not None and ps.cli_record_mode == "all"
 
 

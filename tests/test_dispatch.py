@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tcpcassette import ClientData, Connection, ConnectRefused, ServerData
-from tcpcassette._dispatch import (
+from tcpcassette._core.dispatch import (
     Blackholed,
     Claimed,
     Dispatcher,

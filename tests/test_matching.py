@@ -142,7 +142,7 @@ def test_show_numbers_framed_messages_and_inject_splits_only_one_chunk(tmp_path:
             )
         ]
     )
-    transcript = tcpcassette._transcript.format_transcript(cassette, framing="lines")
+    transcript = tcpcassette.format_transcript(cassette, framing="lines")
     assert "4 lines messages" in transcript and "     3 " in transcript
     cassette.inject(Reset(), connection=0, after=3, framing="lines")  # after the reply "1\n"
     assert [(e.kind, e.data) for e in cassette.connections[0].events] == [

@@ -12,9 +12,10 @@ import tcpcassette.faults
 
 
 def public_names(module: types.ModuleType) -> set[str]:
+    lazy = {name: getattr(module, name) for name in getattr(module, "_LAZY", {})}
     return {
         name
-        for name, value in vars(module).items()
+        for name, value in {**vars(module), **lazy}.items()
         if not name.startswith("_")
         and name != "annotations"
         and (

@@ -39,7 +39,7 @@ def test_readme_examples_run_in_order(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TCPCASSETTE_RECORD_MODE", raising=False)
     # A reader runs these as a script: outside pytest, cassettes/ is in the working directory.
-    monkeypatch.setattr(tcpcassette._settings, "pytest_settings", None)
+    monkeypatch.setattr(tcpcassette._settings, "_stack", [])
     examples = python_examples()
     assert len(examples) >= 5
     namespace: dict[str, object] = {"__name__": "readme"}

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 import tcpcassette
 from tcpcassette import CassetteError, ClientData, Connection, ServerData, load, use_cassette
-from tcpcassette._codec import decode
-from tcpcassette._text import import_text
+from tcpcassette._core.codec import decode
+from tcpcassette._core.text import import_text
 
 from . import servers
 from .bigtransfer import record_and_replay
@@ -349,7 +349,7 @@ def test_record(word):
 
 
 def test_a_held_lock_makes_a_second_recorder_fail_clearly(cassette_dir: Path) -> None:
-    from tcpcassette._storage import recording_lock
+    from tcpcassette._io.storage import recording_lock
 
     path = cassette_dir / "busy.msgpack"
     with recording_lock(path):

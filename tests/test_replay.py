@@ -7,8 +7,8 @@ import random
 import pytest
 
 from tcpcassette import ClientClose, ClientData, ClientReset, ServerClose, ServerData, ServerReset
-from tcpcassette._events import Event
-from tcpcassette._replay import Abort, Hangup, Problem, ReplayMachine, Send, SendEof, WakeAt
+from tcpcassette._core.events import Event
+from tcpcassette._core.replay import Abort, Hangup, Problem, ReplayMachine, Send, SendEof, WakeAt
 from tcpcassette.faults import Close, Delay, Reset, Slice, Timeout, Truncate
 
 REQUEST_RESPONSE: tuple[Event, ...] = (

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import tcpcassette
 from tcpcassette import ClientData, Connection, ServerData, load
-from tcpcassette._text import export_text, import_text
+from tcpcassette._core.text import export_text, import_text
 from tcpcassette.faults import Delay, Slice, Truncate
 
 from .commands import run_cli

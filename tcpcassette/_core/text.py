@@ -13,11 +13,11 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from ._cassette import Cassette
-from ._codec import FORMAT_VERSION, CassetteContents, decode_document
-from ._errors import CassetteFormatError
-from ._events import Event
-from ._faults import FAULT_TYPES, Fault
+from .cassette import CassetteModel
+from .codec import FORMAT_VERSION, CassetteContents, decode_document
+from .errors import CassetteFormatError
+from .events import Event
+from .faults import FAULT_TYPES, Fault
 
 TEXT_FORMAT = "tcpcassette-text"
 _FAULT_KINDS = frozenset(t.kind for t in FAULT_TYPES)
@@ -51,7 +51,7 @@ def _event_json(event: Event) -> dict[str, Any]:
     return out
 
 
-def export_text(cassette: Cassette) -> str:
+def export_text(cassette: CassetteModel) -> str:
     """The cassette as editable JSON text (one event per line)."""
     lines = [
         "{",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ._errors import InvalidFaultError
-from ._events import (
+from .errors import InvalidFaultError
+from .events import (
     ClientClose,
     ClientData,
     ClientReset,
@@ -16,7 +16,7 @@ from ._events import (
     ServerData,
     ServerReset,
 )
-from ._faults import Fault
+from .faults import Fault
 
 _ENDINGS: dict[type[Event], str] = {
     ClientClose: "client closed",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ._connection import Connection
-from ._events import (
+from .._core.connection import Connection
+from .._core.events import (
     ClientClose,
     ClientData,
     ClientReset,
@@ -22,7 +22,7 @@ from ._events import (
     ServerData,
     ServerReset,
 )
-from ._wire import reset_transport, set_nodelay
+from .wire import reset_transport, set_nodelay
 
 
 class Recording:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ._connection import Connection
-from ._events import ClientData, Event, ServerData
-from ._framing import Framer, Raw
+from .connection import Connection
+from .events import ClientData, Event, ServerData
+from .framing import Framer, Raw
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from ._errors import CassetteError
+from .errors import CassetteError
 
 
 @runtime_checkable

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._connection import Connection
-from ._errors import (
+from .connection import Connection
+from .errors import (
     ClientMismatchError,
     ClientStalledError,
     ReplayError,
     UnplayedError,
     UnrecordedConnectionError,
 )
-from ._render import first_difference, show_bytes, side_by_side
-from ._replay import Problem
-from ._transcript import connection_lines, event_label
+from .render import first_difference, show_bytes, side_by_side
+from .replay import Problem
+from .transcript import connection_lines, event_label
 
 _RERECORD = (
     "If the client's behaviour changed on purpose, re-record with --record-mode=all "

@@ -6,8 +6,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from ._replay import Abort, Action, Hangup, Machine, Problem, Send, SendEof, WakeAt
-from ._wire import reset_transport, set_nodelay
+from .._core.replay import Abort, Action, Hangup, Machine, Problem, Send, SendEof, WakeAt
+from .wire import reset_transport, set_nodelay
 
 
 class ReplayLink:

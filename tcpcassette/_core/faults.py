@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ._errors import InvalidFaultError
-from ._events import Event
+from .errors import InvalidFaultError
+from .events import Event
 
 
 def _check_seconds(name: str, value: float | None, *, optional: bool) -> None:
@@ -140,3 +140,17 @@ FAULT_TYPES: tuple[type[Fault], ...] = (
     Truncate,
     Slice,
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """A fault placed at a position: connection number, and after which event."""
+
+    fault: Fault
+    connection: int
+    after: int = 0
+
+
+def at(fault: Fault, *, connection: int, after: int = 0) -> Placement:
+    """Place ``fault`` in connection ``connection`` after event ``after`` (for ``faults=``)."""
+    return Placement(fault=fault, connection=connection, after=after)

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from ._events import (
+from .events import (
     ClientClose,
     ClientData,
     ClientReset,
@@ -21,10 +21,10 @@ from ._events import (
     ServerData,
     ServerReset,
 )
-from ._faults import Close, Delay, Fault, Reset, Slice, Timeout, Truncate
-from ._framing import Framer, split_messages
-from ._matching import MessageRule
-from ._render import first_difference
+from .faults import Close, Delay, Fault, Reset, Slice, Timeout, Truncate
+from .framing import Framer, split_messages
+from .matching import MessageRule
+from .render import first_difference
 
 # -- actions ------------------------------------------------------------------
 

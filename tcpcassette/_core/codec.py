@@ -16,10 +16,10 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from ._connection import Connection
-from ._errors import CassetteFormatError, InvalidFaultError
-from ._events import RECORDED_EVENT_TYPES, ClientData, Event, ServerData
-from ._faults import FAULT_TYPES, Fault
+from .connection import Connection
+from .errors import CassetteFormatError, InvalidFaultError
+from .events import RECORDED_EVENT_TYPES, ClientData, Event, ServerData
+from .faults import FAULT_TYPES, Fault
 
 FORMAT_NAME = "tcpcassette"
 FORMAT_VERSION = 1

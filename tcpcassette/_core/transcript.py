@@ -6,13 +6,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import fields
 
-from ._cassette import Cassette
-from ._connection import Connection
-from ._events import ClientData, Event, ServerData
-from ._faults import Fault
-from ._framing import FramingSpec, Raw, resolve_framing
-from ._messages import items
-from ._render import hexdump, is_text
+from .cassette import CassetteModel
+from .connection import Connection
+from .events import ClientData, Event, ServerData
+from .faults import Fault
+from .framing import FramingSpec, Raw, resolve_framing
+from .messages import items
+from .render import hexdump, is_text
 
 #: Bytes of a payload shown before it is abbreviated (``full=True`` shows all).
 DEFAULT_PAYLOAD_BYTES = 512
@@ -45,7 +45,7 @@ _RESET = "\033[0m"
 
 
 def format_transcript(
-    cassette: Cassette,
+    cassette: CassetteModel,
     *,
     connections: Iterable[int] | None = None,
     mode: str = "auto",

@@ -1,4 +1,11 @@
-"""Reading and writing cassette files: bounded reads, atomic and durable writes."""
+"""Cassette files: bounded reads, atomic and durable writes, and the recording lock.
+
+The persister of the cassette model (which never touches a file itself):
+:func:`read_cassette` and :func:`write_cassette` turn files into
+:class:`~tcpcassette._core.codec.CassetteContents` and back, and every
+operating-system error is turned into a :class:`CassetteError` that names the
+file here, where it enters.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from ._errors import CassetteFormatError, CassetteInUseError, CassetteNotFoundError
+from .._core.codec import CassetteContents, decode_file, encode_to
+from .._core.errors import (
+    CassetteError,
+    CassetteFormatError,
+    CassetteInUseError,
+    CassetteNotFoundError,
+)
+from .._core.limits import DEFAULT_MAX_CASSETTE_BYTES
 
 T = TypeVar("T")
 
@@ -22,8 +36,33 @@ except ImportError:  # pragma: no cover - Windows: recordings are not serialized
 #: Longest a recording waits for another process recording the same cassette.
 DEFAULT_LOCK_TIMEOUT = 60.0
 
-#: Largest cassette file read by default, checked before reading it.
-DEFAULT_MAX_CASSETTE_BYTES = 4 * 1024**3
+
+def read_cassette(path: Path, *, max_bytes: int = DEFAULT_MAX_CASSETTE_BYTES) -> CassetteContents:
+    """Read and validate the cassette file at ``path``.
+
+    Raises:
+        CassetteNotFoundError: there is no file at ``path``.
+        CassetteFormatError: the file is not a valid cassette, or too large.
+        CassetteError: the file cannot be read (permissions, I/O error).
+    """
+    return read_with(
+        path, lambda f, size: decode_file(f, size, source=str(path)), max_bytes=max_bytes
+    )
+
+
+def write_cassette(path: Path, contents: CassetteContents) -> None:
+    """Write ``contents`` to ``path`` atomically.
+
+    Raises:
+        CassetteError: the file cannot be written (permissions, a full disk).
+    """
+    try:
+        write_atomically_with(path, lambda f: encode_to(contents, f.write))
+    except OSError as exc:
+        raise CassetteError(
+            f"{path}: could not save the cassette ({exc.strerror or exc}). Check that the "
+            "directory exists, is writable and has room."
+        ) from exc
 
 
 def read_with(
@@ -48,6 +87,10 @@ def read_with(
         raise CassetteNotFoundError(f"{path}: no such cassette file") from exc
     except IsADirectoryError as exc:
         raise CassetteFormatError(f"{path}: is a directory, not a cassette file") from exc
+    except OSError as exc:
+        raise CassetteError(
+            f"{path}: could not read the cassette ({exc.strerror or exc}); check its permissions"
+        ) from exc
 
 
 def write_atomically(path: Path, data: bytes) -> None:

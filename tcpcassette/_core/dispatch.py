@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ._connection import Connection
-from ._events import ClientClose, ClientData, ClientReset, ConnectRefused, ConnectTimedOut
-from ._faults import ConnectTimeout, Fault, Refuse
-from ._framing import split_messages
-from ._matching import MessageRule
-from ._render import first_difference
+from .connection import Connection
+from .events import ClientClose, ClientData, ClientReset, ConnectRefused, ConnectTimedOut
+from .faults import ConnectTimeout, Fault, Refuse
+from .framing import split_messages
+from .matching import MessageRule
+from .render import first_difference
 
 
 @dataclass(frozen=True, slots=True)

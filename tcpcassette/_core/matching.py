@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ._connection import Connection
-from ._events import ClientData, Event, ServerData
-from ._framing import Framer, Raw
+from .connection import Connection
+from .events import ClientData, Event, ServerData
+from .framing import Framer, Raw
 
 Matcher = Callable[[bytes, bytes], bool]
 Filter = Callable[[bytes, str], bytes]

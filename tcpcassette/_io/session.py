@@ -15,29 +15,30 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _diagnose, _loop
-from ._accepted import Accepted, Listener, Opening, ignore_index
-from ._cassette import Cassette
-from ._connection import Connection
-from ._dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
-from ._errors import CassetteError
-from ._events import ClientData, ConnectRefused, ConnectTimedOut
-from ._exchange import ExchangeBook, ExchangeMachine
-from ._matching import redact
-from ._options import Limits, ReplayOptions
-from ._proxy import ProxyLink, Recording, UpstreamProtocol
-from ._render import show_bytes
-from ._replay import Problem, ReplayMachine
-from ._replay_server import ReplayLink
-from ._targets import (
+from .._core import diagnose as _diagnose
+from .._core.cassette import CassetteModel
+from .._core.connection import Connection
+from .._core.dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
+from .._core.errors import CassetteError
+from .._core.events import ClientData, ConnectRefused, ConnectTimedOut
+from .._core.exchange import ExchangeBook, ExchangeMachine
+from .._core.matching import redact
+from .._core.options import Limits, ReplayOptions
+from .._core.render import show_bytes
+from .._core.replay import Problem, ReplayMachine
+from .._core.targets import (
     TargetTable,
     format_target,
     is_ip,
     normalise_ip,
     parse_target,
-    synthesise_addrinfo,
 )
-from ._wire import SpecialPorts, reset_transport, special_ports
+from . import loop as _loop
+from .accepted import Accepted, Listener, Opening, ignore_index
+from .proxy import ProxyLink, Recording, UpstreamProtocol
+from .replay_server import ReplayLink
+from .resolver import synthesise_addrinfo
+from .wire import SpecialPorts, reset_transport, special_ports
 
 LOOPBACK = "127.0.0.1"
 # What an IPv6 client socket connects to in order to reach an IPv4 listener.
@@ -51,6 +52,7 @@ class SessionResult:
     recorded: list[Connection]
     hosts: dict[str, tuple[str, ...]]
     errors: list[CassetteError]
+    play_counts: list[int]
 
 
 class Session:
@@ -70,7 +72,7 @@ class Session:
 
     def __init__(
         self,
-        cassette: Cassette,
+        cassette: CassetteModel,
         *,
         name: str,
         mode: str,
@@ -145,15 +147,25 @@ class Session:
         hosts = {
             name: tuple(addrs) for name, addrs in self.table.names.items() if name in used_targets
         }
-        self.cassette.play_counts = self._play_counts() if self.replay else []
         if self.replay and self.options.strict:
             left = self._unplayed()
             if left:
                 self._error(_diagnose.unplayed(self.name, left))
-        return SessionResult(recorded=recorded, hosts=hosts, errors=list(self._errors))
+        return SessionResult(
+            recorded=recorded,
+            hosts=hosts,
+            errors=list(self._errors),
+            play_counts=self.play_counts(),
+        )
 
-    def _play_counts(self) -> list[int]:
+    def play_counts(self) -> list[int]:
         """Plays per recorded connection; in exchange mode, the most any of its exchanges served."""
+        if not self.replay:
+            return []
+        with self._lock:
+            return self._counts()
+
+    def _counts(self) -> list[int]:
         if self.options.matching != "exchange":
             return list(self.dispatcher.plays)
         counts = [0] * len(self._connections)

@@ -1,0 +1,158 @@
+"""The settings a session runs with: bounds on every wait, and how replay matches.
+
+Every option is checked here, once, whichever front door it came through
+(``use_cassette``, the pytest plugin, the command line).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import CassetteError
+from .framing import FramingSpec, Raw, resolve_framing
+from .matching import Filter, Matcher, MessageRule, exact
+
+#: Default bounds, in seconds (see :class:`Limits`).
+DEFAULT_STALL_TIMEOUT = 5.0
+DEFAULT_MAX_SILENCE = 30.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_SETTLE_TIMEOUT = 0.5
+
+
+class MatchingMode(str, enum.Enum):
+    """How replay chooses what answers a live client."""
+
+    #: Each live connection plays one recorded connection, in order (faults play too).
+    SCRIPT = "script"
+    #: Each request is answered from any recorded connection to the target (pools).
+    EXCHANGE = "exchange"
+
+    @classmethod
+    def parse(cls, value: str | MatchingMode) -> MatchingMode:
+        """``value`` as a mode, or a :class:`CassetteError` listing the valid ones."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(repr(m.value) for m in cls)
+            raise CassetteError(f"matching must be one of {valid}, not {value!r}") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Every bound on a wait, in seconds.
+
+    Attributes:
+        stall_timeout: a client that sends part of a recorded message and then
+            nothing for this long is reset and reported.
+        max_silence: a ``Timeout`` fault without ``seconds`` holds a client at
+            most this long before replay resets it and reports a hung client.
+        connect_timeout: while recording, the longest wait for the real
+            server's handshake when the client's socket has no timeout.
+        settle_timeout: on leaving the block, how long recording waits for a
+            connection that one side closed to be closed by the other.
+    """
+
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    max_silence: float = DEFAULT_MAX_SILENCE
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    settle_timeout: float = DEFAULT_SETTLE_TIMEOUT
+
+    def __post_init__(self) -> None:
+        for name in ("stall_timeout", "max_silence", "connect_timeout", "settle_timeout"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise CassetteError(f"{name} must be a number of seconds above 0, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayOptions:
+    """How replay matches and paces, and how recordings are redacted.
+
+    Attributes:
+        matching: script (each connection plays its own recording in order)
+            or exchange (each request is answered from any recorded
+            connection to the target).
+        rule: how client messages are delimited and compared (None: equal bytes).
+        speed: replay the recorded gaps between server chunks, this many
+            times faster (None: no gaps).
+        repeat: recordings and exchanges may be served more than once.
+        strict: fail when recorded connections or requests were never used.
+        filters: rewrite bytes before they are saved (and, through the rule,
+            live client bytes before they are matched).
+    """
+
+    matching: MatchingMode = MatchingMode.SCRIPT
+    rule: MessageRule | None = None
+    speed: float | None = None
+    repeat: bool = False
+    strict: bool = False
+    filters: tuple[Filter, ...] = ()
+
+    @property
+    def exchange(self) -> bool:
+        return self.matching is MatchingMode.EXCHANGE
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        matching: str | MatchingMode = MatchingMode.SCRIPT,
+        match: Matcher | None = None,
+        framing: FramingSpec = None,
+        filters: Sequence[Filter] = (),
+        realtime: bool | float | None = False,
+        allow_playback_repeats: bool = False,
+        strict: bool = False,
+        faults: int = 0,
+    ) -> ReplayOptions:
+        """Options from the arguments users write, each checked.
+
+        Args:
+            faults: how many faults are placed for this use (exchange mode plays none).
+
+        Raises:
+            CassetteError: an option has a value it cannot take.
+        """
+        mode = MatchingMode.parse(matching)
+        if mode is MatchingMode.EXCHANGE and faults:
+            raise CassetteError("faults are played in matching='script' mode only")
+        framer = resolve_framing(framing)
+        if match is not None and not callable(match):
+            raise CassetteError(
+                f"match must be a callable (recorded, actual) -> bool, not {match!r}"
+            )
+        for f in filters:
+            if not callable(f):
+                raise CassetteError(
+                    f"each filter must be a callable (data, side) -> bytes, not {f!r}"
+                )
+        filters = tuple(filters)
+        rule = None
+        if match is not None or filters or not isinstance(framer, Raw):
+            rule = MessageRule(framer=framer, match=match or exact, filters=filters)
+        return cls(
+            matching=mode,
+            rule=rule,
+            speed=_speed(realtime),
+            repeat=bool(allow_playback_repeats),
+            strict=bool(strict),
+            filters=filters,
+        )
+
+
+def _speed(realtime: bool | float | None) -> float | None:
+    if realtime is True:
+        return 1.0
+    if realtime is False or realtime is None:
+        return None
+    if isinstance(realtime, (int, float)) and math.isfinite(realtime) and realtime > 0:
+        return float(realtime)
+    raise CassetteError(f"realtime must be True, False or a speed > 0, not {realtime!r}")
