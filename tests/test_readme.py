@@ -28,7 +28,7 @@ def shell_examples() -> list[list[str]]:
         command = line.split("#", 1)[0].strip()
         words = shlex.split(command) if command else []
         # Commands on the self-contained example's cassette; the Redis
-        # walkthrough needs a live redis-server and is covered by test_cli_servers.
+        # walkthrough needs a live redis-server and is covered by tests/real/test_cli_redis.py.
         if words[:1] == ["tcpcassette"] and any("shout" in w for w in words):
             commands.append(words)
     return commands

@@ -12,7 +12,7 @@ import pytest
 from tcpcassette import at, load
 from tcpcassette.faults import Reset
 
-from .realservers import (
+from ..realservers import (
     REPO_CASSETTES,
     SmtpServer,
     committed_target,

@@ -15,7 +15,7 @@ import redis.asyncio
 
 from tcpcassette import use_cassette
 
-from .realservers import (
+from ..realservers import (
     REPO_CASSETTES,
     RedisServer,
     committed_target,
@@ -112,7 +112,7 @@ TOGETHER = [True, 5, 5, 5, 5]
 
 @pytest.mark.record
 def test_asyncio_and_threads_record_together(redis_server: RedisServer, tmp_path: Path) -> None:
-    from .realservers import record_and_compare
+    from ..realservers import record_and_compare
 
     record_and_compare("mixed/asyncio_and_threads", redis_server, together, TOGETHER, tmp_path)
 

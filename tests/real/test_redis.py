@@ -22,7 +22,7 @@ from tcpcassette import at, load
 from tcpcassette.faults import Reset, Timeout, Truncate
 from tcpcassette.filters import replace
 
-from .realservers import (
+from ..realservers import (
     REPO_CASSETTES,
     RedisServer,
     committed_target,

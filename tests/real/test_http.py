@@ -22,7 +22,7 @@ import requests
 from tcpcassette import at, load
 from tcpcassette.faults import Refuse, Reset, Timeout
 
-from .realservers import (
+from ..realservers import (
     REPO_CASSETTES,
     CherootServer,
     committed_target,

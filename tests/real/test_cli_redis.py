@@ -14,8 +14,8 @@ import pytest
 
 from tcpcassette import load
 
-from .realservers import RedisServer, missing
-from .servers import refused_port
+from ..realservers import REPO_CASSETTES, RedisServer, missing
+from ..servers import refused_port
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_record_show_inject_and_replay_redis_cli(redis_server: RedisServer, tmp_
 
 
 def test_replay_reports_mismatches_as_they_happen_and_exits_1(tmp_path: Path) -> None:
-    path = Path(__file__).parent.parent / "cassettes/mixed/redis_cli.msgpack"
+    path = REPO_CASSETTES / "mixed/redis_cli.msgpack"
     proc, address = start("replay", str(path))
     result = redis_cli(address, "GET", "something-else")
     assert result.stdout.strip() == "" or "reset" in (result.stdout + result.stderr).lower()
