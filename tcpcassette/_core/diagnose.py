@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .actions import Problem
 from .connection import Connection
 from .errors import (
     ClientMismatchError,
@@ -13,7 +14,6 @@ from .errors import (
     UnrecordedConnectionError,
 )
 from .render import first_difference, show_bytes, side_by_side
-from .replay import Problem
 from .transcript import connection_lines, event_label
 
 _RERECORD = (

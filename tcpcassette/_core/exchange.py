@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .actions import Abort, Action, Hangup, Problem, Send, WakeAt
 from .connection import Connection
 from .events import ClientData, ServerData
 from .matching import MessageRule
 from .render import first_difference
-from .replay import Abort, Action, Hangup, Problem, Send, WakeAt
 
 
 @dataclass(slots=True, kw_only=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
+from .actions import Abort, Action, Hangup, Problem, Send, SendEof, WakeAt
 from .events import (
     ClientClose,
     ClientData,
@@ -25,87 +26,6 @@ from .faults import Close, Delay, Fault, Reset, Slice, Timeout, Truncate
 from .framing import Framer, split_messages
 from .matching import MessageRule
 from .render import first_difference
-
-# -- actions ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Write ``data`` to the client as one write."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SendEof:
-    """Close the sending half (FIN); keep reading what the client sends."""
-
-
-@dataclass(frozen=True, slots=True)
-class Hangup:
-    """Close the connection in order (FIN), then discard client bytes until it closes too."""
-
-
-@dataclass(frozen=True, slots=True)
-class Abort:
-    """Abort the connection with an RST and stop serving it."""
-
-
-@dataclass(frozen=True, slots=True)
-class WakeAt:
-    """Call :meth:`ReplayMachine.wake` at monotonic time ``deadline``."""
-
-    deadline: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Problem:
-    """The client did something the script does not allow; the I/O layer reports it.
-
-    Attributes:
-        reason: ``"mismatch"`` (other bytes than recorded), ``"extra"`` (bytes
-            after the script expected none), ``"stalled"`` (part of a message
-            and then nothing), ``"hung"`` (the client waited on a silence with
-            no timeout of its own).
-        position: the number (from 1) of the event being played.
-        expected: the recorded bytes from the point of difference's message.
-        actual: what the client sent for that message.
-        offset: index of the first differing byte within ``expected``/``actual``.
-        connection: the recorded connection, when the machine knows it better
-            than the link does (exchange mode).
-    """
-
-    reason: Literal["mismatch", "extra", "stalled", "hung"]
-    position: int
-    expected: bytes
-    actual: bytes
-    offset: int
-    connection: int | None = None
-
-
-Action = Send | SendEof | Hangup | Abort | WakeAt | Problem
-
-
-class Machine(Protocol):
-    """What the replay server drives: a script play or an exchange server."""
-
-    cut_short: bool
-
-    @property
-    def position(self) -> int: ...
-
-    @property
-    def partial_message(self) -> tuple[bytes, bytes] | None: ...
-
-    def start(self, now: float) -> list[Action]: ...
-
-    def feed(self, data: bytes, now: float) -> list[Action]: ...
-
-    def feed_eof(self, now: float) -> list[Action]: ...
-
-    def feed_reset(self, now: float) -> list[Action]: ...
-
-    def wake(self, now: float) -> list[Action]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from .._core.replay import Abort, Action, Hangup, Machine, Problem, Send, SendEof, WakeAt
+from .._core.actions import Abort, Action, Hangup, Machine, Problem, Send, SendEof, WakeAt
 from .wire import reset_transport, set_nodelay
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._core import diagnose as _diagnose
+from .._core.actions import Problem
 from .._core.cassette import CassetteModel
 from .._core.connection import Connection
 from .._core.dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
@@ -25,7 +26,7 @@ from .._core.exchange import ExchangeBook, ExchangeMachine
 from .._core.matching import redact
 from .._core.options import Limits, ReplayOptions
 from .._core.render import show_bytes
-from .._core.replay import Problem, ReplayMachine
+from .._core.replay import ReplayMachine
 from .._core.targets import (
     TargetTable,
     format_target,

@@ -7,8 +7,9 @@ import random
 import pytest
 
 from tcpcassette import ClientClose, ClientData, ClientReset, ServerClose, ServerData, ServerReset
+from tcpcassette._core.actions import Abort, Hangup, Problem, Send, SendEof, WakeAt
 from tcpcassette._core.events import Event
-from tcpcassette._core.replay import Abort, Hangup, Problem, ReplayMachine, Send, SendEof, WakeAt
+from tcpcassette._core.replay import ReplayMachine
 from tcpcassette.faults import Close, Delay, Reset, Slice, Timeout, Truncate
 
 REQUEST_RESPONSE: tuple[Event, ...] = (
