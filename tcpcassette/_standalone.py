@@ -14,10 +14,9 @@ from pathlib import Path
 
 from ._cassette import Cassette, load
 from ._core.errors import CassetteError
-from ._core.options import Limits
+from ._core.options import Limits, ReplayOptions
 from ._core.targets import format_target, parse_target
-from ._io import intercept as _intercept
-from ._io.session import Session
+from ._io.session import Session, new_session
 
 #: How often the status callback is called while serving, in seconds.
 STATUS_INTERVAL = 0.5
@@ -34,17 +33,14 @@ class Status:
 
 
 def _session(cassette: Cassette, *, replay: bool, record: bool, target: str) -> Session:
-    return Session(
+    return new_session(
         cassette,
-        name=str(cassette.path),
         mode="all" if record else "none",
         replay=replay,
         record=record,
-        targets=[target],
-        ignore=(),
+        options=ReplayOptions(),
         limits=Limits(),
-        original_connect=_intercept.original_connect,
-        original_getaddrinfo=_intercept.original_getaddrinfo,
+        targets=[target],
     )
 
 
@@ -158,7 +154,7 @@ def replay(
             on_ready=on_ready,
             on_status=on_status,
             until=lambda: (
-                exit_when_played and sum(session.dispatcher.plays) >= wanted and not session.busy
+                exit_when_played and sum(session.play_counts()) >= wanted and not session.busy
             ),
         )
     finally:

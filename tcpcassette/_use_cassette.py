@@ -26,7 +26,7 @@ from ._core.options import (
     ReplayOptions,
 )
 from ._io import intercept as _intercept
-from ._io.session import Session
+from ._io.session import new_session
 from ._io.storage import DEFAULT_LOCK_TIMEOUT, recording_lock
 from ._paths import cassette_path, default_name
 from ._settings import (
@@ -97,18 +97,15 @@ class _Activation:
                 after=placement.after,
                 framing=options.framer,
             )
-        self.session = Session(
+        self.session = new_session(
             self.cassette,
-            name=str(self.path),
             mode=self.mode.value,
             replay=self.replay,
             record=self.record,
+            options=options.replay_options,
+            limits=options.limits,
             targets=options.targets,
             ignore=options.ignore,
-            limits=options.limits,
-            original_connect=_intercept.original_connect,
-            original_getaddrinfo=_intercept.original_getaddrinfo,
-            options=options.replay_options,
         )
 
     def exit(self) -> None:

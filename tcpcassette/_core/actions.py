@@ -24,8 +24,8 @@ class SendEof:
 
 
 @dataclass(frozen=True, slots=True)
-class Hangup:
-    """Close the connection in order (FIN), then discard client bytes until it closes too."""
+class Disconnect:
+    """Close the connection in order (FIN, if not sent yet) and stop serving it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class Abort:
 
 @dataclass(frozen=True, slots=True)
 class WakeAt:
-    """Call :meth:`ReplayMachine.wake` at monotonic time ``deadline``."""
+    """Call the machine's ``wake`` at loop time ``deadline``."""
 
     deadline: float
 
@@ -65,26 +65,51 @@ class Problem:
     connection: int | None = None
 
 
-Action = Send | SendEof | Hangup | Abort | WakeAt | Problem
+Action = Send | SendEof | Disconnect | Abort | WakeAt | Problem
+
+#: Actions after which the connection is over.
+ENDINGS = (Disconnect, Abort)
 
 
 class Machine(Protocol):
-    """What the replay server drives: a script play or an exchange server."""
+    """What the replay server drives: a script play or an exchange server.
 
-    cut_short: bool
+    Every input returns the actions to carry out, in order.  ``cut_short``
+    turns True once a fault ended the play early (its recording may serve
+    the client's retry); ``finished`` once nothing but closing is left.
+    """
 
     @property
-    def position(self) -> int: ...
+    def cut_short(self) -> bool: ...
 
     @property
-    def partial_message(self) -> tuple[bytes, bytes] | None: ...
+    def finished(self) -> bool: ...
 
-    def start(self, now: float) -> list[Action]: ...
+    @property
+    def complete(self) -> bool:
+        """True when the play served everything it was meant to (strict mode counts it)."""
+        ...
 
-    def feed(self, data: bytes, now: float) -> list[Action]: ...
+    def start(self, now: float) -> list[Action]:
+        """The client connected."""
+        ...
 
-    def feed_eof(self, now: float) -> list[Action]: ...
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        """The client sent ``data``."""
+        ...
 
-    def feed_reset(self, now: float) -> list[Action]: ...
+    def feed_eof(self, now: float) -> list[Action]:
+        """The client closed its sending half (FIN)."""
+        ...
 
-    def wake(self, now: float) -> list[Action]: ...
+    def feed_reset(self, now: float) -> list[Action]:
+        """The connection was aborted or lost; nothing more can be sent."""
+        ...
+
+    def wake(self, now: float) -> list[Action]:
+        """A deadline asked for with :class:`WakeAt` has passed (or not quite)."""
+        ...
+
+    def shutdown(self, now: float) -> list[Action]:
+        """The cassette is leaving: how to end this connection now."""
+        ...

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .actions import Abort, Action, Hangup, Problem, Send, WakeAt
+from .actions import Abort, Action, Disconnect, Problem, Send, WakeAt
 from .connection import Connection
 from .events import ClientData, ServerData
 from .matching import MessageRule
@@ -145,20 +145,29 @@ class ExchangeMachine:
         self._eof = False
         self._stall_deadline: float | None = None
         self.finished = False
-        self.cut_short = False  # faults are not played in exchange mode
-        self.position = 0
+
+    @property
+    def complete(self) -> bool:
+        """Always False: strict mode counts the exchanges used, not connections."""
+        return False
+
+    @property
+    def cut_short(self) -> bool:
+        """Always False: faults are not played in exchange mode."""
+        return False
 
     def feed_reset(self, now: float) -> list[Action]:
         self.finished = True
         return []
 
-    @property
-    def partial_message(self) -> tuple[bytes, bytes] | None:
-        """``(closest recorded request, received)`` when a request began and never completed."""
-        if self.finished or not self._inbox:
-            return None
-        closest = self._book.closest(bytes(self._inbox))
-        return (closest.request if closest else b""), bytes(self._inbox)
+    def shutdown(self, now: float) -> list[Action]:
+        """The cassette is leaving: report a request left half sent, and end the connection."""
+        if self.finished:
+            return []
+        if self._inbox:
+            return self._give_up("stalled")
+        self.finished = True
+        return [Disconnect()]
 
     def start(self, now: float) -> list[Action]:
         greeting = self._book.take_greeting()
@@ -177,7 +186,7 @@ class ExchangeMachine:
         actions = self._answer(now)
         if not self.finished:
             self.finished = True
-            actions.append(Hangup())
+            actions.append(Disconnect())
         return actions
 
     def wake(self, now: float) -> list[Action]:

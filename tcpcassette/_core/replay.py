@@ -4,15 +4,28 @@ The replay server feeds the machine what the client did (bytes, a close, a
 reset, or a timer firing) and carries out the actions it answers with.  Every
 rule about what a script means at replay time lives here, so it is tested
 without a network.
+
+States, and what moves between them::
+
+    PLAYING ──Delay, realtime gap, slice pacing──▶ DELAYING ──deadline──▶ PLAYING
+       │ ──Timeout fault────────────────────────▶ SILENT ──deadline──▶ DRAINING or DONE
+       │ ──hang-up (Close, Truncate, end of script after the client's FIN)──▶ DRAINING
+       │ ──reset, mismatch, stall──────────────────────────────────────────▶ DONE
+    DRAINING ──client FIN or reset──▶ DONE
+
+In PLAYING the script advances: client events are matched against what the
+client sent, server events are answered with actions.  Faults are carried
+out through one table (:data:`_FAULTS`): a new fault is a new entry.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from .actions import Abort, Action, Hangup, Problem, Send, SendEof, WakeAt
+from .actions import Abort, Action, Disconnect, Problem, Send, SendEof, WakeAt
 from .events import (
     ClientClose,
     ClientData,
@@ -22,16 +35,49 @@ from .events import (
     ServerData,
     ServerReset,
 )
-from .faults import Close, Delay, Fault, Reset, Slice, Timeout, Truncate
+from .faults import (
+    Close,
+    ConnectTimeout,
+    Delay,
+    Fault,
+    Refuse,
+    Reset,
+    Slice,
+    Timeout,
+    Truncate,
+)
 from .framing import Framer, split_messages
 from .matching import MessageRule
 from .render import first_difference
 
 
-@dataclass(frozen=True, slots=True)
+class State(enum.Enum):
+    """Where a play stands."""
+
+    #: Matching client bytes and answering with the recorded server events.
+    PLAYING = "playing"
+    #: Holding the script back until a deadline (a delay, a recorded gap, a slice's pause).
+    DELAYING = "delaying"
+    #: Saying nothing, with the connection open, until a deadline (a Timeout fault).
+    SILENT = "silent"
+    #: FIN sent after a hang-up; client bytes are discarded until the client closes too.
+    DRAINING = "draining"
+    #: Nothing more to do but close.
+    DONE = "done"
+
+
+@dataclass(slots=True)
 class _Slicing:
+    """Server chunks go out in pieces of ``size`` bytes, ``delay`` apart."""
+
     size: int
     delay: float
+    data: bytes = b""  # the chunk being sent
+    at: int = 0  # how much of it went out already
+
+    @property
+    def pending(self) -> bool:
+        return self.at < len(self.data)
 
 
 class ReplayMachine:
@@ -45,6 +91,9 @@ class ReplayMachine:
             a client before replay gives up on it and reports a hung client.
         stall_bound: seconds the client may leave a recorded message half
             sent before replay reports it stalled.
+        rule: how client messages are delimited and compared (None: equal bytes).
+        speed: replay the recorded gaps between server chunks, this many
+            times faster (None: send at once).
     """
 
     def __init__(
@@ -61,30 +110,38 @@ class ReplayMachine:
         # filtered, by the rule's matcher) instead of byte by byte.
         self._rule = rule
         self._events = events if rule is None else client_messages(events, rule.framer)
-        self._speed = speed  # replay the recorded gaps, this many times faster
+        self._speed = speed
         self._paced = -1  # position whose recorded gap was already waited
         self._play = play
         self._hang_bound = hang_bound
         self._stall_bound = stall_bound
+        self.state = State.PLAYING
+        self._deadline: float | None = None  # when DELAYING or SILENT ends
+        self._after_silence: Literal["close", "hung"] = "close"
         self._stall_deadline: float | None = None
         self._pos = 0  # index of the event being played
         self._matched = 0  # bytes of events[_pos] (a ClientData) already received
         self._inbox = bytearray()  # client bytes received and not yet matched
         self._client_eof = False
-        self._finished = False
-        self._waiting_until: float | None = None
-        self._silent_forever = False
         self._slicing: _Slicing | None = None
-        self._outbox: deque[bytes] = deque()  # slices still to send, one per wake
-        #: True once a fault ended this play early; the client's retry may play it again.
-        self.cut_short = False
+        self._cut_short = False
 
     # -- state visible to the I/O layer -------------------------------------
 
     @property
+    def cut_short(self) -> bool:
+        """True once a fault ended this play early; the client's retry may play it again."""
+        return self._cut_short
+
+    @property
     def finished(self) -> bool:
         """True once the connection needs nothing more from the I/O layer but closing."""
-        return self._finished
+        return self.state is State.DONE
+
+    @property
+    def complete(self) -> bool:
+        """True when every event of the script has been played."""
+        return self._pos >= len(self._events)
 
     @property
     def position(self) -> int:
@@ -101,14 +158,9 @@ class ReplayMachine:
 
     def _mid_message(self) -> bool:
         # Checked after every chunk, so it copies nothing (partial_message does).
-        if self._finished or self._pos >= len(self._events):
+        if self.state is not State.PLAYING or self._pos >= len(self._events):
             return False
         return type(self._events[self._pos]) is ClientData and bool(self._matched or self._inbox)
-
-    @property
-    def complete(self) -> bool:
-        """True when every event of the script has been played."""
-        return self._pos >= len(self._events)
 
     # -- inputs ---------------------------------------------------------------
 
@@ -118,10 +170,11 @@ class ReplayMachine:
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         """The client sent ``data``."""
-        if self._finished:
+        state = self.state
+        if state is State.DONE or state is State.DRAINING:
             return []
         self._inbox += data
-        if self._waiting_until is not None or self._silent_forever:
+        if state is not State.PLAYING:
             return []  # a delay or a silence is running; match the bytes when it ends
         actions = self._advance(now)
         if self._mid_message():
@@ -134,87 +187,79 @@ class ReplayMachine:
 
     def feed_eof(self, now: float) -> list[Action]:
         """The client closed its sending half."""
-        if self._finished:
+        state = self.state
+        if state is State.DONE:
             return []
+        if state is State.DRAINING:
+            return self._end(Disconnect())
         self._client_eof = True
-        if self._waiting_until is not None or self._silent_forever:
+        if state is not State.PLAYING:
             return []
         return self._advance(now)
 
     def feed_reset(self, now: float) -> list[Action]:
         """The client aborted the connection; nothing more can be sent."""
-        self._finished = True
+        self.state = State.DONE
         return []
 
     def wake(self, now: float) -> list[Action]:
         """A deadline asked for with :class:`WakeAt` has passed."""
-        if self._finished:
+        state = self.state
+        if state is State.PLAYING:
+            return self._check_stall(now)
+        if state is State.DONE or state is State.DRAINING:
             return []
-        if self._stall_deadline is not None and now >= self._stall_deadline:
-            partial = self.partial_message
-            if partial is not None:
-                expected, received = partial
-                problem = Problem(
-                    reason="stalled",
-                    position=self.position,
-                    expected=expected,
-                    actual=received,
-                    offset=len(received),
-                )
-                return self._end_with(problem, Abort())
-        if self._waiting_until is None or now < self._waiting_until:
+        if self._deadline is None or now < self._deadline:
             return []
-        self._waiting_until = None
-        if self._outbox:
-            actions = self._drain_outbox(now)
-            if self._waiting_until is not None:
-                return actions
-            return actions + self._advance(now)
-        if self._silent_forever:
-            return self._end_with(
-                Problem(
-                    reason="hung",
-                    position=self.position,
-                    expected=b"",
-                    actual=b"",
-                    offset=0,
-                ),
-                Abort(),
-            )
-        return self._advance(now)
+        self._deadline = None
+        if state is State.SILENT:
+            if self._after_silence == "hung":
+                return self._end(self._problem("hung", b"", b"", offset=0), Abort())
+            return self._hang_up()
+        self.state = State.PLAYING  # a delay is over
+        actions = self._send_slices(now)
+        if self.state is State.PLAYING:
+            actions += self._advance(now)
+        return actions
+
+    def shutdown(self, now: float) -> list[Action]:
+        """The cassette is leaving: report a message left half sent, and end the connection."""
+        if self.state is State.DONE:
+            return []
+        partial = self.partial_message
+        if partial is not None:
+            expected, received = partial
+            stalled = self._problem("stalled", expected, received, offset=len(received))
+            return self._end(stalled, Abort())
+        return self._end(Disconnect())
 
     # -- the script ------------------------------------------------------------
 
     def _advance(self, now: float) -> list[Action]:
+        """Play events while PLAYING; stops at a client event still awaited or a state change."""
         actions: list[Action] = []
         events = self._events
-        while not self._finished and self._pos < len(events):
+        while self.state is State.PLAYING and self._pos < len(events):
             event = events[self._pos]
             kind = type(event)
             if kind is ClientData:
-                matched = (
-                    self._match_client_bytes(event.data, actions)
-                    if self._rule is None
-                    else self._match_client_message(event.data, actions)
-                )
-                if not matched:
+                if not self._match(event.data, actions):
                     return actions
             elif kind is ServerData:
                 if self._wait_recorded_gap(now, actions):
                     return actions
                 self._pos += 1
                 if self._slicing is not None:
-                    self._outbox.extend(_slices(event.data, self._slicing.size))
-                    actions += self._drain_outbox(now)
-                    if self._waiting_until is not None:
-                        return actions
+                    self._slicing.data, self._slicing.at = event.data, 0
+                    actions += self._send_slices(now)
                 else:
                     actions.append(Send(event.data))
             elif kind is ServerClose:
                 self._pos += 1
                 actions.append(SendEof())
             elif kind is ServerReset:
-                return actions + self._end_with(Abort())
+                self._pos += 1
+                actions += self._end(Abort())
             elif kind is ClientClose or kind is ClientReset:
                 if self._inbox:
                     return actions + self._extra_bytes()
@@ -223,64 +268,62 @@ class ReplayMachine:
                 self._pos += 1
             elif isinstance(event, Fault):
                 self._pos += 1
-                active = event.times is None or self._play < event.times
-                if active and self._fire(event, now, actions):
-                    return actions
+                if event.times is None or self._play < event.times:
+                    actions += _FAULTS[type(event)](self, event, now)
             else:
-                # Connect failures act before accept; the I/O layer handles them.
+                # Connect failures act before accept; the router handles them.
                 self._pos += 1
-        if self._pos >= len(events) and not self._finished:
+        if self.state is State.PLAYING and self._pos >= len(events):
             if self._inbox:
                 return actions + self._extra_bytes()
             if self._client_eof:
-                actions += self._end_with(Hangup())
+                actions += self._hang_up()
         return actions
 
-    def _match_client_bytes(self, expected: bytes, actions: list[Action]) -> bool:
-        """Match received bytes against the current client event; True when it is complete."""
+    def _match(self, expected: bytes, actions: list[Action]) -> bool:
+        """Match what the client sent against a recorded client message; True when complete."""
+        if self._rule is None:
+            return self._match_bytes(expected, actions)
+        return self._match_message(expected, actions)
+
+    def _match_bytes(self, expected: bytes, actions: list[Action]) -> bool:
         inbox = self._inbox
         if not inbox:
             if self._client_eof:
                 if self._matched:
-                    actions += self._end_with(self._problem("stalled", expected, b""))
-                    actions.append(Abort())
+                    actions += self._end(self._problem_here("stalled", expected, b""), Abort())
                 else:
                     # The client closed before sending what was recorded next;
                     # answer as a server does and close too.
-                    actions += self._end_with(Hangup())
+                    actions += self._hang_up()
             return False
         need = len(expected) - self._matched
         take = min(need, len(inbox))
         if inbox[:take] != expected[self._matched : self._matched + take]:
-            actions += self._end_with(self._mismatch(expected), Abort())
+            actions += self._end(self._mismatch(expected), Abort())
             return False
         del inbox[:take]
         self._matched += take
         if self._matched < len(expected):
-            return self._match_client_bytes(expected, actions) if self._client_eof else False
+            return self._match_bytes(expected, actions) if self._client_eof else False
         self._pos += 1
         self._matched = 0
         return True
 
-    def _match_client_message(self, expected: bytes, actions: list[Action]) -> bool:
-        """Match a whole client message with the rule; True when it matched."""
+    def _match_message(self, expected: bytes, actions: list[Action]) -> bool:
         assert self._rule is not None
         if not self._inbox:
             if self._client_eof:
-                actions += self._end_with(Hangup())
+                actions += self._hang_up()
             return False
-        taken = self._rule.take(expected, bytes(self._inbox), eof=self._client_eof)
+        received = bytes(self._inbox)
+        taken = self._rule.take(expected, received, eof=self._client_eof)
         if taken is None:
             return False
         if taken < 0:
-            problem = Problem(
-                reason="mismatch",
-                position=self.position,
-                expected=expected,
-                actual=bytes(self._inbox),
-                offset=first_difference(expected, bytes(self._inbox)),
-            )
-            actions += self._end_with(problem, Abort())
+            offset = first_difference(expected, received)
+            actions += self._end(self._problem("mismatch", expected, received, offset=offset))
+            actions.append(Abort())
             return False
         del self._inbox[:taken]
         self._pos += 1
@@ -294,46 +337,102 @@ class ReplayMachine:
         gap = (self._events[self._pos].time - self._events[self._pos - 1].time) / self._speed
         if gap <= 0:
             return False
-        self._waiting_until = now + gap
-        actions.append(WakeAt(self._waiting_until))
+        actions += self._hold(State.DELAYING, now + gap)
         return True
 
-    def _fire(self, fault: Fault, now: float, actions: list[Action]) -> bool:
-        """Carry out an active fault; True when the script must stop advancing for now."""
-        if isinstance(fault, Reset):
-            self.cut_short = True
-            actions += self._end_with(Abort())
-            return True
-        if isinstance(fault, Close):
-            self.cut_short = True
-            actions += self._end_with(Hangup())
-            return True
-        if isinstance(fault, Timeout):
-            self.cut_short = True
-            if fault.seconds is None:
-                self._silent_forever = True
-                self._waiting_until = now + self._hang_bound
-            else:
-                # Silence, then an orderly close: put a Close fault where we are.
-                self._events = (*self._events[: self._pos], Close())
-                self._waiting_until = now + fault.seconds
-            actions.append(WakeAt(self._waiting_until))
-            return True
-        if isinstance(fault, Delay):
-            self._waiting_until = now + fault.seconds
-            actions.append(WakeAt(self._waiting_until))
-            return True
-        if isinstance(fault, Truncate):
-            self.cut_short = True
-            nxt = self._next_server_data()
-            if nxt is not None and fault.nbytes:
-                actions.append(Send(nxt[: fault.nbytes]))
-            actions += self._end_with(Abort() if fault.then == "reset" else Hangup())
-            return True
-        if isinstance(fault, Slice):
-            self._slicing = _Slicing(fault.size, fault.delay)
-            return False
-        return False  # connect faults were handled before accept
+    def _send_slices(self, now: float) -> list[Action]:
+        """Send pieces of the chunk being sliced, pausing ``delay`` between them."""
+        slicing = self._slicing
+        actions: list[Action] = []
+        if slicing is None:
+            return actions
+        while slicing.pending:
+            piece = slicing.data[slicing.at : slicing.at + slicing.size]
+            slicing.at += len(piece)
+            actions.append(Send(piece))
+            if slicing.pending and slicing.delay > 0:
+                actions += self._hold(State.DELAYING, now + slicing.delay)
+                break
+        return actions
+
+    # -- transitions -----------------------------------------------------------
+
+    def _hold(self, state: State, deadline: float) -> list[Action]:
+        self.state = state
+        self._deadline = deadline
+        self._stall_deadline = None
+        return [WakeAt(deadline)]
+
+    def _hang_up(self) -> list[Action]:
+        # An orderly close: FIN now, then discard what the client still sends
+        # until it closes too.  Closing the socket outright would answer the
+        # client's next write with an RST, and its reads would fail instead
+        # of returning EOF.
+        if self._client_eof:
+            return self._end(Disconnect())
+        self.state = State.DRAINING
+        self._deadline = self._stall_deadline = None
+        return [SendEof()]
+
+    def _end(self, *actions: Action) -> list[Action]:
+        self.state = State.DONE
+        self._deadline = self._stall_deadline = None
+        return list(actions)
+
+    def _check_stall(self, now: float) -> list[Action]:
+        if self._stall_deadline is None or now < self._stall_deadline:
+            return []
+        partial = self.partial_message
+        if partial is None:
+            return []
+        expected, received = partial
+        return self._end(
+            self._problem("stalled", expected, received, offset=len(received)), Abort()
+        )
+
+    # -- faults (one entry each in _FAULTS) -------------------------------------
+
+    def _fault_reset(self, fault: Fault, now: float) -> list[Action]:
+        self._cut_short = True
+        return self._end(Abort())
+
+    def _fault_close(self, fault: Fault, now: float) -> list[Action]:
+        self._cut_short = True
+        return self._hang_up()
+
+    def _fault_timeout(self, fault: Fault, now: float) -> list[Action]:
+        assert isinstance(fault, Timeout)
+        self._cut_short = True
+        if fault.seconds is None:
+            self._after_silence = "hung"
+            return self._hold(State.SILENT, now + self._hang_bound)
+        self._after_silence = "close"
+        return self._hold(State.SILENT, now + fault.seconds)
+
+    def _fault_delay(self, fault: Fault, now: float) -> list[Action]:
+        assert isinstance(fault, Delay)
+        return self._hold(State.DELAYING, now + fault.seconds)
+
+    def _fault_truncate(self, fault: Fault, now: float) -> list[Action]:
+        assert isinstance(fault, Truncate)
+        self._cut_short = True
+        following = self._next_server_data()
+        actions: list[Action] = []
+        if following is not None and fault.nbytes:
+            actions.append(Send(following[: fault.nbytes]))
+        if fault.then == "reset":
+            return actions + self._end(Abort())
+        return actions + self._hang_up()
+
+    def _fault_slice(self, fault: Fault, now: float) -> list[Action]:
+        assert isinstance(fault, Slice)
+        self._slicing = _Slicing(fault.size, fault.delay)
+        return []
+
+    def _fault_at_connect(self, fault: Fault, now: float) -> list[Action]:
+        return []  # carried out at connect time, by the router
+
+    # -- problems --------------------------------------------------------------
 
     def _next_server_data(self) -> bytes | None:
         for event in self._events[self._pos :]:
@@ -341,54 +440,49 @@ class ReplayMachine:
                 return event.data
         return None
 
-    def _drain_outbox(self, now: float) -> list[Action]:
-        """Send queued slices, one per ``delay``; sets a deadline while some remain."""
-        assert self._slicing is not None
-        actions: list[Action] = []
-        while self._outbox:
-            actions.append(Send(self._outbox.popleft()))
-            if self._outbox and self._slicing.delay > 0:
-                self._waiting_until = now + self._slicing.delay
-                actions.append(WakeAt(self._waiting_until))
-                break
-        return actions
-
     def _extra_bytes(self) -> list[Action]:
-        return self._end_with(
-            Problem(
-                reason="extra",
-                position=self.position,
-                expected=b"",
-                actual=bytes(self._inbox),
-                offset=0,
-            ),
-            Abort(),
-        )
+        return self._end(self._problem("extra", b"", bytes(self._inbox), offset=0), Abort())
 
     def _mismatch(self, expected: bytes) -> Problem:
         actual = expected[: self._matched] + bytes(self._inbox)
-        offset = first_difference(expected, actual)
-        return self._problem("mismatch", expected, actual, offset=offset)
+        return self._problem(
+            "mismatch", expected, actual, offset=first_difference(expected, actual)
+        )
+
+    def _problem_here(
+        self, reason: Literal["mismatch", "stalled"], expected: bytes, actual: bytes
+    ) -> Problem:
+        """A problem at the byte matched so far, with the matched bytes in front of ``actual``."""
+        return self._problem(
+            reason, expected, expected[: self._matched] + actual, offset=self._matched
+        )
 
     def _problem(
         self,
-        reason: Literal["mismatch", "stalled"],
+        reason: Literal["mismatch", "extra", "stalled", "hung"],
         expected: bytes,
         actual: bytes,
         *,
-        offset: int | None = None,
+        offset: int,
     ) -> Problem:
-        if offset is None:
-            offset = self._matched
-            actual = expected[: self._matched] + actual
         return Problem(
             reason=reason, position=self.position, expected=expected, actual=actual, offset=offset
         )
 
-    def _end_with(self, *actions: Action) -> list[Action]:
-        self._finished = True
-        self._waiting_until = None
-        return list(actions)
+
+_FaultHandler = Callable[[ReplayMachine, Fault, float], list[Action]]
+
+#: What each fault does when replay reaches it (faults whose ``times`` ran out are skipped).
+_FAULTS: dict[type[Fault], _FaultHandler] = {
+    Reset: ReplayMachine._fault_reset,
+    Close: ReplayMachine._fault_close,
+    Timeout: ReplayMachine._fault_timeout,
+    Delay: ReplayMachine._fault_delay,
+    Truncate: ReplayMachine._fault_truncate,
+    Slice: ReplayMachine._fault_slice,
+    Refuse: ReplayMachine._fault_at_connect,
+    ConnectTimeout: ReplayMachine._fault_at_connect,
+}
 
 
 def client_messages(events: tuple[Event, ...], framer: Framer) -> tuple[Event, ...]:
@@ -414,7 +508,3 @@ def client_messages(events: tuple[Event, ...], framer: Framer) -> tuple[Event, .
             out.append(event)
     flush()
     return tuple(out)
-
-
-def _slices(data: bytes, size: int) -> list[bytes]:
-    return [data[i : i + size] for i in range(0, len(data), size)] or [b""]

@@ -76,6 +76,8 @@ class ProxyLink:
         self._server_eof = False
         self._done = False
         self._on_done = on_done
+        #: Resolved once the link is over, however it ended.
+        self.finished: asyncio.Future[None] = self._loop.create_future()
         set_nodelay(client)
 
     # -- the upstream side --------------------------------------------------
@@ -179,6 +181,11 @@ class ProxyLink:
                 reset_transport(self._server)
             else:
                 self._server.close()
+        self._done_now()
+
+    def _done_now(self) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
         self._on_done(self)
 
     def close(self) -> None:
@@ -188,14 +195,14 @@ class ProxyLink:
             self.client.close()
             if self._server is not None:
                 self._server.close()
-            self._on_done(self)
+            self._done_now()
 
     def fail_upstream(self) -> None:
         """The real server could not be reached after the client connected: reset it."""
         if not self._done:
             self._done = True
             reset_transport(self.client)
-            self._on_done(self)
+            self._done_now()
 
 
 class UpstreamProtocol(asyncio.Protocol):

@@ -1,4 +1,9 @@
-"""Carrying out a :class:`ReplayMachine`'s actions on a real socket."""
+"""Carrying out a replay machine's actions on a real socket.
+
+The link decides nothing: the machine (:mod:`tcpcassette._core.replay`, or
+the exchange server) answers every client event with actions, and the link
+performs them in order, holding them back while the client reads slowly.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +11,39 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from .._core.actions import Abort, Action, Hangup, Machine, Problem, Send, SendEof, WakeAt
+from .._core.actions import Abort, Action, Disconnect, Machine, Problem, Send, SendEof, WakeAt
 from .wire import reset_transport, set_nodelay
 
 
 class ReplayLink:
-    """One client connection served by a replay machine (a script play or exchanges).
+    """One client connection served by a replay machine.
 
     Args:
         transport: the accepted client connection.
-        index: the recorded connection's number in the cassette (-1 for exchanges).
         machine: what decides every action.
-        on_problem: called with the connection number and each problem found.
-        on_cut_short: called once if a fault ends this play early.
-        on_done: called once when the link is finished.
+        on_problem: called with each problem the machine finds.
+        on_cut_short: called once, before the connection ends, if a fault
+            ends this play early (its recording may then serve a retry).
+        on_done: called once when the connection is over.
     """
 
     def __init__(
         self,
         transport: asyncio.Transport,
-        index: int,
         machine: Machine,
         *,
-        on_problem: Callable[[int, Problem], None],
-        on_cut_short: Callable[[int], None],
+        on_problem: Callable[[Problem], None],
+        on_cut_short: Callable[[], None],
         on_done: Callable[[ReplayLink], None],
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.transport = transport
-        self.index = index
         self.machine = machine
         self._on_problem = on_problem
         self._on_cut_short = on_cut_short
         self._on_done = on_done
         self._closed = False
         self._released = False
-        self._client_eof = False
-        self._draining = False  # after a hang-up: FIN sent, client bytes discarded
         self._queue: deque[Action] = deque()
         self._paused = False
         set_nodelay(transport)
@@ -57,25 +58,31 @@ class ReplayLink:
             self._do(self.machine.feed_eof(now))
 
     def data(self, data: bytes) -> None:
-        if not self._draining:
-            self._do(self.machine.feed(data, self._loop.time()))
+        self._do(self.machine.feed(data, self._loop.time()))
 
     def eof(self) -> None:
-        self._client_eof = True
-        if self._draining:
-            self.transport.close()
-            self._finish()
-            return
         self._do(self.machine.feed_eof(self._loop.time()))
 
     def lost(self, exc: Exception | None) -> None:
         self.machine.feed_reset(self._loop.time())
         self._finish()
 
+    def shutdown(self) -> None:
+        """The cassette is leaving: end the connection as the machine says."""
+        if not self._closed:
+            self._paused = False  # nothing may wait for a slow reader any more
+            self._do(self.machine.shutdown(self._loop.time()))
+            self._close()
+
     def _wake(self) -> None:
         self._do(self.machine.wake(self._loop.time()))
 
     def _do(self, actions: list[Action]) -> None:
+        # A play that a fault cut short gives its recording back before the
+        # connection ends, so a client that reconnects at once finds it free.
+        if not self._released and self.machine.cut_short:
+            self._released = True
+            self._on_cut_short()
         self._queue.extend(actions)
         self._drain()
 
@@ -97,62 +104,28 @@ class ReplayLink:
                 queue.clear()
                 return
             action = queue.popleft()
-            if type(action) is Send:
-                transport.write(action.data)
-            elif type(action) is SendEof:
+            kind = type(action)
+            if kind is Send:
+                transport.write(action.data)  # type: ignore[union-attr]
+            elif kind is SendEof:
                 if transport.can_write_eof():
                     transport.write_eof()
-            elif type(action) is WakeAt:
-                self._loop.call_at(action.deadline, self._wake)
-            elif type(action) is Hangup:
-                self._hang_up()
-            elif type(action) is Abort:
+            elif kind is WakeAt:
+                self._loop.call_at(action.deadline, self._wake)  # type: ignore[union-attr]
+            elif kind is Disconnect:
+                self._close()
+            elif kind is Abort:
                 reset_transport(transport)
                 self._finish()
             elif isinstance(action, Problem):
-                self._on_problem(self.index, action)
-        if self.machine.cut_short and not self._released:
-            self._released = True
-            self._on_cut_short(self.index)
+                self._on_problem(action)
 
-    def _hang_up(self) -> None:
-        # An orderly close: FIN now, then discard what the client still sends
-        # until it closes too.  Closing the socket outright would answer the
-        # client's next write with an RST, and its reads would fail instead
-        # of returning EOF.
-        if self._client_eof or not self.transport.can_write_eof():
+    def _close(self) -> None:
+        if not self._closed:
             self.transport.close()
             self._finish()
-        else:
-            self.transport.write_eof()
-            self._draining = True
 
     def _finish(self) -> None:
         if not self._closed:
             self._closed = True
             self._on_done(self)
-
-    def report_unfinished(self) -> None:
-        """The cassette is leaving: report a message the client left half sent, and reset."""
-        partial = self.machine.partial_message
-        if partial is None or self._closed:
-            return
-        expected, received = partial
-        self._on_problem(
-            self.index,
-            Problem(
-                reason="stalled",
-                position=self.machine.position,
-                expected=expected,
-                actual=received,
-                offset=len(received),
-            ),
-        )
-        reset_transport(self.transport)
-        self._finish()
-
-    def close(self) -> None:
-        """The cassette is leaving: close in order (FIN)."""
-        if not self._closed:
-            self.transport.close()
-            self._finish()

@@ -7,9 +7,10 @@ import random
 import pytest
 
 from tcpcassette import ClientClose, ClientData, ClientReset, ServerClose, ServerData, ServerReset
-from tcpcassette._core.actions import Abort, Hangup, Problem, Send, SendEof, WakeAt
+from tcpcassette._core.actions import Abort, Disconnect, Problem, Send, SendEof, WakeAt
 from tcpcassette._core.events import Event
-from tcpcassette._core.replay import ReplayMachine
+from tcpcassette._core.faults import FAULT_TYPES
+from tcpcassette._core.replay import _FAULTS, ReplayMachine, State
 from tcpcassette.faults import Close, Delay, Reset, Slice, Timeout, Truncate
 
 REQUEST_RESPONSE: tuple[Event, ...] = (
@@ -43,7 +44,7 @@ def sent(actions: list[object]) -> list[bytes]:
 def test_replay_answers_each_request_with_its_recorded_chunks() -> None:
     actions = run(machine(REQUEST_RESPONSE), [b"GET a\r\n", b"GET bb\r\n"])
     assert sent(actions) == [b"value a\r\n", b"val", b"ue bb\r\n"]
-    assert actions[-2:] == [SendEof(), Hangup()]
+    assert actions[-2:] == [SendEof(), Disconnect()]
 
 
 def test_replay_matches_client_bytes_one_byte_at_a_time() -> None:
@@ -110,7 +111,7 @@ def test_replay_reports_a_client_that_closes_halfway_through_a_message() -> None
 def test_replay_closes_quietly_when_client_closes_between_messages() -> None:
     actions = run(machine(REQUEST_RESPONSE), [b"GET a\r\n"])
     assert sent(actions) == [b"value a\r\n"]
-    assert actions[-1] == Hangup()
+    assert actions[-1] == Disconnect()
     assert not [a for a in actions if isinstance(a, Problem)]
 
 
@@ -123,15 +124,17 @@ def test_replay_greets_first_when_the_server_spoke_first() -> None:
 
 def test_replay_resets_client_after_recorded_rst() -> None:
     events = (ClientData(data=b"x"), ServerData(data=b"partial"), ServerReset())
-    actions = run(machine(events), [b"x"], eof=False)
+    m = machine(events)
+    actions = run(m, [b"x"], eof=False)
     assert actions == [Send(b"partial"), Abort()]
-    assert machine(events).cut_short is False
+    assert m.finished
+    assert m.cut_short is False  # a recorded reset is the recording, not a fault
 
 
 def test_replay_keeps_reading_after_its_own_half_close() -> None:
     events = (ServerData(data=b"banner"), ServerClose(), ClientData(data=b"late"), ClientClose())
     actions = run(machine(events), [b"late"])
-    assert actions == [Send(b"banner"), SendEof(), Hangup()]
+    assert actions == [Send(b"banner"), SendEof(), Disconnect()]
 
 
 def test_replay_waits_for_client_reset_where_the_client_reset() -> None:
@@ -157,7 +160,12 @@ def test_fault_with_times_fires_only_on_the_first_plays() -> None:
 
 def test_close_fault_sends_nothing_scheduled_after_it() -> None:
     events = (ServerData(data=b"hello"), Close(), ServerData(data=b"never"))
-    assert machine(events).start(0.0) == [Send(b"hello"), Hangup()]
+    m = machine(events)
+    assert m.start(0.0) == [Send(b"hello"), SendEof()]
+    assert m.state is State.DRAINING and m.cut_short
+    assert m.feed(b"ignored while draining", 0.0) == []
+    assert m.feed_eof(0.0) == [Disconnect()]
+    assert m.finished
 
 
 def test_delay_fault_holds_the_next_event_back() -> None:
@@ -175,7 +183,9 @@ def test_timeout_fault_is_silent_then_closes_after_its_seconds() -> None:
     m.start(0.0)
     assert m.feed(b"a", 1.0) == [WakeAt(3.0)]
     assert m.feed(b"more bytes are ignored while silent", 2.0) == []
-    assert m.wake(3.0) == [Hangup()]
+    assert m.state is State.SILENT
+    assert m.wake(3.0) == [SendEof()]
+    assert m.state is State.DRAINING
 
 
 def test_timeout_fault_without_seconds_reports_a_hung_client_at_the_bound() -> None:
@@ -187,7 +197,7 @@ def test_timeout_fault_without_seconds_reports_a_hung_client_at_the_bound() -> N
     assert abort == Abort()
 
 
-@pytest.mark.parametrize(("then", "ending"), [("close", Hangup()), ("reset", Abort())])
+@pytest.mark.parametrize(("then", "ending"), [("close", SendEof()), ("reset", Abort())])
 def test_truncate_fault_sends_the_first_bytes_then_ends(then: str, ending: object) -> None:
     events = (ClientData(data=b"a"), Truncate(nbytes=3, then=then), ServerData(data=b"abcdef"))
     assert run(machine(events), [b"a"], eof=False) == [Send(b"abc"), ending]
@@ -204,3 +214,84 @@ def test_slice_fault_sends_pieces_with_delays_between() -> None:
 def test_slice_fault_without_delay_sends_all_pieces_at_once() -> None:
     events = (Slice(size=1), ServerData(data=b"abc"))
     assert machine(events).start(0.0) == [Send(b"a"), Send(b"b"), Send(b"c")]
+
+
+def test_every_fault_has_an_entry_in_the_fault_table() -> None:
+    assert set(_FAULTS) == set(FAULT_TYPES)
+
+
+def test_a_fault_whose_times_ran_out_is_skipped() -> None:
+    events = (ClientData(data=b"a"), Delay(seconds=5.0, times=1), ServerData(data=b"ok"))
+    m = machine(events, play=1)
+    assert run(m, [b"a"], eof=False) == [Send(b"ok")]
+    assert m.state is State.PLAYING
+
+
+def test_a_hang_up_after_the_clients_fin_disconnects_at_once() -> None:
+    events = (ClientData(data=b"a"), ClientClose(), Close(), ServerData(data=b"never"))
+    m = machine(events)
+    assert run(m, [b"a"]) == [Disconnect()]
+    assert m.finished
+
+
+def test_client_bytes_during_a_delay_are_matched_when_it_ends() -> None:
+    events = (
+        ServerData(data=b"hi"),
+        Delay(seconds=1.0),
+        ServerData(data=b"late"),
+        ClientData(data=b"req"),
+        ServerData(data=b"resp"),
+    )
+    m = machine(events)
+    assert m.start(0.0) == [Send(b"hi"), WakeAt(1.0)]
+    assert m.state is State.DELAYING
+    assert m.feed(b"req", 0.5) == []  # held until the delay is over
+    assert m.wake(1.0) == [Send(b"late"), Send(b"resp")]
+    assert m.state is State.PLAYING and m.complete
+
+
+def test_a_client_fin_during_a_silence_ends_the_play_when_it_closes() -> None:
+    m = machine((ClientData(data=b"a"), Timeout(seconds=1.0)))
+    m.start(0.0)
+    m.feed(b"a", 0.0)
+    assert m.feed_eof(0.5) == []  # silent means silent
+    assert m.wake(1.0) == [Disconnect()]
+
+
+def test_shutdown_reports_a_message_left_half_sent() -> None:
+    m = machine(REQUEST_RESPONSE)
+    m.start(0.0)
+    m.feed(b"GE", 0.0)
+    problem, abort = m.shutdown(1.0)
+    assert isinstance(problem, Problem)
+    assert (problem.reason, problem.actual, problem.offset) == ("stalled", b"GE", 2)
+    assert abort == Abort()
+
+
+def test_shutdown_between_messages_disconnects_quietly() -> None:
+    m = machine(REQUEST_RESPONSE)
+    m.start(0.0)
+    m.feed(b"GET a\r\n", 0.0)
+    assert m.shutdown(1.0) == [Disconnect()]
+    assert m.shutdown(1.0) == []
+
+
+def test_slices_are_produced_as_they_are_sent() -> None:
+    events = (Slice(size=1, delay=0.1), ServerData(data=b"x" * 1_000_000))
+    m = machine(events)
+    first = m.start(0.0)
+    assert first == [Send(b"x"), WakeAt(0.1)]
+    assert m.state is State.DELAYING
+
+
+def test_realtime_replay_waits_the_recorded_gap() -> None:
+    events = (
+        ClientData(data=b"a", time=0.0),
+        ServerData(data=b"one", time=1.0),
+        ServerData(data=b"two", time=3.0),
+    )
+    m = ReplayMachine(events, hang_bound=30.0, stall_bound=5.0, speed=2.0)
+    m.start(0.0)
+    assert m.feed(b"a", 10.0) == [WakeAt(10.5)]
+    assert m.wake(10.5) == [Send(b"one"), WakeAt(11.5)]
+    assert m.wake(11.5) == [Send(b"two")]

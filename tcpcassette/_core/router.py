@@ -1,0 +1,435 @@
+"""Which recording serves a live connection, and what happens at each step: no I/O.
+
+The session (:mod:`tcpcassette._io.session`) asks the router at every step of
+a connection's life and carries out the answer:
+
+* at connect time (:meth:`Router.on_connect`): replay it, refuse it, leave
+  it hanging, record it, or fail it;
+* when it is accepted (:meth:`Router.on_accept`) and when its first bytes
+  arrive (:meth:`Router.on_first_bytes`): which machine serves it, whether
+  to wait for more bytes, or record it from here;
+* when its play ends, is cut short by a fault, or finds a problem.
+
+How recordings are chosen is a strategy: script matching (each live
+connection plays one recorded connection, see :mod:`.dispatch`) or exchange
+matching (each request is answered from any recorded connection to its
+target, see :mod:`.exchange`).  Play counts, strict-mode accounting and the
+errors for connections the cassette cannot serve are kept here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from . import diagnose
+from .actions import Machine, Problem
+from .connection import Connection
+from .dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
+from .errors import CassetteError
+from .events import ClientData
+from .exchange import ExchangeBook, ExchangeMachine
+from .options import Limits, ReplayOptions
+from .render import show_bytes
+from .replay import ReplayMachine
+from .targets import TargetTable, format_target, parse_target
+
+# -- decisions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """One live connection served from the cassette.
+
+    Attributes:
+        target: the recorded target it connected to.
+        index: the recorded connection it plays (-1: the target's exchanges).
+        play: how many plays of that recording came before this one.
+    """
+
+    target: str
+    index: int
+    play: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToReplay:
+    """Send the connect to the replay listener of its target."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToRefuse:
+    """Refuse the connect (a recorded refusal, or a ``Refuse`` fault)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToBlackhole:
+    """Let the connect hang until the client's own timeout (``ConnectTimeout``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToRecord:
+    """Record the connection from the real server."""
+
+
+@dataclass(frozen=True, slots=True)
+class Forbidden:
+    """The cassette cannot serve this connection and may not record it."""
+
+    error: CassetteError
+
+
+ConnectDecision = ToReplay | ToRefuse | ToBlackhole | ToRecord | Forbidden
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """Serve the connection with ``machine``; ``pending`` bytes (and a FIN) came first."""
+
+    play: Play
+    machine: Machine
+    pending: bytes = b""
+    eof: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Await:
+    """Wait for the client's first bytes; ``stall`` arms the stall bound (bytes began)."""
+
+    stall: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHere:
+    """Record the connection from here on (a client pointed at ``address()``, new_episodes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Reset the connection and report ``error`` (None: close it quietly)."""
+
+    error: CassetteError | None
+    reset: bool = True
+
+
+AcceptDecision = Serve | Await | RecordHere | Reject
+
+
+# -- strategies --------------------------------------------------------------------
+
+
+class _Strategy(Protocol):
+    def on_connect(self, target: str) -> ConnectDecision | None: ...
+
+    def on_accept(self, target: str) -> Serve | Await | None: ...
+
+    def on_first_bytes(self, target: str, received: bytes, eof: bool) -> AcceptDecision | None: ...
+
+    def heading_for(self, target: str, received: bytes) -> int | None: ...
+
+    def opening_bytes(self, index: int) -> bytes: ...
+
+    def release(self, play: Play) -> None: ...
+
+    def play_counts(self) -> list[int]: ...
+
+    def unplayed(self, completed: set[int]) -> list[str]: ...
+
+
+class _Script:
+    """Each live connection plays one recorded connection, chosen by :class:`Dispatcher`."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self._dispatcher = Dispatcher(
+            router.connections, repeat=router.options.repeat, rule=router.options.rule
+        )
+
+    def on_connect(self, target: str) -> ConnectDecision | None:
+        decision = self._dispatcher.on_connect(target)
+        if isinstance(decision, Routed):
+            return ToReplay()
+        if isinstance(decision, Refused):
+            return ToRefuse()
+        if isinstance(decision, Blackholed):
+            return ToBlackhole()
+        return None
+
+    def on_accept(self, target: str) -> Serve | Await | None:
+        if not self._dispatcher.has_unclaimed(target):
+            return None
+        claimed = self._dispatcher.on_accept(target)
+        if claimed is not None:
+            return self._serve(target, claimed)
+        return Await()
+
+    def on_first_bytes(self, target: str, received: bytes, eof: bool) -> AcceptDecision | None:
+        decision = self._dispatcher.on_first_bytes(target, received, eof=eof)
+        if isinstance(decision, Claimed):
+            return self._serve(target, decision, received, eof)
+        if isinstance(decision, NeedMore):
+            return Await(stall=bool(received))
+        router = self._router
+        if router.record:
+            return RecordHere()  # new_episodes: a connection the cassette lacks
+        if eof and received and self.heading_for(target, received) is not None:
+            return Reject(router.opening_stalled(target, received))
+        if not received and eof:
+            return Reject(None, reset=False)  # connected and closed without a word: harmless
+        closest = [
+            (i, router.connections[i], self._dispatcher.opening_bytes(i)) for i in decision.closest
+        ]
+        return Reject(diagnose.no_match(router.name, target, received, closest))
+
+    def heading_for(self, target: str, received: bytes) -> int | None:
+        for index in self._dispatcher.unclaimed(target):
+            if self._dispatcher.opening_bytes(index).startswith(received):
+                return index
+        return None
+
+    def opening_bytes(self, index: int) -> bytes:
+        return self._dispatcher.opening_bytes(index)
+
+    def _serve(
+        self, target: str, claimed: Claimed, pending: bytes = b"", eof: bool = False
+    ) -> Serve:
+        router = self._router
+        machine = ReplayMachine(
+            router.connections[claimed.index].events,
+            play=claimed.play,
+            hang_bound=router.limits.max_silence,
+            stall_bound=router.limits.stall_timeout,
+            rule=router.options.rule,
+            speed=router.options.speed,
+        )
+        return Serve(Play(target, claimed.index, claimed.play), machine, pending, eof)
+
+    def release(self, play: Play) -> None:
+        self._dispatcher.release(play.index)
+
+    def play_counts(self) -> list[int]:
+        return list(self._dispatcher.plays)
+
+    def unplayed(self, completed: set[int]) -> list[str]:
+        left = []
+        for index, connection in enumerate(self._router.connections):
+            if self._dispatcher.plays[index] == 0:
+                left.append(f"connection {index} ({connection.target}): never connected")
+            elif index not in completed and any(type(e) is ClientData for e in connection.events):
+                left.append(
+                    f"connection {index} ({connection.target}): the client stopped before the "
+                    "end of the recording"
+                )
+        return left
+
+
+class _Exchanges:
+    """Each request is answered from any recorded connection to its target."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self._books: dict[str, ExchangeBook] = {}
+
+    def _book(self, target: str) -> ExchangeBook:
+        book = self._books.get(target)
+        if book is None:
+            router = self._router
+            book = self._books[target] = ExchangeBook(
+                [(i, c) for i, c in enumerate(router.connections) if c.target == target],
+                rule=router.options.rule,
+                repeat=router.options.repeat,
+            )
+        return book
+
+    def on_connect(self, target: str) -> ConnectDecision | None:
+        # Any number of connections share a target's exchanges.
+        return ToReplay() if target in self._router.recorded_targets else None
+
+    def on_accept(self, target: str) -> Serve | Await | None:
+        if target not in self._router.recorded_targets:
+            return None
+        machine = ExchangeMachine(self._book(target), stall_bound=self._router.limits.stall_timeout)
+        return Serve(Play(target, -1), machine)
+
+    def on_first_bytes(self, target: str, received: bytes, eof: bool) -> AcceptDecision | None:
+        return None  # exchange connections are served from the accept on
+
+    def heading_for(self, target: str, received: bytes) -> int | None:
+        return None
+
+    def opening_bytes(self, index: int) -> bytes:
+        return b""
+
+    def release(self, play: Play) -> None:
+        pass  # faults are not played in exchange mode
+
+    def play_counts(self) -> list[int]:
+        counts = [0] * len(self._router.connections)
+        for book in self._books.values():
+            for x in book.exchanges:
+                counts[x.connection] = max(counts[x.connection], x.uses)
+        return counts
+
+    def unplayed(self, completed: set[int]) -> list[str]:
+        connections = self._router.connections
+        books = [self._book(t) for t in self._router.recorded_targets]
+        return [
+            f"connection {x.connection} ({connections[x.connection].target}), "
+            f"event {x.position}: {show_bytes(x.request)}"
+            for book in books
+            for x in book.unused()
+        ]
+
+
+# -- the router -----------------------------------------------------------------------
+
+
+class Router:
+    """Every decision about the connections of one cassette in use.
+
+    Args:
+        connections: the cassette's recorded connections (empty when not replaying).
+        name: how errors name the cassette (its path).
+        mode: the record mode, for messages.
+        record: connections the cassette cannot serve may be recorded.
+        options: how replay matches, paces and redacts.
+        limits: bounds on every wait.
+        hosts: host names and their recorded addresses (answered without a resolver).
+        targets: intercept only these ``host:port`` targets (None: all).
+        ignore: never intercept these targets or hosts.
+    """
+
+    def __init__(
+        self,
+        connections: Sequence[Connection],
+        *,
+        name: str,
+        mode: str,
+        record: bool,
+        options: ReplayOptions,
+        limits: Limits,
+        hosts: Mapping[str, Iterable[str]] | None = None,
+        targets: Iterable[str] | None = None,
+        ignore: Iterable[str] = (),
+    ) -> None:
+        self.connections = list(connections)
+        self.name = name
+        self.mode = mode
+        self.record = record
+        self.options = options
+        self.limits = limits
+        self.hosts = {n: tuple(a) for n, a in (hosts or {}).items()}
+        #: Distinct recorded targets, in recorded order.
+        self.recorded_targets = list(dict.fromkeys(c.target for c in self.connections))
+        self._known = set(self.recorded_targets)
+        self.table = TargetTable(self.hosts, targets=targets, ignore=ignore)
+        self._strategy: _Strategy = _Exchanges(self) if options.exchange else _Script(self)
+        self._completed: set[int] = set()  # connections played to the end of their script
+
+    # -- addresses ---------------------------------------------------------------
+
+    def target_for(self, ip: str, port: int) -> str | None:
+        """The target a connect to ``ip:port`` is for (None: not intercepted)."""
+        return self.table.key_for(ip, port, known=self.recorded_targets)
+
+    def recorded_addresses(self, host: str) -> tuple[str, ...] | None:
+        """The addresses the cassette recorded for ``host``, if it holds them."""
+        return self.hosts.get(host) or None
+
+    def learn(self, host: str, addresses: Iterable[str]) -> None:
+        """While recording: ``host`` resolved to ``addresses``."""
+        if self.record:
+            self.table.learn(host, addresses)
+
+    def hosts_for(self, recorded: Iterable[Connection]) -> dict[str, tuple[str, ...]]:
+        """The host names (with addresses) the ``recorded`` connections were reached by."""
+        used = {parse_target(c.target)[0] for c in recorded}
+        return {name: tuple(addrs) for name, addrs in self.table.names.items() if name in used}
+
+    def check_address(self, target: str) -> str:
+        """The normalised target for ``address()``, if this cassette can serve it.
+
+        Raises:
+            CassetteError: the target is not ``host:port``, or is neither
+                recorded nor recordable.
+        """
+        try:
+            host, port = parse_target(target)
+        except CassetteError as exc:
+            raise CassetteError(f"{self.name}: address(): {exc}") from None
+        if port is None:
+            raise CassetteError(f"{self.name}: address() needs 'host:port', not {target!r}")
+        key = format_target(host, port)
+        if key not in self._known and not self.record:
+            raise CassetteError(
+                f"{self.name}: the cassette holds no connection to {key} and record mode "
+                f"{self.mode!r} may not record one. Recorded targets: "
+                f"{sorted(self.recorded_targets) or 'none'}."
+            )
+        return key
+
+    # -- a connection's life ---------------------------------------------------------
+
+    def on_connect(self, target: str) -> ConnectDecision:
+        """A client is connecting to ``target`` (an intercepted connect)."""
+        decision = self._strategy.on_connect(target)
+        if decision is not None:
+            return decision
+        if self.record:
+            return ToRecord()
+        return Forbidden(self.unrecorded(target))
+
+    def on_accept(self, target: str) -> AcceptDecision:
+        """A connection to ``target``'s listener was accepted (not one being recorded)."""
+        decision = self._strategy.on_accept(target)
+        if decision is not None:
+            return decision
+        if self.record:
+            return RecordHere()  # a client pointed at address() by hand
+        # The connect-time check normally refuses this earlier; a client
+        # pointed at address() directly lands here.
+        return Reject(self.unrecorded(target))
+
+    def on_first_bytes(self, target: str, received: bytes, *, eof: bool) -> AcceptDecision:
+        """A waiting connection sent ``received`` so far (``eof``: and closed its half)."""
+        decision = self._strategy.on_first_bytes(target, received, eof)
+        return decision if decision is not None else Reject(self.unrecorded(target))
+
+    def opening_stalled(self, target: str, received: bytes) -> CassetteError:
+        """A waiting connection sent ``received`` and then nothing within the bound."""
+        index = self._strategy.heading_for(target, received)
+        expected = self._strategy.opening_bytes(index) if index is not None else b""
+        return diagnose.stalled_opening(self.name, target, received, index, expected)
+
+    def on_problem(self, play: Play, problem: Problem) -> CassetteError:
+        """The error for what a play's machine found."""
+        if play.index < 0:
+            return diagnose.exchange_problem(self.name, play.target, self.connections, problem)
+        return diagnose.problem(self.name, play.index, self.connections[play.index], problem)
+
+    def on_cut_short(self, play: Play) -> None:
+        """A fault ended ``play`` early: its recording may serve the client's retry."""
+        self._strategy.release(play)
+
+    def on_finished(self, play: Play, *, complete: bool) -> None:
+        """``play`` is over; ``complete`` when its whole script was played."""
+        if complete and play.index >= 0:
+            self._completed.add(play.index)
+
+    # -- results ----------------------------------------------------------------
+
+    def play_counts(self) -> list[int]:
+        """Plays per recorded connection; in exchange mode, the most any of its exchanges served."""
+        return self._strategy.play_counts()
+
+    def unplayed_error(self) -> CassetteError | None:
+        """With ``strict=True``: the error naming what was never used (None: all was)."""
+        if not self.options.strict or not self.connections:
+            return None
+        left = self._strategy.unplayed(self._completed)
+        return diagnose.unplayed(self.name, left) if left else None
+
+    def unrecorded(self, target: str) -> CassetteError:
+        recorded = sum(1 for c in self.connections if c.target == target)
+        return diagnose.unrecorded(self.name, target, recorded=recorded, mode=self.mode)
