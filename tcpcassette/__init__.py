@@ -28,6 +28,7 @@ from ._core.errors import CassettePathError as CassettePathError
 from ._core.errors import ClientMismatchError as ClientMismatchError
 from ._core.errors import ClientStalledError as ClientStalledError
 from ._core.errors import InvalidFaultError as InvalidFaultError
+from ._core.errors import InvalidOptionError as InvalidOptionError
 from ._core.errors import ReplayError as ReplayError
 from ._core.errors import UnplayedError as UnplayedError
 from ._core.errors import UnrecordedConnectionError as UnrecordedConnectionError
@@ -89,6 +90,7 @@ __all__ = [
     "Connection",
     "Event",
     "InvalidFaultError",
+    "InvalidOptionError",
     "Limits",
     "MatchingMode",
     "RecordMode",

@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._core.errors import CassetteError
+from ._core.errors import InvalidOptionError
 
 ENV_RECORD_MODE = "TCPCASSETTE_RECORD_MODE"
 DEFAULT_DIR_NAME = "cassettes"
@@ -47,7 +47,7 @@ class RecordMode(str, enum.Enum):
             return cls(value)
         except ValueError:
             valid = ", ".join(m.value for m in cls)
-            raise CassetteError(
+            raise InvalidOptionError(
                 f"{source}: {value!r} is not a record mode; use one of: {valid}"
             ) from None
 

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from ._cassette import Cassette, load
-from ._core.errors import CassetteError, CassetteNotFoundError
+from ._core.errors import CassetteError, CassetteNotFoundError, gather
 from ._core.faults import Placement
 from ._core.framing import FramingSpec, resolve_framing
 from ._core.matching import Filter, Matcher
@@ -141,11 +141,7 @@ class _Activation:
                 )
             )
         if result.errors:
-            first = result.errors[0]
-            if len(result.errors) > 1:
-                others = "\n".join(f"- {e}" for e in result.errors[1:])
-                raise type(first)(f"{first}\n{len(result.errors) - 1} more:\n{others}")
-            raise first
+            raise gather(result.errors)
 
 
 class use_cassette:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from .errors import CassetteError
+from .errors import InvalidOptionError
 
 
 @runtime_checkable
@@ -99,11 +99,13 @@ def resolve_framing(spec: FramingSpec) -> Framer:
         try:
             return _NAMED[spec]
         except KeyError:
-            raise CassetteError(
+            raise InvalidOptionError(
                 f"unknown framing {spec!r}; use one of {sorted(_NAMED)} or a Framer object"
             ) from None
     if not isinstance(spec, Framer):
-        raise CassetteError(f"{spec!r} is not a framer: it needs a name and a split(data) method")
+        raise InvalidOptionError(
+            f"{spec!r} is not a framer: it needs a name and a split(data) method"
+        )
     return spec
 
 

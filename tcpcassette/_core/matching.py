@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .connection import Connection
-from .errors import CassetteError
+from .errors import InvalidOptionError
 from .events import ClientData, Event, ServerData
 from .framing import Framer, Raw
 
@@ -92,14 +92,18 @@ def replace(pattern: bytes | str, replacement: bytes | str, *, side: str = "clie
         side: ``"client"`` (default), ``"server"`` or ``"both"``.
     """
     if side not in ("client", "server", "both"):
-        raise CassetteError(f"replace(): side must be 'client', 'server' or 'both', not {side!r}")
+        raise InvalidOptionError(
+            f"replace(): side must be 'client', 'server' or 'both', not {side!r}"
+        )
     try:
         pat = re.compile(pattern.encode() if isinstance(pattern, str) else pattern)
     except (re.error, TypeError) as exc:
-        raise CassetteError(f"replace(): {pattern!r} is not a regular expression ({exc})") from exc
+        raise InvalidOptionError(
+            f"replace(): {pattern!r} is not a regular expression ({exc})"
+        ) from exc
     rep = replacement.encode() if isinstance(replacement, str) else replacement
     if not isinstance(rep, bytes):
-        raise CassetteError(f"replace(): the replacement must be bytes or str, not {rep!r}")
+        raise InvalidOptionError(f"replace(): the replacement must be bytes or str, not {rep!r}")
     return Replace(pat, rep, side)
 
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import CassetteError
+from .errors import InvalidOptionError
 from .framing import FramingSpec, Raw, resolve_framing
 from .matching import Filter, Matcher, MessageRule, exact
 
@@ -37,7 +37,7 @@ class MatchingMode(str, enum.Enum):
             return cls(value)
         except ValueError:
             valid = ", ".join(repr(m.value) for m in cls)
-            raise CassetteError(f"matching must be one of {valid}, not {value!r}") from None
+            raise InvalidOptionError(f"matching must be one of {valid}, not {value!r}") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,7 +69,9 @@ class Limits:
                 or not math.isfinite(value)
                 or value <= 0
             ):
-                raise CassetteError(f"{name} must be a number of seconds above 0, not {value!r}")
+                raise InvalidOptionError(
+                    f"{name} must be a number of seconds above 0, not {value!r}"
+                )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,15 +125,15 @@ class ReplayOptions:
         """
         mode = MatchingMode.parse(matching)
         if mode is MatchingMode.EXCHANGE and faults:
-            raise CassetteError("faults are played in matching='script' mode only")
+            raise InvalidOptionError("faults are played in matching='script' mode only")
         framer = resolve_framing(framing)
         if match is not None and not callable(match):
-            raise CassetteError(
+            raise InvalidOptionError(
                 f"match must be a callable (recorded, actual) -> bool, not {match!r}"
             )
         for f in filters:
             if not callable(f):
-                raise CassetteError(
+                raise InvalidOptionError(
                     f"each filter must be a callable (data, side) -> bytes, not {f!r}"
                 )
         filters = tuple(filters)
@@ -155,4 +157,4 @@ def _speed(realtime: bool | float | None) -> float | None:
         return None
     if isinstance(realtime, (int, float)) and math.isfinite(realtime) and realtime > 0:
         return float(realtime)
-    raise CassetteError(f"realtime must be True, False or a speed > 0, not {realtime!r}")
+    raise InvalidOptionError(f"realtime must be True, False or a speed > 0, not {realtime!r}")

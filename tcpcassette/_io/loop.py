@@ -13,7 +13,10 @@ import errno
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
+
+from .._core.errors import CassetteError
 
 T = TypeVar("T")
 
@@ -59,9 +62,20 @@ def _quiet_about_closed_peers(loop: asyncio.AbstractEventLoop, context: dict[str
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T], *, timeout: float = CALL_TIMEOUT) -> T:
-    """Run ``coro`` on the private loop and wait for its result in the calling thread."""
+    """Run ``coro`` on the private loop and wait for its result in the calling thread.
+
+    Raises:
+        CassetteError: the loop did not carry it out within ``timeout`` seconds.
+    """
     future: Future[T] = asyncio.run_coroutine_threadsafe(coro, get_loop())
-    return future.result(timeout)
+    try:
+        return future.result(timeout)
+    except FutureTimeout:
+        future.cancel()
+        raise CassetteError(
+            f"tcpcassette's event loop thread did not answer within {timeout:g} s; something "
+            "blocks it (a callback that never returns). Report this with the test that shows it."
+        ) from None
 
 
 def call(func: Callable[[], T], *, timeout: float = CALL_TIMEOUT) -> T:

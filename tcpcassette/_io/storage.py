@@ -166,9 +166,16 @@ def recording_lock(path: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iter
     if fcntl is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = lock_path(path)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise CassetteError(
+            f"{path}: cannot create the recording lock {lock} ({exc.strerror or exc}); the "
+            "cassette directory must be writable to record. Replay with --record-mode=none, "
+            "or choose a writable cassette_dir."
+        ) from exc
     try:
         deadline = time.monotonic() + timeout
         while True:
