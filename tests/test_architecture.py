@@ -100,9 +100,9 @@ def test_core_touches_nothing_of_the_world(path: Path) -> None:
 @pytest.mark.parametrize("path", modules_under("_io"), ids=lambda p: p.stem)
 def test_io_never_imports_a_front_door(path: Path) -> None:
     ours = {m for m in imports_of(path) if m.split(".")[0] == "tcpcassette"}
-    above = {
-        m for m in ours if not m.startswith(("tcpcassette._core", "tcpcassette._io"))
-    } - {"tcpcassette"}
+    above = {m for m in ours if not m.startswith(("tcpcassette._core", "tcpcassette._io"))} - {
+        "tcpcassette"
+    }
     assert not above, f"{module_name(path)} imports {sorted(above)}"
 
 

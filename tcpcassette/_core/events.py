@@ -33,19 +33,24 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClientData(Event):
-    """Bytes the client sent, as one chunk read by the recording proxy."""
+class DataEvent(Event):
+    """Base class of the two events that carry bytes: one chunk, as the proxy read it."""
 
-    kind: ClassVar[str] = "client"
     data: bytes  # a field where the base class has a read-only property
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ServerData(Event):
+class ClientData(DataEvent):
+    """Bytes the client sent, as one chunk read by the recording proxy."""
+
+    kind: ClassVar[str] = "client"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerData(DataEvent):
     """Bytes the server sent, as one chunk read by the recording proxy."""
 
     kind: ClassVar[str] = "server"
-    data: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as replace_event
 
 from .connection import Connection
 from .errors import InvalidOptionError
-from .events import ClientData, Event, ServerData
+from .events import ClientData, DataEvent, Event
 from .framing import Framer, Raw
 
 Matcher = Callable[[bytes, bytes], bool]
@@ -166,7 +167,7 @@ def redact(connection: Connection, filters: Sequence[Filter]) -> Connection:
     if not filters:
         return connection
     out: list[Event] = []
-    run: list[Event] = []
+    run: list[DataEvent] = []
 
     def flush() -> None:
         if not run:
@@ -179,14 +180,14 @@ def redact(connection: Connection, filters: Sequence[Filter]) -> Connection:
         elif len(filtered) == len(joined):
             at = 0
             for e in run:
-                out.append(type(e)(data=filtered[at : at + len(e.data)], time=e.time))  # type: ignore[call-arg]
+                out.append(replace_event(e, data=filtered[at : at + len(e.data)]))
                 at += len(e.data)
         else:
-            out.append(type(run[0])(data=filtered, time=run[-1].time))  # type: ignore[call-arg]
+            out.append(replace_event(run[0], data=filtered, time=run[-1].time))
         run.clear()
 
     for event in connection.events:
-        if type(event) in (ClientData, ServerData):
+        if isinstance(event, DataEvent):
             if run and type(run[0]) is not type(event):
                 flush()
             run.append(event)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .connection import Connection
-from .events import ClientData, Event, ServerData
+from .events import ClientData, DataEvent, Event, ServerData
 from .framing import Framer, Raw
 
 
@@ -75,7 +75,8 @@ def event_position(connection: Connection, framer: Framer, after: int) -> tuple[
     event = connection.events[index]
     if offset >= len(event.data):
         return connection, index + 1
-    head = replace(event, data=event.data[:offset])  # type: ignore[call-arg]
-    tail = replace(event, data=event.data[offset:])  # type: ignore[call-arg]
+    assert isinstance(event, DataEvent)  # a message ends inside a chunk of bytes
+    head = replace(event, data=event.data[:offset])
+    tail = replace(event, data=event.data[offset:])
     events = (*connection.events[:index], head, tail, *connection.events[index + 1 :])
     return replace(connection, events=events), index + 1

@@ -104,17 +104,16 @@ class ReplayLink:
                 queue.clear()
                 return
             action = queue.popleft()
-            kind = type(action)
-            if kind is Send:
-                transport.write(action.data)  # type: ignore[union-attr]
-            elif kind is SendEof:
+            if isinstance(action, Send):
+                transport.write(action.data)
+            elif isinstance(action, SendEof):
                 if transport.can_write_eof():
                     transport.write_eof()
-            elif kind is WakeAt:
-                self._loop.call_at(action.deadline, self._wake)  # type: ignore[union-attr]
-            elif kind is Disconnect:
+            elif isinstance(action, WakeAt):
+                self._loop.call_at(action.deadline, self._wake)
+            elif isinstance(action, Disconnect):
                 self._close()
-            elif kind is Abort:
+            elif isinstance(action, Abort):
                 reset_transport(transport)
                 self._finish()
             elif isinstance(action, Problem):

@@ -21,12 +21,12 @@ def arm_reset(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
 
 
-def reset_transport(transport: asyncio.BaseTransport) -> None:
+def reset_transport(transport: asyncio.WriteTransport) -> None:
     """Abort ``transport`` with a TCP RST."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
         arm_reset(sock)
-    transport.abort()  # type: ignore[attr-defined]
+    transport.abort()
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
