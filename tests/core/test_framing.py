@@ -20,7 +20,7 @@ from tcpcassette._core.framing import (
 )
 
 #: Deterministic, quick, and nothing written to disk.
-QUICK = settings(max_examples=60, deadline=None, database=None, derandomize=True)
+QUICK = settings(max_examples=30, deadline=None, database=None, derandomize=True)
 
 WIDTHS = (1, 2, 4, 8)
 ORDERS: tuple[Literal["big", "little"], ...] = ("big", "little")

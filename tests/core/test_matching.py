@@ -37,7 +37,7 @@ from tcpcassette._core.matching import (
 from tcpcassette.faults import Delay
 
 #: Deterministic, quick, and nothing written to disk.
-QUICK = settings(max_examples=60, deadline=None, database=None, derandomize=True)
+QUICK = settings(max_examples=30, deadline=None, database=None, derandomize=True)
 
 HIDE_PASSWORD = replace(rb"(PASS )\S+", rb"\1***")
 

@@ -24,7 +24,7 @@ from tcpcassette._core.messages import Item, event_position, items
 from tcpcassette.faults import Reset
 
 #: Deterministic, quick, and nothing written to disk.
-QUICK = settings(max_examples=60, deadline=None, database=None, derandomize=True)
+QUICK = settings(max_examples=30, deadline=None, database=None, derandomize=True)
 
 
 def connection(*events: Event) -> Connection:
