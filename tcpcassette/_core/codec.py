@@ -179,6 +179,16 @@ def decode_document(doc: object, *, source: str) -> CassetteContents:
     return _Decoder(source).document(doc)
 
 
+def check_version(version: object, *, source: str) -> None:
+    """Refuse a ``version`` other than the int this tcpcassette reads.
+
+    :func:`decode_document` checks it too; a reader of another form calls
+    this first, so that a file of another version is reported as such
+    before any of its contents.
+    """
+    _Decoder(source).version(version)
+
+
 class _Decoder:
     def __init__(self, source: str) -> None:
         self.source = source
