@@ -12,11 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tcpcassette
-from tcpcassette import ClientData, Connection, ServerData, load
+from tcpcassette import ClientClose, ClientData, Connection, ConnectRefused, ServerData, load
+from tcpcassette._core.cassette import CassetteModel
+from tcpcassette._core.codec import CassetteContents
 from tcpcassette._core.text import export_text, import_text
-from tcpcassette.faults import Delay, Slice, Truncate
+from tcpcassette.faults import Delay, Refuse, Reset, Slice, Timeout, Truncate
 
 from .commands import run_cli
+from .strategies import cassette_contents
 
 payloads = st.one_of(
     st.binary(max_size=300),
@@ -45,13 +48,45 @@ def cassette_from(raw: list[list[tuple[bool, bytes, float]]]) -> tcpcassette.Cas
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
+@given(cassette_contents())
+def test_export_import_round_trips_byte_exactly(contents: CassetteContents) -> None:
+    """Every field of every event kind, faults with their times and parameters."""
+    cassette = CassetteModel(connections=contents.connections, hosts=contents.hosts)
+    back = import_text(export_text(cassette), source="t.json")
+    assert back == contents
+    assert repr(back) == repr(contents)  # -0.0 and 0.0, 1 and 1.0 told apart
+
+
+@settings(max_examples=100, deadline=None)
 @given(st.lists(events, max_size=4))
-def test_export_import_round_trips_byte_exactly(raw: list[list[tuple[bool, bytes, float]]]) -> None:
+def test_data_only_cassettes_round_trip(raw: list[list[tuple[bool, bytes, float]]]) -> None:
     cassette = cassette_from(raw)
     back = import_text(export_text(cassette), source="t.json")
     assert list(back.connections) == cassette.connections
     assert dict(back.hosts) == cassette.hosts
+
+
+def test_fault_times_survive_export_and_import() -> None:
+    cassette = cassette_from([[(True, b"a", 0.0)]])
+    cassette.inject(Delay(seconds=0.25, time=0.125, times=2), connection=0, after=1)
+    cassette.inject(Reset(time=1.5), connection=0, after=2)
+    cassette.inject(Timeout(time=-0.0), connection=0, after=3)
+    text = export_text(cassette)
+    assert '{"kind": "delay", "time": 0.125, "seconds": 0.25, "times": 2}' in text
+    back = import_text(text, source="t").connections[0].events
+    assert [e.time for e in back[1:]] == [0.125, 1.5, -0.0]
+    assert str(back[3].time) == "-0.0"
+
+
+def test_recorded_closes_and_refusals_round_trip() -> None:
+    cassette = tcpcassette.Cassette(
+        connections=[
+            Connection(target="h:1", events=(ClientClose(time=0.5),), start=2.5),
+            Connection(target="h:1", events=(Refuse(times=1), ConnectRefused(time=0.25))),
+        ]
+    )
+    assert list(import_text(export_text(cassette), source="t").connections) == cassette.connections
 
 
 def test_faults_round_trip_with_their_parameters() -> None:
@@ -170,3 +205,91 @@ def test_invalid_edit_can_be_fixed_in_a_reopened_editor(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "unknown event kind 'sever'" in result.stderr
     assert load(path).connections[0].server_bytes == b"+PUNG\r\n"
+
+
+# -- what the text form refuses ------------------------------------------------------------
+
+
+def text_doc(**top: object) -> dict[str, object]:
+    return {
+        "format": "tcpcassette-text",
+        "version": 1,
+        "hosts": {},
+        "connections": [{"target": "h:1", "events": [{"kind": "client", "text": "a"}]}],
+        **top,
+    }
+
+
+def refused(doc: object) -> str:
+    with pytest.raises(tcpcassette.CassetteFormatError) as caught:
+        import_text(json.dumps(doc), source="t.json")
+    message = str(caught.value)
+    assert message.startswith("t.json: "), message
+    assert "import" in message or "re-record" in message, message  # what to do next
+    return message
+
+
+def with_event(event: dict[str, object], **connection: object) -> dict[str, object]:
+    return text_doc(connections=[{"target": "h:1", "events": [event], **connection}])
+
+
+@pytest.mark.parametrize(
+    ("doc", "where", "keys"),
+    [
+        (text_doc(comment="x"), "top level", "['comment']"),
+        (with_event({"kind": "client", "text": "a"}, note=1), "connection 0", "['note']"),
+        (with_event({"kind": "client", "text": "a", "note": 1}), "event 1", "['note']"),
+        (with_event({"kind": "client_close", "time": 0.1, "why": 1}), "event 1", "['why']"),
+        (with_event({"kind": "delay", "seconds": 1, "jitter": 1}), "event 1", "['jitter']"),
+        (with_event({"kind": "reset", "text": "a"}), "event 1", "['text']"),
+    ],
+)
+def test_unknown_keys_are_refused_naming_them(doc: object, where: str, keys: str) -> None:
+    message = refused(doc)
+    assert where in message and keys in message
+
+
+def test_an_unknown_version_is_reported_before_anything_else() -> None:
+    doc = text_doc(version=2, novelty=1)
+    doc["connections"][0]["events"][0]["novelty"] = 1  # type: ignore[index]
+    assert "version 2 is not supported" in refused(doc)
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", None])
+def test_the_version_must_be_the_int_1(version: object) -> None:
+    assert "version" in refused(text_doc(version=version))
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        ({"kind": "client", "hex": 7}, "bad payload"),
+        ({"kind": "client", "hex": ["00"]}, "bad payload"),
+        ({"kind": "client", "text": "\ud800"}, "bad payload"),
+        ({"kind": "client", "text": "a", "time": 10**400}, "time must be"),
+        ({"kind": "delay", "seconds": 10**400}, "invalid delay fault"),
+        ({"kind": "client"}, "needs 'text' or 'hex'"),
+        ("client", "must be an object with a 'kind'"),
+    ],
+)
+def test_bad_events_are_refused_cleanly(event: object, problem: str) -> None:
+    message = refused(with_event(event))  # type: ignore[arg-type]
+    assert "connection 0, event 1" in message or "connection 0 (h:1), event 1" in message
+    assert problem in message
+
+
+def test_bad_targets_and_hosts_are_refused_in_the_text_form_too() -> None:
+    doc = text_doc()
+    doc["connections"][0]["target"] = "h:99999"  # type: ignore[index]
+    assert "connection 0: 'target' 'h:99999'" in refused(doc)
+    assert "is not an IP address" in refused(text_doc(hosts={"h": ["nope"]}))
+
+
+@pytest.mark.parametrize("connections", [None, "x", [7], [{"target": "h:1"}]])
+def test_bad_connections_are_refused_cleanly(connections: object) -> None:
+    refused(text_doc(connections=connections))
+
+
+def test_deeply_nested_json_is_refused_cleanly() -> None:
+    with pytest.raises(tcpcassette.CassetteFormatError, match=r"t\.json: nested too deeply"):
+        import_text("[" * 100_000, source="t.json")

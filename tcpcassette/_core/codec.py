@@ -17,9 +17,10 @@ from typing import Any, BinaryIO
 import msgpack
 
 from .connection import Connection
-from .errors import CassetteFormatError, InvalidFaultError
-from .events import RECORDED_EVENT_TYPES, ClientData, Event, ServerData
+from .errors import CassetteError, CassetteFormatError, InvalidFaultError
+from .events import CONNECT_FAILURES, RECORDED_EVENT_TYPES, ClientData, Event, ServerData
 from .faults import FAULT_TYPES, Fault
+from .targets import format_target, is_ip, parse_target
 
 FORMAT_NAME = "tcpcassette"
 FORMAT_VERSION = 1
@@ -30,6 +31,10 @@ _DATA_BY_KIND: dict[str, type[ClientData] | type[ServerData]] = {
     "client": ClientData,
     "server": ServerData,
 }
+#: The keys a version 1 document may hold; any other key is refused (a format
+#: that needs more keys is a new version).
+TOP_LEVEL_KEYS = ("format", "version", "hosts", "connections")
+CONNECTION_KEYS = ("target", "start", "events")
 #: Events packed per msgpack call when saving: large enough to amortise the
 #: call, small enough that the batch buffer stays small.
 _SAVE_BATCH_EVENTS = 1024
@@ -105,12 +110,13 @@ def _encode_event(event: Event) -> list[Any]:
 
 
 def _is_seconds(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
+    if type(value) is float:
+        return 0.0 <= value < math.inf  # False for NaN
+    # An int too large for a float (JSON has no bound) is not a duration either.
+    return type(value) is int and 0 <= value <= _MAX_SECONDS
+
+
+_MAX_SECONDS = int(1e300)
 
 
 def decode(raw: bytes, *, source: str) -> CassetteContents:
@@ -173,6 +179,16 @@ def decode_document(doc: object, *, source: str) -> CassetteContents:
     return _Decoder(source).document(doc)
 
 
+def check_version(version: object, *, source: str) -> None:
+    """Refuse a ``version`` other than the int this tcpcassette reads.
+
+    :func:`decode_document` checks it too; a reader of another form calls
+    this first, so that a file of another version is reported as such
+    before any of its contents.
+    """
+    _Decoder(source).version(version)
+
+
 class _Decoder:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -188,13 +204,9 @@ class _Decoder:
             raise self.fail("top level", f"expected a map, found {type(doc).__name__}")
         if doc.get("format") != FORMAT_NAME:
             raise self.fail("top level", "not a tcpcassette file (no 'format': 'tcpcassette')")
-        version = doc.get("version")
-        if version != FORMAT_VERSION:
-            raise self.fail(
-                "top level",
-                f"format version {version!r} is not supported (this tcpcassette reads "
-                f"version {FORMAT_VERSION}; upgrade tcpcassette or re-record the cassette)",
-            )
+        self.version(doc.get("version"))
+        # After the version: a file of another version may hold other keys.
+        self.known_keys("top level", doc, TOP_LEVEL_KEYS, "a cassette")
         hosts = self.hosts(doc.get("hosts", {}))
         raw_connections = doc.get("connections")
         if not isinstance(raw_connections, list):
@@ -202,30 +214,90 @@ class _Decoder:
         connections = tuple(self.connection(i, c) for i, c in enumerate(raw_connections))
         return CassetteContents(connections=connections, hosts=hosts)
 
+    def version(self, version: object) -> None:
+        if type(version) is not int:
+            raise self.fail(
+                "top level",
+                f"'version' must be the whole number {FORMAT_VERSION}, not {version!r:.40}",
+            )
+        if version != FORMAT_VERSION:
+            raise self.fail(
+                "top level",
+                f"format version {version!r:.40} is not supported (this tcpcassette reads "
+                f"version {FORMAT_VERSION}; upgrade tcpcassette or re-record the cassette)",
+            )
+
+    def known_keys(
+        self, where: str, raw: dict[Any, Any], allowed: tuple[str, ...], what: str
+    ) -> None:
+        if len(raw) <= len(allowed) and all(k in allowed for k in raw):
+            return
+        unknown = sorted((k for k in raw if k not in allowed), key=repr)
+        listed = ", ".join(repr(k) for k in allowed)
+        raise self.fail(
+            where,
+            f"unknown key{'s' if len(unknown) > 1 else ''} {_names(unknown)} (in version "
+            f"{FORMAT_VERSION}, {what} holds only {listed}); remove "
+            f"{'them' if len(unknown) > 1 else 'it'}",
+        )
+
     def hosts(self, raw: object) -> dict[str, tuple[str, ...]]:
         if not isinstance(raw, dict):
             raise self.fail("hosts", "must be a map of host name to a list of addresses")
         out: dict[str, tuple[str, ...]] = {}
         for name, addrs in raw.items():
-            if not isinstance(name, str) or not isinstance(addrs, list):
-                raise self.fail(f"hosts[{name!r}]", "must map a name to a list of addresses")
-            if not all(isinstance(a, str) for a in addrs):
-                raise self.fail(f"hosts[{name!r}]", "addresses must be strings")
+            where = f"hosts[{name!r:.60}]"
+            if not isinstance(name, str) or not name:
+                raise self.fail(where, "a host name must be a non-empty string")
+            if not isinstance(addrs, list):
+                raise self.fail(where, "must map a name to a list of addresses")
+            for address in addrs:
+                if not isinstance(address, str) or not is_ip(address):
+                    raise self.fail(
+                        where,
+                        f"{address!r:.60} is not an IP address (write addresses like "
+                        "'127.0.0.1' or '::1')",
+                    )
             out[name] = tuple(addrs)
         return out
+
+    def target(self, where: str, target: object) -> str:
+        """``target`` if it is ``host:port`` as tcpcassette writes it."""
+        problem = (
+            "must be a 'host:port' string with a port from 1 to 65535 ('[address]:port' for IPv6)"
+        )
+        if not isinstance(target, str):
+            raise self.fail(where, f"'target' {problem}, not {target!r:.60}")
+        try:
+            host, port = parse_target(target)
+        except CassetteError:
+            port = None
+        if port is None:
+            raise self.fail(where, f"'target' {target!r:.60} is not valid: it {problem}")
+        written = format_target(host, port)
+        if written != target:
+            raise self.fail(
+                where,
+                f"'target' {target!r:.60} is not written as tcpcassette writes targets "
+                f"(replay would not match it); write {written!r:.60}",
+            )
+        return target
 
     def connection(self, index: int, raw: object) -> Connection:
         where = f"connection {index}"
         if not isinstance(raw, dict):
             raise self.fail(where, "must be a map with 'target' and 'events'")
-        target = raw.get("target")
-        if not isinstance(target, str) or not target:
-            raise self.fail(where, "'target' must be a non-empty 'host:port' string")
+        self.known_keys(where, raw, CONNECTION_KEYS, "a connection")
+        target = self.target(where, raw.get("target"))
+        where = f"connection {index} ({target})"
         raw_events = raw.get("events")
         if not isinstance(raw_events, list):
             raise self.fail(where, "'events' must be a list")
         events: list[Event] = []
         append = events.append
+        # Positions (from 0) of the events that took the full checks: the only
+        # ones that can be faults or connect failures.
+        slow: list[int] = []
         for n, raw_event in enumerate(raw_events, 1):
             # Fast path for the common case, bytes from either side; anything
             # else (and any doubt) goes through the full checks.
@@ -240,11 +312,13 @@ class _Decoder:
                 ):
                     append(cls(data=payload, time=time))
                     continue
-            append(self.event(f"{where} ({target}), event {n}", raw_event))
-        self.check_positions(where, target, events)
+            slow.append(n - 1)
+            append(self.event(f"{where}, event {n}", raw_event))
+        if slow:
+            self.check_script(where, events, slow)
         start = raw.get("start", 0.0)
         if not _is_seconds(start):
-            raise self.fail(where, f"'start' must be a number of seconds >= 0, not {start!r}")
+            raise self.fail(where, f"'start' must be a number of seconds >= 0, not {start!r:.40}")
         return Connection(target=target, events=tuple(events), start=float(start))
 
     def event(self, where: str, raw: object) -> Event:
@@ -254,9 +328,9 @@ class _Decoder:
         cls = _EVENT_TYPES.get(kind) if isinstance(kind, str) else None
         if cls is None:
             known = ", ".join(sorted(_EVENT_TYPES))
-            raise self.fail(where, f"unknown event kind {kind!r} (known kinds: {known})")
+            raise self.fail(where, f"unknown event kind {kind!r:.40} (known kinds: {known})")
         if not _is_seconds(time):
-            raise self.fail(where, f"time must be a number of seconds >= 0, not {time!r}")
+            raise self.fail(where, f"time must be a number of seconds >= 0, not {time!r:.40}")
         if issubclass(cls, _DATA_TYPES):
             if not isinstance(payload, bytes):
                 raise self.fail(where, f"a {kind} event carries binary data, not {payload!r:.40}")
@@ -271,25 +345,51 @@ class _Decoder:
         if not isinstance(payload, dict):
             raise self.fail(where, f"a {cls.kind} fault needs a map of parameters")
         allowed = {f.name for f in fields(cls)} - {"time"}
-        unknown = set(payload) - allowed
+        unknown = sorted(payload.keys() - allowed, key=repr)
         if unknown:
             raise self.fail(
                 where,
-                f"{cls.kind} has no parameter {sorted(unknown)!r} (it takes {sorted(allowed)})",
+                f"{cls.kind} has no parameter {_names(unknown)} (it takes {sorted(allowed)}); "
+                f"remove {'them' if len(unknown) > 1 else 'it'}",
             )
         try:
             return cls(time=time, **payload)
-        except (InvalidFaultError, TypeError) as exc:
+        except (InvalidFaultError, TypeError, OverflowError) as exc:
             raise self.fail(where, f"invalid {cls.kind} fault: {exc}") from exc
 
-    def check_positions(self, where: str, target: str, events: Sequence[Event]) -> None:
-        seen_real = False
-        for n, event in enumerate(events, 1):
-            if isinstance(event, Fault) and event.at_connect and seen_real:
-                raise self.fail(
-                    f"{where} ({target}), event {n}",
-                    f"a {event.kind} fault acts on the connect and must come before every "
-                    "recorded event",
-                )
-            if not event.is_fault:
-                seen_real = True
+    def check_script(self, where: str, events: Sequence[Event], slow: Sequence[int]) -> None:
+        """Connect faults come first; a connect failure is the only recorded event.
+
+        Only the events at ``slow`` can be faults or connect failures, so a
+        script of plain data costs nothing here.
+        """
+        first_recorded = next((i for i, e in enumerate(events) if not e.is_fault), len(events))
+        faults = 0
+        failure: int | None = None
+        for i in slow:
+            event = events[i]
+            if isinstance(event, Fault):
+                faults += 1
+                if event.at_connect and i > first_recorded:
+                    raise self.fail(
+                        f"{where}, event {i + 1}",
+                        f"a {event.kind} fault acts on the connect and must come before every "
+                        "recorded event",
+                    )
+            elif failure is None and type(event) in CONNECT_FAILURES:
+                failure = i
+        others = len(events) - faults - 1
+        if failure is not None and others:
+            kind = events[failure].kind
+            raise self.fail(
+                f"{where}, event {failure + 1}",
+                f"a {kind} event means the connect failed, so it must be the connection's "
+                f"only recorded event (faults aside), but the connection has {others} other "
+                f"recorded event{'s' if others > 1 else ''}; remove "
+                f"{'them' if others > 1 else 'it'} or the {kind} event",
+            )
+
+
+def _names(keys: Sequence[object]) -> str:
+    """``['a', 'b']``, each key shortened: keys come from untrusted files."""
+    return "[" + ", ".join(f"{k!r:.40}" for k in keys) + "]"

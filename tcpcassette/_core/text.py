@@ -10,17 +10,21 @@ JSON is data: importing it never executes anything.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import fields
 from typing import Any
 
 from .cassette import CassetteModel
-from .codec import FORMAT_VERSION, CassetteContents, decode_document
+from .codec import FORMAT_NAME, FORMAT_VERSION, CassetteContents, check_version, decode_document
 from .errors import CassetteFormatError
-from .events import Event
+from .events import RECORDED_EVENT_TYPES, Event
 from .faults import FAULT_TYPES, Fault
 
 TEXT_FORMAT = "tcpcassette-text"
+_DATA_KINDS = ("client", "server")
 _FAULT_KINDS = frozenset(t.kind for t in FAULT_TYPES)
+#: Recorded kinds that carry nothing but their time.
+_BARE_KINDS = frozenset(t.kind for t in RECORDED_EVENT_TYPES) - set(_DATA_KINDS)
 
 
 def _printable(text: str) -> bool:
@@ -40,12 +44,16 @@ def _payload(data: bytes) -> tuple[str, str]:
 def _event_json(event: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": event.kind}
     if isinstance(event, Fault):
+        # Injected faults mostly carry time 0, which import assumes when
+        # "time" is absent; any other time (-0.0 included) is written.
+        if event.time or math.copysign(1.0, event.time) < 0:
+            out["time"] = event.time
         # The fault's own parameters first, then the shared ``times``.
         names = sorted((f.name for f in fields(event) if f.name != "time"), key="times".__eq__)
         out.update((n, getattr(event, n)) for n in names if getattr(event, n) is not None)
         return out
     out["time"] = event.time
-    if event.kind in ("client", "server"):
+    if event.kind in _DATA_KINDS:
         key, value = _payload(event.data)
         out[key] = value
     return out
@@ -62,8 +70,8 @@ def export_text(cassette: CassetteModel) -> str:
     ]
     for ci, connection in enumerate(cassette.connections):
         lines.append(
-            f'    {{"target": {json.dumps(connection.target)}, "start": {connection.start}, '
-            '"events": ['
+            f'    {{"target": {json.dumps(connection.target)}, '
+            f'"start": {json.dumps(connection.start)}, "events": ['
         )
         events = connection.events
         for ei, event in enumerate(events):
@@ -74,8 +82,17 @@ def export_text(cassette: CassetteModel) -> str:
     return "\n".join(lines)
 
 
+def _fail(where: str, problem: str) -> CassetteFormatError:
+    return CassetteFormatError(
+        f"{where}: {problem}. Fix the text and import it again (tcpcassette export shows the form)."
+    )
+
+
 def import_text(text: str, *, source: str) -> CassetteContents:
     """Parse the text form back into cassette contents, validated.
+
+    Keys the text form does not know are refused as the file format refuses
+    them: objects are handed on with every key they hold.
 
     Raises:
         CassetteFormatError: invalid JSON (with its line and column) or an
@@ -84,68 +101,64 @@ def import_text(text: str, *, source: str) -> CassetteContents:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CassetteFormatError(
-            f"{source}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
+        raise _fail(
+            f"{source}: line {exc.lineno}, column {exc.colno}", f"not valid JSON ({exc.msg})"
         ) from exc
+    except RecursionError as exc:
+        raise _fail(source, "nested too deeply to be a cassette") from exc
     if not isinstance(doc, dict) or doc.get("format") != TEXT_FORMAT:
         raise CassetteFormatError(
             f'{source}: not the text form of a cassette (no "format": "{TEXT_FORMAT}"); '
             "make one with tcpcassette export"
         )
+    check_version(doc.get("version"), source=source)
     raw_connections = doc.get("connections")
     if not isinstance(raw_connections, list):
-        raise CassetteFormatError(f"{source}: 'connections' must be a list")
+        raise _fail(f"{source}: top level", "'connections' must be a list")
     converted = []
     for ci, connection in enumerate(raw_connections):
         if not isinstance(connection, dict) or not isinstance(connection.get("events"), list):
-            raise CassetteFormatError(
-                f"{source}: connection {ci}: must be an object with 'target' and 'events'"
+            raise _fail(
+                f"{source}: connection {ci}", "must be an object with 'target' and 'events'"
             )
         events = [
-            _event_from_json(source, ci, ei, e) for ei, e in enumerate(connection["events"], 1)
+            _event_from_json(f"{source}: connection {ci}, event {ei}", e)
+            for ei, e in enumerate(connection["events"], 1)
         ]
-        converted.append(
-            {
-                "target": connection.get("target"),
-                "start": connection.get("start", 0.0),
-                "events": events,
-            }
-        )
-    return decode_document(
-        {
-            "format": "tcpcassette",
-            "version": doc.get("version"),
-            "hosts": doc.get("hosts", {}),
-            "connections": converted,
-        },
-        source=source,
-    )
+        converted.append({**connection, "events": events})
+    return decode_document({**doc, "format": FORMAT_NAME, "connections": converted}, source=source)
 
 
-def _event_from_json(source: str, ci: int, ei: int, raw: object) -> list[Any]:
-    where = f"{source}: connection {ci}, event {ei}"
+def _event_from_json(where: str, raw: object) -> list[Any]:
     if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
-        raise CassetteFormatError(f"{where}: must be an object with a 'kind'")
+        raise _fail(where, "must be an object with a 'kind'")
     event = dict(raw)
     kind = event.pop("kind")
     time = event.pop("time", 0.0)
-    if "text" in event or "hex" in event:
+    if kind in _DATA_KINDS:
         if "text" in event and "hex" in event:
-            raise CassetteFormatError(f"{where}: give 'text' or 'hex', not both")
+            raise _fail(where, "give 'text' or 'hex', not both")
+        if "text" not in event and "hex" not in event:
+            raise _fail(where, f"a {kind} event needs 'text' or 'hex'")
         try:
-            payload: Any = (
+            payload = (
                 event.pop("text").encode("utf-8")
                 if "text" in event
                 else bytes.fromhex(event.pop("hex"))
             )
-        except (AttributeError, ValueError) as exc:
-            raise CassetteFormatError(f"{where}: bad payload ({exc})") from exc
-    elif kind in ("client", "server"):
-        raise CassetteFormatError(f"{where}: a {kind} event needs 'text' or 'hex'")
-    else:
-        payload = event or None  # fault parameters, or nothing
-        if payload is None and kind in _FAULT_KINDS:
-            payload = {}
-    if event and not isinstance(payload, dict):
-        raise CassetteFormatError(f"{where}: unknown fields {sorted(event)}")
-    return [kind, time, payload]
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise _fail(where, f"bad payload ({exc})") from exc
+        if event:
+            raise _fail(
+                where,
+                f"unknown fields {sorted(event)}: a {kind} event has only "
+                "'kind', 'time' and 'text' or 'hex'",
+            )
+        return [kind, time, payload]
+    if kind in _FAULT_KINDS:
+        return [kind, time, event]  # the parameters, checked (unknown ones named) on decoding
+    if event and kind in _BARE_KINDS:
+        raise _fail(
+            where, f"unknown fields {sorted(event)}: a {kind} event has only 'kind' and 'time'"
+        )
+    return [kind, time, None]  # an unknown kind is named on decoding

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import msgpack
 import pytest
+from hypothesis import given, settings
 
 import tcpcassette
 from tcpcassette import (
@@ -15,12 +17,16 @@ from tcpcassette import (
     ClientClose,
     ClientData,
     Connection,
+    ConnectRefused,
     ServerClose,
     ServerData,
     ServerReset,
     load,
 )
+from tcpcassette._core.codec import CassetteContents, decode, encode
 from tcpcassette.faults import Delay, Refuse, Reset, Slice, Timeout, Truncate
+
+from ..strategies import cassette_contents
 
 
 def sample() -> Cassette:
@@ -190,3 +196,174 @@ def test_saved_cassettes_are_readable_by_others_as_the_umask_allows(tmp_path: Pa
     path.chmod(0o600)
     sample().save(path)  # an existing file keeps its mode
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+# -- every field checked, as docs/format.md says ------------------------------------------
+
+
+def refused(doc: object) -> str:
+    """The message of the CassetteFormatError that decoding ``doc`` raises."""
+    with pytest.raises(CassetteFormatError) as caught:
+        decode(msgpack.packb(doc, use_bin_type=True), source="bad.msgpack")
+    message = str(caught.value)
+    assert message.startswith("bad.msgpack: "), message
+    assert "re-record it" in message, message  # says what to do next
+    return message
+
+
+def one_connection(**connection: object) -> dict[str, object]:
+    return {**good_doc(), "connections": [{"target": "h:1", "events": [], **connection}]}
+
+
+@pytest.mark.parametrize(
+    "target", ["h:99999", "h:0", "h:65536", "h", "h:", ":80", "h:-1", "h:8o", "::1:80", "[::1]"]
+)
+def test_a_target_without_a_valid_port_is_refused_naming_the_connection(target: str) -> None:
+    doc = {**good_doc(), "connections": [{"target": "h:1", "events": []}, {"target": target}]}
+    doc["connections"][1]["events"] = []  # type: ignore[index]
+    message = refused(doc)
+    assert f"connection 1: 'target' {target!r}" in message
+    assert "port from 1 to 65535" in message
+
+
+@pytest.mark.parametrize(
+    ("target", "written"), [("h:080", "h:80"), ("[h]:1", "h:1"), (" h:1", "h:1")]
+)
+def test_a_target_written_otherwise_than_tcpcassette_writes_it_is_refused(
+    target: str, written: str
+) -> None:
+    message = refused(one_connection(target=target))
+    assert f"connection 0: 'target' {target!r}" in message and f"write {written!r}" in message
+
+
+@pytest.mark.parametrize("target", ["h:1", "h:65535", "[::1]:80", "10.0.0.1:5432", "db.x:6379"])
+def test_valid_targets_load(target: str) -> None:
+    loaded = decode(msgpack.packb(one_connection(target=target)), source="ok.msgpack")
+    assert loaded.connections[0].target == target
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", [1], None])
+def test_the_version_must_be_exactly_the_int_1(version: object) -> None:
+    assert "version" in refused({**good_doc(), "version": version})
+
+
+@pytest.mark.parametrize(
+    ("hosts", "problem"),
+    [
+        ({"h": ["not an address"]}, "'not an address' is not an IP address"),
+        ({"h": ["127.0.0.1", ""]}, "'' is not an IP address"),
+        ({"h": ["10.0.0.999"]}, "is not an IP address"),
+        ({"h": [7]}, "7 is not an IP address"),
+        ({"": ["127.0.0.1"]}, "host name must be a non-empty string"),
+        ({"h": "127.0.0.1"}, "list of addresses"),
+        (["h"], "map of host name"),
+    ],
+)
+def test_hosts_must_map_names_to_ip_addresses(hosts: object, problem: str) -> None:
+    message = refused({**good_doc(), "hosts": hosts})
+    assert "hosts" in message and problem in message
+
+
+def test_hosts_accept_ipv4_ipv6_and_scoped_addresses() -> None:
+    hosts = {"h": ["127.0.0.1", "::1", "fe80::1%eth0", "::ffff:10.0.0.1"], "empty": []}
+    loaded = decode(msgpack.packb({**good_doc(), "hosts": hosts}), source="ok.msgpack")
+    assert loaded.hosts == {k: tuple(v) for k, v in hosts.items()}
+
+
+@pytest.mark.parametrize(
+    ("events", "bad"),
+    [
+        ([["connect_refused", 0.0, None], ["client", 0.0, b"x"]], 1),
+        ([["client", 0.0, b"x"], ["connect_refused", 0.0, None]], 2),
+        ([["connect_timed_out", 0.0, None], ["server_close", 0.0, None]], 1),
+        ([["connect_refused", 0.0, None], ["connect_timed_out", 0.0, None]], 1),
+        ([["reset", 0.0, {}], ["client_close", 0.0, None], ["connect_refused", 0.0, None]], 3),
+    ],
+)
+def test_a_connect_failure_must_be_the_only_recorded_event(events: list[object], bad: int) -> None:
+    message = refused(one_connection(events=events))
+    assert f"connection 0 (h:1), event {bad}: " in message
+    assert "only recorded event" in message
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [["connect_refused", 0.0, None]],
+        [["connect_timed_out", 0.1, None]],
+        [["refuse", 0.0, {"times": 1}], ["connect_timed_out", 0.0, None]],
+        [
+            ["connect_timeout", 0.0, {}],
+            ["delay", 0.0, {"seconds": 1}],
+            ["connect_refused", 0, None],
+        ],
+        [["connect_refused", 0.0, None], ["reset", 0.0, {}]],  # inject(after=1) can place it
+    ],
+)
+def test_faults_may_stand_around_a_connect_failure(events: list[object]) -> None:
+    loaded = decode(msgpack.packb(one_connection(events=events)), source="ok.msgpack")
+    assert [e.kind for e in loaded.connections[0].events] == [e[0] for e in events]  # type: ignore[index]
+
+
+def test_a_connect_fault_after_a_connect_failure_is_refused() -> None:
+    message = refused(one_connection(events=[["connect_refused", 0, None], ["refuse", 0, {}]]))
+    assert "event 2: a refuse fault acts on the connect" in message
+
+
+def test_injecting_around_a_recorded_refusal_saves_a_loadable_cassette(tmp_path: Path) -> None:
+    cas = Cassette(connections=[Connection(target="h:1", events=(ConnectRefused(time=0.1),))])
+    cas.inject(Refuse(times=1), connection=0, after=0)
+    cas.inject(Reset(), connection=0, after=2)
+    assert load(cas.save(tmp_path / "r.msgpack")).connections == cas.connections
+
+
+@pytest.mark.parametrize(
+    ("doc", "where", "keys"),
+    [
+        ({**good_doc(), "comment": "x"}, "top level", "['comment']"),
+        ({**good_doc(), "zz": 1, "aa": 2}, "top level", "['aa', 'zz']"),
+        (one_connection(note="x"), "connection 0", "['note']"),
+        (
+            one_connection(events=[["delay", 0.0, {"seconds": 1, "jitter": 2}]]),
+            "event 1",
+            "['jitter']",
+        ),
+        (one_connection(events=[["reset", 0.0, {b"raw": 1, "x": 2}]]), "event 1", "['x', b'raw']"),
+    ],
+)
+def test_unknown_keys_are_refused_naming_them(doc: object, where: str, keys: str) -> None:
+    message = refused(doc)
+    assert where in message and keys in message
+
+
+def test_an_unknown_version_is_reported_before_unknown_keys() -> None:
+    message = refused({**good_doc(), "version": 2, "new_field": 1})
+    assert "version 2 is not supported" in message
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        one_connection(events=[["client", 2**64 - 1, b"x"]]),
+        one_connection(start=2**64 - 1, events=[["client", -(2**63), b"x"]]),
+        one_connection(events=[["client", math.nan, b"x"]]),
+        one_connection(events=[["timeout", 0.0, {"seconds": math.inf}]]),
+        {**good_doc(), "version": 2**64 - 1},
+    ],
+)
+def test_extreme_numbers_load_or_fail_cleanly(doc: object) -> None:
+    try:
+        decode(msgpack.packb(doc, use_bin_type=True), source="n.msgpack")
+    except CassetteFormatError as exc:
+        assert str(exc).startswith("n.msgpack: ")
+
+
+# -- every field round-trips, faults and their times included -----------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(cassette_contents())
+def test_encode_decode_round_trips_every_field(contents: CassetteContents) -> None:
+    back = decode(encode(contents), source="p.msgpack")
+    assert back == contents
+    assert repr(back) == repr(contents)  # -0.0 and 0.0, 1 and 1.0 told apart
