@@ -90,11 +90,15 @@ class ExchangeBook:
         self._repeat = repeat
 
     def take_greeting(self) -> Exchange | None:
-        """The earliest unused greeting (a reply sent before any request)."""
-        for x in self.exchanges:
-            if not x.request and not x.uses:
-                x.uses += 1
-                return x
+        """The earliest unused greeting (a reply sent before any request).
+
+        With ``repeat``, a used greeting greets again once none is left unused.
+        """
+        for allow_used in (False, True) if self._repeat else (False,):
+            for x in self.exchanges:
+                if not x.request and (allow_used or not x.uses):
+                    x.uses += 1
+                    return x
         return None
 
     def find(self, inbox: bytes, *, eof: bool) -> tuple[Exchange, int] | bool:

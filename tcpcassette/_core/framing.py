@@ -49,6 +49,12 @@ class Lines:
     terminator: bytes = b"\n"
     name: str = "lines"
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.terminator, bytes) or not self.terminator:
+            raise InvalidOptionError(
+                f"Lines needs a non-empty bytes terminator, not {self.terminator!r}"
+            )
+
     def split(self, data: bytes) -> list[int]:
         ends = []
         start = 0
@@ -73,11 +79,23 @@ class LengthPrefixed:
     includes_header: bool = False
     name: str = "length-prefixed"
 
+    def __post_init__(self) -> None:
+        if self.width not in (1, 2, 4, 8):
+            raise InvalidOptionError(
+                f"LengthPrefixed width must be 1, 2, 4 or 8, not {self.width!r}"
+            )
+        if self.byteorder not in ("big", "little"):
+            raise InvalidOptionError(
+                f"LengthPrefixed byteorder must be 'big' or 'little', not {self.byteorder!r}"
+            )
+
     def split(self, data: bytes) -> list[int]:
         ends = []
         start = 0
         while len(data) - start >= self.width:
             length = int.from_bytes(data[start : start + self.width], self.byteorder)
+            if self.includes_header and length < self.width:
+                break  # a length shorter than its own header frames nothing
             end = start + length + (0 if self.includes_header else self.width)
             if end > len(data) or end <= start:
                 break

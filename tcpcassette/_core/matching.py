@@ -103,9 +103,31 @@ def replace(pattern: bytes | str, replacement: bytes | str, *, side: str = "clie
             f"replace(): {pattern!r} is not a regular expression ({exc})"
         ) from exc
     rep = replacement.encode() if isinstance(replacement, str) else replacement
+    if isinstance(rep, bytes):
+        _check_template(pat, rep)
     if not isinstance(rep, bytes):
         raise InvalidOptionError(f"replace(): the replacement must be bytes or str, not {rep!r}")
     return Replace(pat, rep, side)
+
+
+_GROUP_REFERENCE = re.compile(rb"\\(?:g<([^>]*)>|([0-9]{1,2}))")
+
+
+def _check_template(pattern: re.Pattern[bytes], replacement: bytes) -> None:
+    """Refuse group references the pattern lacks now, not at the first match."""
+    for name, number in _GROUP_REFERENCE.findall(replacement):
+        ref = (name or number).decode("ascii", "replace")
+        if ref.isdigit():
+            if int(ref) > pattern.groups:
+                raise InvalidOptionError(
+                    f"replace(): the replacement refers to group {ref}, but {pattern.pattern!r} "
+                    f"has {pattern.groups}"
+                )
+        elif ref not in pattern.groupindex:
+            raise InvalidOptionError(
+                f"replace(): the replacement refers to group {ref!r}, which "
+                f"{pattern.pattern!r} does not define"
+            )
 
 
 def apply_filters(data: bytes, side: str, filters: Sequence[Filter]) -> bytes:

@@ -56,6 +56,8 @@ def items(connection: Connection, framer: Framer) -> list[Item]:
         if buffer:
             last = max(i for i, e in enumerate(events) if e.kind == side)
             out.append(Item(side, bytes(buffer), time, None, (last, len(events[last].data))))
+            # Numbered where its last chunk happened, not after everything else.
+            out.sort(key=lambda item: item.end[0])
     return out
 
 

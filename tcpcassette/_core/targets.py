@@ -9,20 +9,28 @@ from .errors import CassetteError
 
 
 def parse_target(text: str) -> tuple[str, int | None]:
-    """Split ``"host:port"``, ``"[v6]:port"`` or a bare ``"host"`` into host and port."""
+    """Split ``"host:port"``, ``"[v6]:port"`` or a bare ``"host"`` into host and port.
+
+    Raises:
+        CassetteError: the text is not one of those forms, or the port is not
+            a number from 1 to 65535.
+    """
     text = text.strip()
+    bad = CassetteError(f"{text!r} is not a target; write 'host:port', like 'localhost:6379'")
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise bad
+        port_text: str | None = rest[1:] if rest else None
     elif text.count(":") == 1:
         host, port_text = text.split(":")
     else:
-        host, port_text = text, ""
+        host, port_text = text, None
     if not host:
-        raise CassetteError(f"{text!r} is not a target; write 'host:port', like 'localhost:6379'")
-    if not port_text:
+        raise bad
+    if port_text is None:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise CassetteError(f"{text!r}: the port must be a number from 1 to 65535")
     return host, int(port_text)
 

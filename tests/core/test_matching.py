@@ -207,11 +207,6 @@ def test_replace_refuses_a_replacement_that_is_neither_bytes_nor_str() -> None:
         replace(rb"x", replacement)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a bad group reference in the replacement passes replace() and raises re.error "
-    "later, when the filter first meets a match",
-)
 def test_replace_refuses_a_replacement_with_a_bad_group_reference() -> None:
     with pytest.raises(CassetteError):
         replace(rb"(a)", rb"\2")

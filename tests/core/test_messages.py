@@ -162,11 +162,6 @@ def test_framed_items_show_an_incomplete_message_ending_at_its_last_chunk() -> N
     assert (found[-1].end, found[-1].time) == ((2, 1), 0.3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an incomplete message is numbered after every other item, not where its last "
-    "chunk happened",
-)
 def test_framed_items_are_numbered_in_the_order_they_happened() -> None:
     c = connection(ClientData(data=b"partial"), ServerData(data=b"ERR\n"), ClientClose())
     found = items(c, Lines())
