@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._cassette import Cassette, load
+from ._core.cassette import continue_after
 from ._core.errors import CassetteError
 from ._core.options import Limits, ReplayOptions
 from ._core.targets import format_target, parse_target
@@ -101,7 +102,7 @@ def record(
         result = session.close()
         saved = Cassette(
             path=path,
-            connections=[*base.connections, *result.recorded],
+            connections=[*base.connections, *continue_after(base.connections, result.recorded)],
             hosts={**base.hosts, **result.hosts},
         )
         saved.save()

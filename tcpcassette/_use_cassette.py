@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from ._cassette import Cassette, load
+from ._core.cassette import continue_after
 from ._core.errors import CassetteError, CassetteNotFoundError, gather
 from ._core.faults import Placement
 from ._core.framing import FramingSpec, resolve_framing
@@ -120,15 +121,16 @@ class _Activation:
         self.cassette.play_counts = result.play_counts
         if self.record and (result.recorded or not self.path.exists()):
             kept = self.original.connections if self.replay else []
+            recorded = continue_after(kept, result.recorded)
             saved = Cassette(
                 path=self.path,
-                connections=[*kept, *result.recorded],
+                connections=[*kept, *recorded],
                 hosts={**(self.original.hosts if self.replay else {}), **result.hosts},
             )
             saved.save()
             # The cassette object the test holds shows what is now on disk
             # (with use-time faults kept in the connections it already had).
-            self.cassette.connections += result.recorded
+            self.cassette.connections += recorded
             self.cassette.hosts.update(result.hosts)
             self.cassette.play_counts += [0] * len(result.recorded)
         settings = current_settings()

@@ -7,7 +7,8 @@ live session on top.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import PurePath
 
 from .codec import CassetteContents
@@ -102,3 +103,15 @@ def _as_path(path: str | PurePath | None) -> PurePath | None:
     if path is None or isinstance(path, PurePath):
         return path
     return PurePath(path)
+
+
+def continue_after(kept: Sequence[Connection], recorded: Sequence[Connection]) -> list[Connection]:
+    """``recorded`` with its start times moved after the end of ``kept`` (new_episodes).
+
+    Starts order exchanges across connections, so connections appended to a
+    cassette must begin after the ones it already had, not at 0 again.
+    """
+    if not kept:
+        return list(recorded)
+    end = max(c.start + max((e.time for e in c.events), default=0.0) for c in kept)
+    return [replace(c, start=round(end + c.start, 6)) for c in recorded]

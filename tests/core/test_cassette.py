@@ -1,0 +1,45 @@
+"""The cassette model, with no files: edits, and connections appended by new_episodes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcpcassette import ClientData, Connection, InvalidFaultError, ServerData
+from tcpcassette._core.cassette import CassetteModel, continue_after
+from tcpcassette.faults import Reset
+
+
+def conn(start: float, *times: float) -> Connection:
+    events = tuple(ClientData(data=b"x", time=t) for t in times)
+    return Connection(target="h:1", events=events, start=start)
+
+
+def test_new_episodes_start_after_the_connections_already_kept() -> None:
+    kept = [conn(0.0, 0.1, 0.5), conn(2.0, 0.25)]
+    recorded = [conn(0.0, 0.1), conn(0.3, 0.2)]
+    moved = continue_after(kept, recorded)
+    assert [c.start for c in moved] == [2.25, 2.55]
+    assert [c.events for c in moved] == [c.events for c in recorded]
+
+
+def test_nothing_moves_when_nothing_was_kept() -> None:
+    recorded = [conn(0.5, 0.1)]
+    assert continue_after([], recorded) == recorded
+
+
+def test_the_model_places_and_removes_faults_and_names_itself_in_errors() -> None:
+    model = CassetteModel(
+        path="c.msgpack",
+        connections=[
+            Connection(target="h:1", events=(ClientData(data=b"a"), ServerData(data=b"b")))
+        ],
+    )
+    model.inject(Reset(), connection=0, after=1)
+    assert [e.kind for e in model.connections[0].events] == ["client", "reset", "server"]
+    model.remove(connection=0, event=2)
+    assert [e.kind for e in model.connections[0].events] == ["client", "server"]
+    with pytest.raises(InvalidFaultError, match=r"c\.msgpack: there is no connection 3"):
+        model.inject(Reset(), connection=3)
+    with pytest.raises(InvalidFaultError, match="no connection True"):
+        model.inject(Reset(), connection=True)
+    assert model.contents.connections == tuple(model.connections)
