@@ -183,6 +183,9 @@ class use_cassette:
         strict: fail when recorded connections or requests were never used.
         realtime: replay the recorded gaps between server chunks; a number
             is a speed factor (2.0 = twice as fast).
+        noise: which differences between runs replay tolerates: ``"auto"``
+            (default: echoed values, random-looking values and learned spans),
+            ``"learned"`` (learned spans only) or ``"off"`` (exact bytes).
         stall_timeout, max_silence, connect_timeout, settle_timeout: bounds
             on waits, in seconds (see :class:`Limits`).
         lock_timeout: while recording, the longest wait for another process
@@ -211,6 +214,7 @@ class use_cassette:
         allow_playback_repeats: bool = False,
         strict: bool = False,
         realtime: bool | float = False,
+        noise: str = "auto",
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         max_silence: float = DEFAULT_MAX_SILENCE,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -233,6 +237,7 @@ class use_cassette:
             allow_playback_repeats=allow_playback_repeats,
             strict=strict,
             faults=len(self.faults),
+            noise=noise,
         )
         self.limits = Limits(
             stall_timeout=stall_timeout,

@@ -55,6 +55,8 @@ class Problem:
         offset: index of the first differing byte within ``expected``/``actual``.
         connection: the recorded connection, when the machine knows it better
             than the link does (exchange mode).
+        notes: what the noise rules accepted and refused in this message, and
+            which rules they tried, one line each.
     """
 
     reason: Literal["mismatch", "extra", "stalled", "hung"]
@@ -63,6 +65,7 @@ class Problem:
     actual: bytes
     offset: int
     connection: int | None = None
+    notes: tuple[str, ...] = ()
 
 
 Action = Send | SendEof | Disconnect | Abort | WakeAt | Problem

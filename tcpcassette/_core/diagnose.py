@@ -57,6 +57,13 @@ def _context(connection: Connection, position: int) -> str:
     return "  played before it:\n" + "\n".join(shown)
 
 
+def _notes(found: Problem) -> str:
+    """What the noise rules accepted and refused, when they judged the message."""
+    if not found.notes:
+        return ""
+    return "  differences, by rule:\n" + "".join(f"    {line}\n" for line in found.notes)
+
+
 def problem(cassette: str, index: int, connection: Connection, found: Problem) -> ReplayError:
     where = f"{cassette}, connection {index} ({connection.target}), event {found.position}"
     context = _context(connection, found.position)
@@ -65,7 +72,8 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
         kind = ClientMismatchError
         text = (
             f"{where}: the client sent other bytes than were recorded; it was reset.\n"
-            f"{side_by_side(found.expected, found.actual, found.offset)}\n{context}\n{_RERECORD}"
+            f"{side_by_side(found.expected, found.actual, found.offset)}\n"
+            f"{_notes(found)}{context}\n{_RERECORD}"
         )
     elif found.reason == "extra":
         kind = ClientMismatchError

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .errors import InvalidOptionError
 from .framing import FramingSpec, Raw, resolve_framing
 from .matching import Filter, Matcher, MessageRule, exact
+from .noise import NoiseMode
 
 #: Default bounds, in seconds (see :class:`Limits`).
 DEFAULT_STALL_TIMEOUT = 5.0
@@ -89,6 +90,8 @@ class ReplayOptions:
         strict: fail when recorded connections or requests were never used.
         filters: rewrite bytes before they are saved (and, through the rule,
             live client bytes before they are matched).
+        noise: which differences between runs replay tolerates (see
+            :mod:`tcpcassette._core.noise`).
     """
 
     matching: MatchingMode = MatchingMode.SCRIPT
@@ -97,6 +100,7 @@ class ReplayOptions:
     repeat: bool = False
     strict: bool = False
     filters: tuple[Filter, ...] = ()
+    noise: NoiseMode = NoiseMode.AUTO
 
     @property
     def exchange(self) -> bool:
@@ -114,6 +118,7 @@ class ReplayOptions:
         allow_playback_repeats: bool = False,
         strict: bool = False,
         faults: int = 0,
+        noise: str | NoiseMode = NoiseMode.AUTO,
     ) -> ReplayOptions:
         """Options from the arguments users write, each checked.
 
@@ -147,6 +152,7 @@ class ReplayOptions:
             repeat=bool(allow_playback_repeats),
             strict=bool(strict),
             filters=filters,
+            noise=NoiseMode.parse(noise),
         )
 
 

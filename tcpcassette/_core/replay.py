@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 from .actions import Abort, Action, Disconnect, Problem, Send, SendEof, WakeAt
@@ -48,6 +49,17 @@ from .faults import (
 )
 from .framing import Framer, split_messages
 from .matching import MessageRule
+from .noise import (
+    Bindings,
+    NoiseMode,
+    Span,
+    Verdict,
+    compare,
+    explain,
+    message_length,
+    plausible,
+    replies_after,
+)
 from .render import first_difference
 
 
@@ -105,11 +117,24 @@ class ReplayMachine:
         stall_bound: float,
         rule: MessageRule | None = None,
         speed: float | None = None,
+        noise: NoiseMode = NoiseMode.AUTO,
+        shared: Bindings | None = None,
     ) -> None:
-        # With a rule, client bytes are compared message by message (framed,
-        # filtered, by the rule's matcher) instead of byte by byte.
+        # Client bytes are compared message by message: a run of client chunks
+        # is one message (client chunking is not replayed), or, with a rule,
+        # what its framer delimits, compared by its matcher.
         self._rule = rule
-        self._events = events if rule is None else client_messages(events, rule.framer)
+        script = client_runs(events) if rule is None else client_messages(events, rule.framer)
+        self._events, self._origin = script
+        self._noise = noise
+        # What the noise rules learned on this connection, and (values long
+        # enough to recur anywhere) across the cassette.
+        self._bindings = Bindings()
+        self._shared = shared if shared is not None else Bindings()
+        self._expected_at = -1  # position whose expected bytes are cached
+        self._expected = b""
+        #: Spans the noise rules accepted, with the position of their message.
+        self.tolerated: list[tuple[int, Span]] = []
         self._speed = speed
         self._paced = -1  # position whose recorded gap was already waited
         self._play = play
@@ -145,15 +170,17 @@ class ReplayMachine:
 
     @property
     def position(self) -> int:
-        """Number (from 1) of the event being played; ``len(events) + 1`` at the end."""
-        return self._pos + 1
+        """Number (from 1) of the recorded event being played; past the last at the end."""
+        if self._pos < len(self._origin):
+            return self._origin[self._pos] + 1
+        return (self._origin[-1] + 2) if self._origin else 1
 
     @property
     def partial_message(self) -> tuple[bytes, bytes] | None:
         """``(expected, received)`` when the client sent part of a recorded message."""
         if not self._mid_message():
             return None
-        expected = self._events[self._pos].data
+        expected = self._expected_here()
         return expected, expected[: self._matched] + bytes(self._inbox)
 
     def _mid_message(self) -> bool:
@@ -243,17 +270,18 @@ class ReplayMachine:
             event = events[self._pos]
             kind = type(event)
             if kind is ClientData:
-                if not self._match(event.data, actions):
+                if not self._match(self._expected_here(), actions):
                     return actions
             elif kind is ServerData:
                 if self._wait_recorded_gap(now, actions):
                     return actions
                 self._pos += 1
+                data = self._rewrite(event.data)
                 if self._slicing is not None:
-                    self._slicing.data, self._slicing.at = event.data, 0
+                    self._slicing.data, self._slicing.at = data, 0
                     actions += self._send_slices(now)
                 else:
-                    actions.append(Send(event.data))
+                    actions.append(Send(data))
             elif kind is ServerClose:
                 self._pos += 1
                 actions.append(SendEof())
@@ -300,8 +328,10 @@ class ReplayMachine:
         need = len(expected) - self._matched
         take = min(need, len(inbox))
         if inbox[:take] != expected[self._matched : self._matched + take]:
-            actions += self._end(self._mismatch(expected), Abort())
-            return False
+            if self._noise is NoiseMode.OFF:
+                actions += self._end(self._mismatch(expected), Abort())
+                return False
+            return self._match_noisy(expected, actions)
         del inbox[:take]
         self._matched += take
         if self._matched < len(expected):
@@ -309,6 +339,46 @@ class ReplayMachine:
         self._pos += 1
         self._matched = 0
         return True
+
+    def _match_noisy(self, expected: bytes, actions: list[Action]) -> bool:
+        """The client's message differs: once it is whole, let the noise rules judge it."""
+        received = expected[: self._matched] + bytes(self._inbox)
+        replies = replies_after(self._events, self._pos)
+        length = message_length(expected, received, eof=self._client_eof)
+        if length is None:
+            if plausible(expected, received, mode=self._noise, replies=replies):
+                return False  # wait for the rest (the stall bound runs meanwhile)
+            length = len(received)
+        live = received[:length]
+        verdict = compare(expected, live, mode=self._noise, replies=replies)
+        if not verdict.ok:
+            offset = first_difference(expected, live)
+            problem = self._problem("mismatch", expected, live, offset=offset, verdict=verdict)
+            actions += self._end(problem, Abort())
+            return False
+        del self._inbox[: length - self._matched]
+        for found in verdict.substitutions:
+            (self._shared if found.anchor == "anywhere" else self._bindings).add([found])
+        self.tolerated += [(self.position, span) for span in verdict.accepted]
+        self._pos += 1
+        self._matched = 0
+        return True
+
+    def _expected_here(self) -> bytes:
+        """The recorded client message being matched, with what the noise rules bound applied."""
+        if self._expected_at != self._pos:
+            data = self._events[self._pos].data
+            self._expected = self._rewrite(data)
+            self._expected_at = self._pos
+        return self._expected
+
+    def _rewrite(self, data: bytes) -> bytes:
+        """Recorded bytes with the live values the client chose written in."""
+        if self._bindings:
+            data = self._bindings.apply(data)
+        if self._shared:
+            data = self._shared.apply(data)
+        return data
 
     def _match_message(self, expected: bytes, actions: list[Action]) -> bool:
         assert self._rule is not None
@@ -464,9 +534,15 @@ class ReplayMachine:
         actual: bytes,
         *,
         offset: int,
+        verdict: Verdict | None = None,
     ) -> Problem:
         return Problem(
-            reason=reason, position=self.position, expected=expected, actual=actual, offset=offset
+            reason=reason,
+            position=self.position,
+            expected=expected,
+            actual=actual,
+            offset=offset,
+            notes=explain(verdict, expected, actual) if verdict is not None else (),
         )
 
 
@@ -485,26 +561,65 @@ _FAULTS: dict[type[Fault], _FaultHandler] = {
 }
 
 
-def client_messages(events: tuple[Event, ...], framer: Framer) -> tuple[Event, ...]:
+Script = tuple[tuple[Event, ...], tuple[int, ...]]
+
+
+def client_runs(events: tuple[Event, ...]) -> Script:
+    """The script with each run of client chunks joined into one message.
+
+    Returns the script and, for each of its events, the index of the recorded
+    event it starts at (so positions in messages stay the recorded ones).
+    """
+    if not any(type(a) is ClientData and type(b) is ClientData for a, b in pairwise(events)):
+        return events, tuple(range(len(events)))
+    out: list[Event] = []
+    origin: list[int] = []
+    run: list[ClientData] = []
+    start = 0
+    for index, event in enumerate(events):
+        if type(event) is ClientData:
+            if not run:
+                start = index
+            run.append(event)
+            continue
+        if run:
+            out.append(ClientData(data=b"".join(e.data for e in run), time=run[-1].time))
+            origin.append(start)
+            run = []
+        out.append(event)
+        origin.append(index)
+    if run:
+        out.append(ClientData(data=b"".join(e.data for e in run), time=run[-1].time))
+        origin.append(start)
+    return tuple(out), tuple(origin)
+
+
+def client_messages(events: tuple[Event, ...], framer: Framer) -> Script:
     """The script with each run of client chunks re-cut into framed messages.
 
     Client chunking is not replayed (the client sends), so only the client
     side is re-cut; server chunks stay exactly as recorded.
     """
     out: list[Event] = []
+    origin: list[int] = []
     run: list[ClientData] = []
+    start = 0
 
     def flush() -> None:
         if run:
             for message in split_messages(b"".join(e.data for e in run), framer):
                 out.append(ClientData(data=message, time=run[-1].time))
+                origin.append(start)
             run.clear()
 
-    for event in events:
+    for index, event in enumerate(events):
         if type(event) is ClientData:
+            if not run:
+                start = index
             run.append(event)
         else:
             flush()
             out.append(event)
+            origin.append(index)
     flush()
-    return tuple(out)
+    return tuple(out), tuple(origin)

@@ -30,6 +30,7 @@ from .dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
 from .errors import CassetteError
 from .events import ClientData
 from .exchange import ExchangeBook, ExchangeMachine
+from .noise import Bindings
 from .options import Limits, ReplayOptions
 from .render import show_bytes
 from .replay import ReplayMachine
@@ -143,7 +144,10 @@ class _Script:
     def __init__(self, router: Router) -> None:
         self._router = router
         self._dispatcher = Dispatcher(
-            router.connections, repeat=router.options.repeat, rule=router.options.rule
+            router.connections,
+            repeat=router.options.repeat,
+            rule=router.options.rule,
+            noise=router.options.noise,
         )
 
     def on_connect(self, target: str) -> ConnectDecision | None:
@@ -202,6 +206,8 @@ class _Script:
             stall_bound=router.limits.stall_timeout,
             rule=router.options.rule,
             speed=router.options.speed,
+            noise=router.options.noise,
+            shared=router.bindings,
         )
         return Serve(Play(target, claimed.index, claimed.play), machine, pending, eof)
 
@@ -326,6 +332,8 @@ class Router:
         self.table = TargetTable(self.hosts, targets=targets, ignore=ignore)
         self._strategy: _Strategy = _Exchanges(self) if options.exchange else _Script(self)
         self._completed: set[int] = set()  # connections played to the end of their script
+        #: Live values the noise rules bound that may recur on any connection.
+        self.bindings = Bindings()
 
     # -- addresses ---------------------------------------------------------------
 
