@@ -222,8 +222,7 @@ def looks_random(value: bytes) -> bool:
         return (has_digit or mixed_case) and _entropy(value) >= RANDOM_TEXT_ENTROPY
     if len(value) < MIN_RANDOM_BINARY:
         return False
-    printable = all(32 <= b < 127 for b in value)
-    return not printable and len(set(value)) * 4 >= len(value) * 3
+    return not _is_text(value) and len(set(value)) * 4 >= len(value) * 3
 
 
 def _token_around(data: bytes, start: int, end: int) -> tuple[int, int]:
