@@ -131,8 +131,8 @@ def test_deep_nesting_is_refused() -> None:
 
 
 def test_unknown_version_and_extension_types_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(CassetteError, match="version 2"):
-        decode(msgpack.packb({**valid_doc(), "version": 2}), source="v.msgpack")
+    with pytest.raises(CassetteError, match="version 3"):
+        decode(msgpack.packb({**valid_doc(), "version": 3}), source="v.msgpack")
     doc = valid_doc()
     doc["connections"][0]["events"][0][2] = msgpack.ExtType(5, b"code")  # type: ignore[index]
     with pytest.raises(CassetteError, match="binary data"):

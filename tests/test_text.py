@@ -250,9 +250,9 @@ def test_unknown_keys_are_refused_naming_them(doc: object, where: str, keys: str
 
 
 def test_an_unknown_version_is_reported_before_anything_else() -> None:
-    doc = text_doc(version=2, novelty=1)
+    doc = text_doc(version=3, novelty=1)
     doc["connections"][0]["events"][0]["novelty"] = 1  # type: ignore[index]
-    assert "version 2 is not supported" in refused(doc)
+    assert "version 3 is not supported" in refused(doc)
 
 
 @pytest.mark.parametrize("version", [True, 1.0, "1", None])

@@ -23,7 +23,11 @@ from .faults import FAULT_TYPES, Fault
 from .targets import format_target, is_ip, parse_target
 
 FORMAT_NAME = "tcpcassette"
-FORMAT_VERSION = 1
+#: The newest version this tcpcassette writes; it reads every version in
+#: :data:`READABLE_VERSIONS`.  A cassette that uses nothing of version 2 is
+#: written as version 1, so older tcpcassettes keep reading it.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 _EVENT_TYPES: dict[str, type[Event]] = {t.kind: t for t in (*RECORDED_EVENT_TYPES, *FAULT_TYPES)}
 _DATA_TYPES = (ClientData, ServerData)
@@ -34,7 +38,9 @@ _DATA_BY_KIND: dict[str, type[ClientData] | type[ServerData]] = {
 #: The keys a version 1 document may hold; any other key is refused (a format
 #: that needs more keys is a new version).
 TOP_LEVEL_KEYS = ("format", "version", "hosts", "connections")
-CONNECTION_KEYS = ("target", "start", "events")
+CONNECTION_KEYS_V1 = ("target", "start", "events")
+#: Version 2 adds learned volatile spans to connections.
+CONNECTION_KEYS = (*CONNECTION_KEYS_V1, "volatile")
 #: Events packed per msgpack call when saving: large enough to amortise the
 #: call, small enough that the batch buffer stays small.
 _SAVE_BATCH_EVENTS = 1024
@@ -47,6 +53,11 @@ class CassetteContents:
 
     connections: tuple[Connection, ...]
     hosts: Mapping[str, tuple[str, ...]]
+
+
+def version_for(contents: CassetteContents) -> int:
+    """The oldest format version that holds ``contents``."""
+    return 2 if any(c.volatile for c in contents.connections) else 1
 
 
 def encode(contents: CassetteContents) -> bytes:
@@ -65,13 +76,16 @@ def encode_to(contents: CassetteContents, write: Callable[[bytes], object]) -> N
     """
     packer = msgpack.Packer(use_bin_type=True)
     pack = packer.pack
+    version = version_for(contents)
     write(packer.pack_map_header(4))
-    write(pack("format") + pack(FORMAT_NAME) + pack("version") + pack(FORMAT_VERSION))
+    write(pack("format") + pack(FORMAT_NAME) + pack("version") + pack(version))
     write(pack("hosts") + pack({name: list(addrs) for name, addrs in contents.hosts.items()}))
     write(pack("connections") + packer.pack_array_header(len(contents.connections)))
     for c in contents.connections:
-        write(packer.pack_map_header(3) + pack("target") + pack(c.target))
+        write(packer.pack_map_header(4 if c.volatile else 3) + pack("target") + pack(c.target))
         write(pack("start") + pack(c.start))
+        if c.volatile:
+            write(pack("volatile") + pack([list(span) for span in c.volatile]))
         write(pack("events") + packer.pack_array_header(len(c.events)))
         batch: list[list[Any]] = []
         size = 0
@@ -192,6 +206,8 @@ def check_version(version: object, *, source: str) -> None:
 class _Decoder:
     def __init__(self, source: str) -> None:
         self.source = source
+        self.read_version = FORMAT_VERSION
+        self.connection_keys: tuple[str, ...] = CONNECTION_KEYS
 
     def fail(self, where: str, problem: str) -> CassetteFormatError:
         return CassetteFormatError(
@@ -205,6 +221,8 @@ class _Decoder:
         if doc.get("format") != FORMAT_NAME:
             raise self.fail("top level", "not a tcpcassette file (no 'format': 'tcpcassette')")
         self.version(doc.get("version"))
+        self.read_version = doc["version"]
+        self.connection_keys = CONNECTION_KEYS if self.read_version >= 2 else CONNECTION_KEYS_V1
         # After the version: a file of another version may hold other keys.
         self.known_keys("top level", doc, TOP_LEVEL_KEYS, "a cassette")
         hosts = self.hosts(doc.get("hosts", {}))
@@ -215,16 +233,17 @@ class _Decoder:
         return CassetteContents(connections=connections, hosts=hosts)
 
     def version(self, version: object) -> None:
+        readable = " or ".join(str(v) for v in READABLE_VERSIONS)
         if type(version) is not int:
             raise self.fail(
                 "top level",
-                f"'version' must be the whole number {FORMAT_VERSION}, not {version!r:.40}",
+                f"'version' must be the whole number {readable}, not {version!r:.40}",
             )
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise self.fail(
                 "top level",
                 f"format version {version!r:.40} is not supported (this tcpcassette reads "
-                f"version {FORMAT_VERSION}; upgrade tcpcassette or re-record the cassette)",
+                f"version {readable}; upgrade tcpcassette or re-record the cassette)",
             )
 
     def known_keys(
@@ -237,7 +256,7 @@ class _Decoder:
         raise self.fail(
             where,
             f"unknown key{'s' if len(unknown) > 1 else ''} {_names(unknown)} (in version "
-            f"{FORMAT_VERSION}, {what} holds only {listed}); remove "
+            f"{self.read_version}, {what} holds only {listed}); remove "
             f"{'them' if len(unknown) > 1 else 'it'}",
         )
 
@@ -287,7 +306,7 @@ class _Decoder:
         where = f"connection {index}"
         if not isinstance(raw, dict):
             raise self.fail(where, "must be a map with 'target' and 'events'")
-        self.known_keys(where, raw, CONNECTION_KEYS, "a connection")
+        self.known_keys(where, raw, self.connection_keys, "a connection")
         target = self.target(where, raw.get("target"))
         where = f"connection {index} ({target})"
         raw_events = raw.get("events")
@@ -319,7 +338,26 @@ class _Decoder:
         start = raw.get("start", 0.0)
         if not _is_seconds(start):
             raise self.fail(where, f"'start' must be a number of seconds >= 0, not {start!r:.40}")
-        return Connection(target=target, events=tuple(events), start=float(start))
+        volatile = self.volatile(where, raw.get("volatile", []))
+        return Connection(
+            target=target, events=tuple(events), start=float(start), volatile=volatile
+        )
+
+    def volatile(self, where: str, raw: object) -> tuple[tuple[int, int, int], ...]:
+        problem = "'volatile' must be a list of [message, start, end] whole numbers, start < end"
+        if not isinstance(raw, list):
+            raise self.fail(where, problem)
+        out = []
+        for span in raw:
+            if (
+                not isinstance(span, list)
+                or len(span) != 3
+                or not all(type(n) is int and 0 <= n < 1 << 62 for n in span)
+                or span[1] >= span[2]
+            ):
+                raise self.fail(where, f"{problem}, not {span!r:.60}")
+            out.append((span[0], span[1], span[2]))
+        return tuple(out)
 
     def event(self, where: str, raw: object) -> Event:
         if not isinstance(raw, list) or len(raw) != 3:

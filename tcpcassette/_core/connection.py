@@ -36,11 +36,19 @@ class Connection:
         events: the script, in the order things happened.
         start: seconds from the first connection of the recording to this
             one's connect, to order exchanges across connections.
+        volatile: spans of client messages known to differ between runs, as
+            ``(message, start, end)``: the message's number (from 0, counting
+            runs of client chunks) and a byte range in it (``tcpcassette learn``).
     """
 
     target: str
     events: tuple[Event, ...] = ()
     start: float = 0.0
+    volatile: tuple[tuple[int, int, int], ...] = ()
+
+    def volatile_in(self, message: int) -> list[tuple[int, int]]:
+        """The learned ``(start, end)`` spans of client message number ``message``."""
+        return [(s, e) for m, s, e in self.volatile if m == message]
 
     @property
     def client_bytes(self) -> bytes:

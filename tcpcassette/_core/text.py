@@ -15,7 +15,13 @@ from dataclasses import fields
 from typing import Any
 
 from .cassette import CassetteModel
-from .codec import FORMAT_NAME, FORMAT_VERSION, CassetteContents, check_version, decode_document
+from .codec import (
+    FORMAT_NAME,
+    CassetteContents,
+    check_version,
+    decode_document,
+    version_for,
+)
 from .errors import CassetteFormatError
 from .events import RECORDED_EVENT_TYPES, Event
 from .faults import FAULT_TYPES, Fault
@@ -64,14 +70,20 @@ def export_text(cassette: CassetteModel) -> str:
     lines = [
         "{",
         f'  "format": {json.dumps(TEXT_FORMAT)},',
-        f'  "version": {FORMAT_VERSION},',
+        f'  "version": {version_for(cassette.contents)},',
         f'  "hosts": {json.dumps({k: list(v) for k, v in cassette.hosts.items()})},',
         '  "connections": [',
     ]
     for ci, connection in enumerate(cassette.connections):
         lines.append(
             f'    {{"target": {json.dumps(connection.target)}, '
-            f'"start": {json.dumps(connection.start)}, "events": ['
+            f'"start": {json.dumps(connection.start)}, '
+            + (
+                f'"volatile": {json.dumps([list(v) for v in connection.volatile])}, '
+                if connection.volatile
+                else ""
+            )
+            + '"events": ['
         )
         events = connection.events
         for ei, event in enumerate(events):
