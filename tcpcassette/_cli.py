@@ -31,6 +31,8 @@ from ._core.faults import (
     Timeout,
     Truncate,
 )
+from ._core.learn import learn
+from ._core.render import show_bytes
 from ._core.targets import format_target
 from ._core.text import export_text, import_text
 from ._core.transcript import format_transcript
@@ -122,6 +124,20 @@ def _parser() -> argparse.ArgumentParser:
     import_.add_argument(
         "-o", "--output", type=Path, help="cassette to write (default: FILE with .msgpack)"
     )
+
+    learn = sub.add_parser(
+        "learn",
+        help="store what differs between two recordings of one test as volatile",
+        description="Pairs the connections and client messages of CASSETTE and "
+        "SECOND_RECORDING (another recording of the same test, made in another run) and "
+        "stores every span where they differ in CASSETTE as volatile: replay then "
+        "tolerates those bytes, and writes the live client's value where the server "
+        "repeats the recorded one.",
+        epilog="Example: tcpcassette learn cassettes/x.msgpack /tmp/x-again.msgpack",
+    )
+    learn.add_argument("path", type=Path, metavar="CASSETTE")
+    learn.add_argument("second", type=Path, metavar="SECOND_RECORDING")
+    learn.add_argument("-o", "--output", type=Path, help="write here instead of in place")
 
     edit = sub.add_parser(
         "edit",
@@ -245,6 +261,8 @@ def _run(args: argparse.Namespace) -> int:
         written = cassette.save(args.output)
         print(f"{written}: removed event {args.event} of connection {args.connection}")
         return EXIT_OK
+    if args.command == "learn":
+        return _learn(args)
     if args.command == "export":
         text = export_text(load(args.path))
         if args.output is None:
@@ -381,6 +399,23 @@ def _replay(args: argparse.Namespace) -> int:
     )
     print(f"\nreplay finished: {len(errors)} error(s)", flush=True)
     return EXIT_FAILED if errors else EXIT_OK
+
+
+def _learn(args: argparse.Namespace) -> int:
+    cassette = load(args.path)
+    learning = learn(cassette.connections, load(args.second).connections)
+    cassette.connections = list(learning.connections)
+    written = cassette.save(args.output)
+    for found in learning.found:
+        print(
+            f"connection {found.connection}, client message {found.message}, bytes "
+            f"{found.start}-{found.end}: {show_bytes(found.first)} / {show_bytes(found.second)}"
+        )
+    for note in learning.unpaired:
+        print(f"note: {note}")
+    spans = sum(len(c.volatile) for c in learning.connections)
+    print(f"{written}: {spans} volatile span(s) stored ({len(learning.found)} found now)")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

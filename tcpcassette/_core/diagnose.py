@@ -150,6 +150,7 @@ def no_match(
     target: str,
     received: bytes,
     closest: Sequence[tuple[int, Connection, bytes]],
+    notes: Sequence[str] = (),
 ) -> ClientMismatchError:
     lines = [
         f"{cassette}: a new connection to {target} began with bytes that no unplayed "
@@ -160,6 +161,9 @@ def no_match(
         offset = first_difference(opening, received)
         lines.append(f"  closest is connection {index}, event 1:")
         lines.append(side_by_side(opening, received, offset))
+        if notes:
+            lines.append("  differences, by rule:")
+            lines += [f"    {line}" for line in notes]
         for other, _connection, other_opening in closest[1:]:
             lines.append(f"  connection {other} begins: {show_bytes(other_opening)}")
     else:

@@ -252,14 +252,21 @@ class Dispatcher:
                 waiting = True
             elif message and received and self._noise is not NoiseMode.OFF:
                 # Not the recorded bytes: may the noise rules let it through?
-                replies = replies_after(self._connections[index].events, -1)
+                connection = self._connections[index]
+                replies = replies_after(connection.events, -1)
+                learned = connection.volatile_in(0)
                 length = message_length(message, received, eof=eof)
                 if length is None:
-                    waiting = waiting or plausible(
-                        message, received, mode=self._noise, replies=replies
+                    waiting = (
+                        waiting
+                        or bool(learned)
+                        or plausible(message, received, mode=self._noise, replies=replies)
                     )
                     continue
-                if compare(message, received[:length], mode=self._noise, replies=replies).ok:
+                verdict = compare(
+                    message, received[:length], mode=self._noise, replies=replies, learned=learned
+                )
+                if verdict.ok:
                     return Claimed(index, self._claim(index))
         if waiting:
             return NeedMore()

@@ -225,7 +225,7 @@ def looks_random(value: bytes) -> bool:
     return not _is_text(value) and len(set(value)) * 4 >= len(value) * 3
 
 
-def _token_around(data: bytes, start: int, end: int) -> tuple[int, int]:
+def token_around(data: bytes, start: int, end: int) -> tuple[int, int]:
     """``start:end`` widened to the whole token (letters, digits, ``+/=_-``) it lies in."""
     if not all(b in _TOKEN for b in data[start:end]):
         return start, end
@@ -301,7 +301,7 @@ def differences(recorded: bytes, live: bytes) -> list[tuple[int, int, int, int]]
     return [(i1, i2, j1, j2) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"]
 
 
-def _by_token(
+def by_token(
     recorded: bytes, regions: list[tuple[int, int, int, int]]
 ) -> list[tuple[int, int, int, int]]:
     """Regions that lie in one token merged, so a value is judged once, whole."""
@@ -309,7 +309,7 @@ def _by_token(
     last_token_end = -1
     for region in regions:
         start, end, _, live_end = region
-        token_start, token_end = _token_around(recorded, start, end)
+        token_start, token_end = token_around(recorded, start, end)
         if merged and token_start < last_token_end:
             s, _, ls, _ = merged[-1]
             merged[-1] = (s, end, ls, live_end)
@@ -364,7 +364,7 @@ def compare(
         tried += ["echo in later replies", "random-looking values"]
     spans: list[Span] = []
     substitutions: list[Substitution] = []
-    for start, end, live_start, live_end in _by_token(recorded, differences(recorded, live)):
+    for start, end, live_start, live_end in by_token(recorded, differences(recorded, live)):
         span, found = _judge(
             recorded,
             live,
@@ -394,9 +394,9 @@ def _judge(
     learned: Sequence[tuple[int, int]],
 ) -> tuple[Span, list[Substitution]]:
     # Judge the whole token a difference lies in: "KGMO1" and "XQZA1", not "KGMO" and "XQZA".
-    ts, te = _token_around(recorded, start, end)
+    ts, te = token_around(recorded, start, end)
     shift = live_start - start
-    ls, le = _token_around(live, live_start, live_end)
+    ls, le = token_around(live, live_start, live_end)
     if (ts + shift, te + (live_end - end)) != (ls, le):
         # The tokens do not line up on both sides: judge the bare difference.
         ts, te, ls, le = start, end, live_start, live_end
@@ -546,7 +546,7 @@ def _plausible(
         # whole, and a rule can accept the pair only if it is random or echoed.
         if mode is not NoiseMode.AUTO:
             return False
-        ts, te = _token_around(expected, span.start, max(span.end, span.start + 1))
+        ts, te = token_around(expected, span.start, max(span.end, span.start + 1))
         starts = [ts] if te - ts >= MIN_ECHO_ANCHORED else [max(0, ts - 1), ts]
         width = max(te - ts, MIN_ECHO_ANCHORED)
         if not any(

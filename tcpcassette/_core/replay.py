@@ -21,7 +21,7 @@ out through one table (:data:`_FAULTS`): a new fault is a new entry.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal
@@ -119,6 +119,7 @@ class ReplayMachine:
         speed: float | None = None,
         noise: NoiseMode = NoiseMode.AUTO,
         shared: Bindings | None = None,
+        volatile: Sequence[tuple[int, int, int]] = (),
     ) -> None:
         # Client bytes are compared message by message: a run of client chunks
         # is one message (client chunking is not replayed), or, with a rule,
@@ -131,6 +132,12 @@ class ReplayMachine:
         # enough to recur anywhere) across the cassette.
         self._bindings = Bindings()
         self._shared = shared if shared is not None else Bindings()
+        # Learned spans, by client message number (raw matching only: numbers
+        # count runs of client chunks, as tcpcassette learn does).
+        self._learned: dict[int, list[tuple[int, int]]] = {}
+        if rule is None:
+            for message, start, end in volatile:
+                self._learned.setdefault(message, []).append((start, end))
         self._expected_at = -1  # position whose expected bytes are cached
         self._expected = b""
         #: Spans the noise rules accepted, with the position of their message.
@@ -346,11 +353,12 @@ class ReplayMachine:
         replies = replies_after(self._events, self._pos)
         length = message_length(expected, received, eof=self._client_eof)
         if length is None:
-            if plausible(expected, received, mode=self._noise, replies=replies):
+            if self._learned or plausible(expected, received, mode=self._noise, replies=replies):
                 return False  # wait for the rest (the stall bound runs meanwhile)
             length = len(received)
         live = received[:length]
-        verdict = compare(expected, live, mode=self._noise, replies=replies)
+        learned = self._learned.get(self._message_number()) if self._learned else None
+        verdict = compare(expected, live, mode=self._noise, replies=replies, learned=learned or ())
         if not verdict.ok:
             offset = first_difference(expected, live)
             problem = self._problem("mismatch", expected, live, offset=offset, verdict=verdict)
@@ -363,6 +371,10 @@ class ReplayMachine:
         self._pos += 1
         self._matched = 0
         return True
+
+    def _message_number(self) -> int:
+        """The number (from 0) of the client message being matched."""
+        return sum(1 for e in self._events[: self._pos] if type(e) is ClientData)
 
     def _expected_here(self) -> bytes:
         """The recorded client message being matched, with what the noise rules bound applied."""

@@ -30,7 +30,7 @@ from .dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
 from .errors import CassetteError
 from .events import ClientData
 from .exchange import ExchangeBook, ExchangeMachine
-from .noise import Bindings
+from .noise import Bindings, NoiseMode, compare, explain, message_length, replies_after
 from .options import Limits, ReplayOptions
 from .render import show_bytes
 from .replay import ReplayMachine
@@ -184,7 +184,19 @@ class _Script:
         closest = [
             (i, router.connections[i], self._dispatcher.opening_bytes(i)) for i in decision.closest
         ]
-        return Reject(diagnose.no_match(router.name, target, received, closest))
+        notes: tuple[str, ...] = ()
+        if closest and router.options.noise is not NoiseMode.OFF:
+            _, connection, opening = closest[0]
+            live = received[: message_length(opening, received, eof=True) or len(received)]
+            verdict = compare(
+                opening,
+                live,
+                mode=router.options.noise,
+                replies=replies_after(connection.events, -1),
+                learned=connection.volatile_in(0),
+            )
+            notes = explain(verdict, opening, live)
+        return Reject(diagnose.no_match(router.name, target, received, closest, notes))
 
     def heading_for(self, target: str, received: bytes) -> int | None:
         for index in self._dispatcher.unclaimed(target):
@@ -208,6 +220,7 @@ class _Script:
             speed=router.options.speed,
             noise=router.options.noise,
             shared=router.bindings,
+            volatile=router.connections[claimed.index].volatile,
         )
         return Serve(Play(target, claimed.index, claimed.play), machine, pending, eof)
 

@@ -1,0 +1,123 @@
+"""Noise learned from a second recording: a value only another run reveals, then tolerated.
+
+Each recording and each replay runs in a fresh Python process, as the next
+test run would: the client puts its own process id on the wire.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+from tcpcassette import ClientData, Connection, ServerData, load
+from tcpcassette._core.learn import learn
+
+from . import servers
+from .commands import run_cli
+from .servers import ThreadedServer
+
+Serve = Callable[[servers.Handler], ThreadedServer]
+
+CLIENT = """
+import os, socket, sys
+from tcpcassette import use_cassette
+directory, name, mode, port, noise = sys.argv[1:6]
+with use_cassette(name, record_mode=mode, cassette_dir=directory, noise=noise):
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as s:
+        s.sendall(b"HELLO pid=%d\\n" % os.getpid())
+        assert s.recv(100) == b"WELCOME\\n"
+        s.sendall(b"BYE\\n")
+        assert s.recv(100) == b"SEE YOU\\n"
+print("ok")
+"""
+
+
+def welcome(conn: socket.socket) -> None:
+    """Answers without repeating anything the client said."""
+    f = conn.makefile("rb")
+    for reply in (b"WELCOME\n", b"SEE YOU\n"):
+        if not f.readline():
+            return
+        conn.sendall(reply)
+
+
+def run_client(
+    directory: Path, name: str, mode: str, port: int, noise: str = "auto"
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(CLIENT),
+            str(directory),
+            name,
+            mode,
+            str(port),
+            noise,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_pid_on_the_wire_replays_after_learning_from_a_second_recording(
+    cassette_dir: Path, serve: Serve
+) -> None:
+    server = serve(welcome)
+    assert run_client(cassette_dir, "pid", "all", server.port).stdout.strip() == "ok"
+    assert run_client(cassette_dir, "pid-again", "all", server.port).stdout.strip() == "ok"
+    server.stop()
+
+    before = run_client(cassette_dir, "pid", "none", server.port)
+    assert before.returncode != 0
+    assert "ClientMismatchError" in before.stderr and "not accepted" in before.stderr
+
+    learned = run_cli(
+        "learn", str(cassette_dir / "pid.msgpack"), str(cassette_dir / "pid-again.msgpack")
+    )
+    assert learned.returncode == 0, learned.stderr
+    assert "client message 0, bytes 6-" in learned.stdout and "1 volatile span(s)" in learned.stdout
+    volatile = load(cassette_dir / "pid.msgpack").connections[0].volatile
+    assert len(volatile) == 1 and volatile[0][0] == 0
+
+    after = run_client(cassette_dir, "pid", "none", server.port)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.strip() == "ok"
+
+    # noise="off" is byte-exact again: the learned span does not apply.
+    off = run_client(cassette_dir, "pid", "none", server.port, noise="off")
+    assert off.returncode != 0 and "ClientMismatchError" in off.stderr
+
+
+def conn(*messages: bytes) -> Connection:
+    events = []
+    for m in messages:
+        events += [ClientData(data=m), ServerData(data=b"ok\n")]
+    return Connection(target="h:1", events=tuple(events))
+
+
+def test_learn_widens_differences_to_whole_tokens_and_pairs_messages_in_order() -> None:
+    first = [conn(b"HELLO pid=4242 v=1\n", b"PING t=1733000000\n", b"QUIT\n")]
+    second = [conn(b"HELLO pid=917 v=1\n", b"PING t=1733000042\n", b"QUIT\n")]
+    learning = learn(first, second)
+    (connection,) = learning.connections
+    assert connection.volatile == ((0, 6, 14), (1, 5, 17))
+    assert [(f.first, f.second) for f in learning.found] == [
+        (b"pid=4242", b"pid=917"),
+        (b"t=1733000000", b"t=1733000042"),
+    ]
+    assert learning.unpaired == ()
+
+
+def test_learn_says_what_it_could_not_pair() -> None:
+    learning = learn([conn(b"a\n"), conn(b"b\n")], [conn(b"a\n")])
+    assert learning.unpaired == ("connection 1 (h:1) has no counterpart",)
+    assert learn([conn(b"a\n")], [conn(b"a\n"), conn(b"c\n")]).unpaired == (
+        "the second recording has 1 more connection(s) to h:1",
+    )
