@@ -174,6 +174,13 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("path", type=Path)
     rep.add_argument("--target", help="which recorded HOST:PORT to serve (if several)")
     rep.add_argument(
+        "--noise",
+        choices=["auto", "learned", "off"],
+        default="auto",
+        help="differences between runs to tolerate: auto (echoed and random-looking values, "
+        "learned spans; the default), learned (learned spans only) or off (exact bytes)",
+    )
+    rep.add_argument(
         "--listen",
         default="127.0.0.1:0",
         help="HOST:PORT to listen on (default: an ephemeral port on 127.0.0.1)",
@@ -396,6 +403,7 @@ def _replay(args: argparse.Namespace) -> int:
         on_ready=_ready(f"replaying {args.path}:"),
         on_status=_status_printer(),
         on_error=report,
+        noise=args.noise,
     )
     print(f"\nreplay finished: {len(errors)} error(s)", flush=True)
     return EXIT_FAILED if errors else EXIT_OK

@@ -73,6 +73,7 @@ class PytestSettings:
     cli_record_mode: str | None = None
     ini_record_mode: str | None = None
     ini_cassette_dir: str | None = None
+    ini_noise: str | None = None
     rootdir: Path | None = None
     #: The node id of the test running now (pytest's own, with parameter ids).
     current_test: str | None = None
@@ -128,3 +129,14 @@ def resolve_cassette_dir(argument: str | os.PathLike[str] | None) -> Path:
     if ps is not None and ps.ini_cassette_dir:
         return base / ps.ini_cassette_dir
     return base / DEFAULT_DIR_NAME
+
+
+def resolve_noise(argument: str | None) -> str:
+    """The noise mode in force: the ``noise=`` argument, the ini option ``tcpcassette_noise``,
+    then ``"auto"``."""
+    if argument is not None:
+        return argument
+    ps = current()
+    if ps is not None and ps.ini_noise:
+        return ps.ini_noise
+    return "auto"

@@ -33,13 +33,20 @@ class Status:
     errors: int
 
 
-def _session(cassette: Cassette, *, replay: bool, record: bool, target: str) -> Session:
+def _session(
+    cassette: Cassette,
+    *,
+    replay: bool,
+    record: bool,
+    target: str,
+    options: ReplayOptions | None = None,
+) -> Session:
     return new_session(
         cassette,
         mode="all" if record else "none",
         replay=replay,
         record=record,
-        options=ReplayOptions(),
+        options=options or ReplayOptions(),
         limits=Limits(),
         targets=[target],
     )
@@ -119,6 +126,7 @@ def replay(
     on_ready: Callable[[str, int], None] = lambda host, port: None,
     on_status: Callable[[Status], None] = lambda status: None,
     on_error: Callable[[CassetteError], None] = lambda error: None,
+    noise: str = "auto",
 ) -> list[CassetteError]:
     """Serve the cassette's connections to ``target`` on ``listen`` until ``stop`` is set.
 
@@ -126,6 +134,7 @@ def replay(
         target: which recorded target to serve; may be left out when the
             cassette has connections to one target only.
         exit_when_played: also stop once every recorded connection was played.
+        noise: which differences between runs replay tolerates (as ``use_cassette``'s).
 
     Returns:
         Every replay error found (each was also passed to ``on_error`` as it happened).
@@ -142,7 +151,8 @@ def replay(
     target = _normalise(target)
     if target not in targets:
         raise CassetteError(f"{path}: no connection to {target}; it has {', '.join(targets)}")
-    session = _session(cassette, replay=True, record=False, target=target)
+    options = ReplayOptions.build(noise=noise)
+    session = _session(cassette, replay=True, record=False, target=target, options=options)
     session.on_error = on_error
     session.open()
     wanted = sum(1 for c in cassette.connections if c.target == target)

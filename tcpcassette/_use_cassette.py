@@ -8,6 +8,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -17,6 +18,7 @@ from ._core.errors import CassetteError, CassetteNotFoundError, gather
 from ._core.faults import Placement
 from ._core.framing import FramingSpec, resolve_framing
 from ._core.matching import Filter, Matcher
+from ._core.noise import NoiseMode
 from ._core.options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_SILENCE,
@@ -35,6 +37,7 @@ from ._settings import (
     Outcome,
     RecordMode,
     resolve_cassette_dir,
+    resolve_noise,
     resolve_record_mode,
 )
 from ._settings import current as current_settings
@@ -103,7 +106,9 @@ class _Activation:
             mode=self.mode.value,
             replay=self.replay,
             record=self.record,
-            options=options.replay_options,
+            options=replace(
+                options.replay_options, noise=NoiseMode.parse(resolve_noise(options.noise))
+            ),
             limits=options.limits,
             targets=options.targets,
             ignore=options.ignore,
@@ -184,7 +189,8 @@ class use_cassette:
         realtime: replay the recorded gaps between server chunks; a number
             is a speed factor (2.0 = twice as fast).
         noise: which differences between runs replay tolerates: ``"auto"``
-            (default: echoed values, random-looking values and learned spans),
+            (echoed values, random-looking values and learned spans; the
+            default, or the ini option ``tcpcassette_noise``),
             ``"learned"`` (learned spans only) or ``"off"`` (exact bytes).
         stall_timeout, max_silence, connect_timeout, settle_timeout: bounds
             on waits, in seconds (see :class:`Limits`).
@@ -214,7 +220,7 @@ class use_cassette:
         allow_playback_repeats: bool = False,
         strict: bool = False,
         realtime: bool | float = False,
-        noise: str = "auto",
+        noise: str | None = None,
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         max_silence: float = DEFAULT_MAX_SILENCE,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -237,8 +243,9 @@ class use_cassette:
             allow_playback_repeats=allow_playback_repeats,
             strict=strict,
             faults=len(self.faults),
-            noise=noise,
+            noise=noise or "auto",
         )
+        self.noise = noise
         self.limits = Limits(
             stall_timeout=stall_timeout,
             max_silence=max_silence,

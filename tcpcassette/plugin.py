@@ -41,6 +41,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
     )
     parser.addini(
+        "tcpcassette_noise",
+        "differences between runs replay tolerates: auto (default), learned or off",
+        default=None,
+    )
+    parser.addini(
         "tcpcassette_dir",
         "cassette directory, relative to the rootdir (default: cassettes)",
         default=None,
@@ -52,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
         cli_record_mode=config.getoption("--record-mode"),
         ini_record_mode=config.getini("tcpcassette_record_mode") or None,
         ini_cassette_dir=config.getini("tcpcassette_dir") or None,
+        ini_noise=config.getini("tcpcassette_noise") or None,
         rootdir=Path(config.rootpath),
     )
     config.stash[_SETTINGS] = settings

@@ -6,12 +6,15 @@ test run would: the client puts its own process id on the wire.
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tcpcassette import ClientData, Connection, ServerData, load
 from tcpcassette._core.learn import learn
@@ -86,6 +89,9 @@ def test_a_pid_on_the_wire_replays_after_learning_from_a_second_recording(
     volatile = load(cassette_dir / "pid.msgpack").connections[0].volatile
     assert len(volatile) == 1 and volatile[0][0] == 0
 
+    shown = run_cli("show", str(cassette_dir / "pid.msgpack"))
+    assert "volatile: bytes 6-" in shown.stdout and "«pid=" in shown.stdout
+
     after = run_client(cassette_dir, "pid", "none", server.port)
     assert after.returncode == 0, after.stderr
     assert after.stdout.strip() == "ok"
@@ -121,3 +127,81 @@ def test_learn_says_what_it_could_not_pair() -> None:
     assert learn([conn(b"a\n")], [conn(b"a\n"), conn(b"c\n")]).unpaired == (
         "the second recording has 1 more connection(s) to h:1",
     )
+
+
+def random_id_cassette(directory: Path) -> None:
+    """A recorded connection whose client sent a random-looking request id."""
+    from tcpcassette import Cassette
+
+    Cassette(
+        connections=[
+            Connection(
+                target="127.0.0.1:9",
+                events=(
+                    ClientData(data=b"REQ id=9f1c2be07a4d4c3e8b1f0a2d3c4e5f60\n"),
+                    ServerData(data=b"DONE\n"),
+                ),
+            )
+        ]
+    ).save(directory / "rid.msgpack")
+
+
+TEST_RANDOM_ID = """
+import os, socket
+from tcpcassette import use_cassette
+
+def test_request_with_a_fresh_random_id():
+    with use_cassette("rid", cassette_dir="cassettes"):
+        with socket.create_connection(("127.0.0.1", 9), timeout=5) as s:
+            s.sendall(b"REQ id=%s\\n" % os.urandom(16).hex().encode())
+            assert s.recv(100) == b"DONE\\n"
+"""
+
+
+def test_the_ini_option_sets_the_noise_mode(pytester: pytest.Pytester) -> None:
+    random_id_cassette(pytester.mkdir("cassettes"))
+    pytester.makepyfile(test_rid=TEST_RANDOM_ID)
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)  # auto: random-looking
+    pytester.makeini("[pytest]\ntcpcassette_noise = off\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ClientMismatchError*"])
+
+
+def test_tcpcassette_replay_takes_the_noise_mode(cassette_dir: Path) -> None:
+    random_id_cassette(cassette_dir)
+    path = str(cassette_dir / "rid.msgpack")
+    rng = random.Random(7)
+    fresh_id = bytes(rng.randrange(256) for _ in range(16)).hex().encode()
+    for noise, expected in (("auto", b"DONE\n"), ("off", b"")):
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tcpcassette",
+                "replay",
+                path,
+                "--noise",
+                noise,
+                "--exit-when-played",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            port = int(line.rsplit(":", 1)[1].split()[0])
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"REQ id=%s\n" % fresh_id)
+                try:
+                    got = s.recv(100)
+                except ConnectionResetError:
+                    got = b""
+            assert got == expected, noise
+            if expected:
+                assert proc.wait(timeout=20) == 0  # played: --exit-when-played ends it
+        finally:
+            proc.kill()
+            proc.communicate(timeout=20)

@@ -115,6 +115,7 @@ def connection_lines(
         first, last = max(1, mark - around), min(len(numbered), mark + around)
     if first > 1:
         lines.append(f"  ... {first - 1} earlier")
+    volatile = _volatile_notes(connection) if isinstance(framer, Raw) else {}
     for number, item in enumerate(numbered, 1):
         if not first <= number <= last:
             continue
@@ -134,11 +135,37 @@ def connection_lines(
                     paint("fault", f"        ⚠ looks like {warning}: keep it out with filters=")
                 )
             lines += payload_lines(item.data, mode=mode, full=full)
+            lines += [paint("dim", note) for note in volatile.get(item.end[0], ())]
         else:
             lines.append(paint("dim", head + event.kind.replace("_", " ")) + pointer)
     if last < len(numbered):
         lines.append(f"  ... {len(numbered) - last} later")
     return lines
+
+
+def _volatile_notes(connection: Connection) -> dict[int, list[str]]:
+    """Lines marking learned volatile spans, keyed by the event that ends their message."""
+    if not connection.volatile:
+        return {}
+    notes: dict[int, list[str]] = {}
+    run: list[bytes] = []
+    message = 0
+    events = connection.events
+    for index, event in enumerate(events):
+        if type(event) is not ClientData:
+            continue
+        run.append(event.data)
+        if index + 1 < len(events) and type(events[index + 1]) is ClientData:
+            continue
+        joined = b"".join(run)
+        for start, end in connection.volatile_in(message):
+            value = repr(joined[start:end])[2:-1]
+            notes.setdefault(index, []).append(
+                f"        «{value}» volatile: bytes {start}-{end} of client message {message} "
+                "(learned)"
+            )
+        run, message = [], message + 1
+    return notes
 
 
 def describe_fault(fault: Fault) -> str:
