@@ -12,10 +12,10 @@ import errno
 import http.client
 import http.server
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -36,6 +36,7 @@ from tcpcassette.faults import (
 from . import servers
 from .servers import ThreadedServer
 
+T = TypeVar("T")
 Serve = Callable[[servers.Handler], ThreadedServer]
 
 
@@ -58,26 +59,20 @@ class RecordedHTTP:
 
     def __init__(self, cassette_dir: Path) -> None:
         self.cassette_dir = cassette_dir
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.port = self.httpd.server_address[1]
+        self.server = servers.HTTPServer(_Handler)
+        self.port = self.server.port
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
-        self.running = True
 
-    def record(self, name: str, client: Callable[[], object]) -> object:
+    def record(self, name: str, client: Callable[[], T]) -> T:
         with use_cassette(name, record_mode="all", cassette_dir=self.cassette_dir):
             return client()
 
     def stop(self) -> None:
-        if self.running:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.running = False
+        self.server.stop()
 
-    def replay(self, name: str, *faults: tcpcassette.faults.Placement, **options: float):
+    def replay(self, name: str, *faults: tcpcassette.faults.Placement) -> use_cassette:
         self.stop()
-        return use_cassette(name, cassette_dir=self.cassette_dir, faults=list(faults), **options)
+        return use_cassette(name, cassette_dir=self.cassette_dir, faults=list(faults))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import errno
 import http.client
 import http.server
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -164,8 +163,10 @@ def test_server_reset_reaches_the_client_as_a_reset(cassette_dir: Path, serve: S
     assert events[-1].kind == "server_reset"
 
 
-def test_refused_connect_is_recorded_and_replayed_from_connect(cassette_dir: Path) -> None:
-    port = servers.refused_port()
+def test_refused_connect_is_recorded_and_replayed_from_connect(
+    cassette_dir: Path, refused_port: int
+) -> None:
+    port = refused_port
 
     def client() -> str:
         try:
@@ -181,8 +182,8 @@ def test_refused_connect_is_recorded_and_replayed_from_connect(cassette_dir: Pat
         assert client() == "ConnectionRefusedError"
 
 
-def test_refused_connect_reaches_asyncio_too(cassette_dir: Path) -> None:
-    port = servers.refused_port()
+def test_refused_connect_reaches_asyncio_too(cassette_dir: Path, refused_port: int) -> None:
+    port = refused_port
 
     async def client() -> None:
         await asyncio.open_connection("127.0.0.1", port)
@@ -275,19 +276,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def http_server() -> Iterator[http.server.ThreadingHTTPServer]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+def http_server() -> Iterator[servers.HTTPServer]:
+    server = servers.HTTPServer(_Handler)
+    yield server
+    server.stop()
 
 
 def test_http_client_keep_alive_records_and_replays(
-    cassette_dir: Path, http_server: http.server.ThreadingHTTPServer
+    cassette_dir: Path, http_server: servers.HTTPServer
 ) -> None:
-    port = http_server.server_address[1]
+    port = http_server.port
 
     def client() -> list[tuple[int, bytes]]:
         conn = http.client.HTTPConnection("localhost", port, timeout=5)
@@ -301,8 +299,7 @@ def test_http_client_keep_alive_records_and_replays(
 
     with use_cassette("http", record_mode="all", cassette_dir=cassette_dir):
         live = client()
-    http_server.shutdown()
-    http_server.server_close()
+    http_server.stop()
     with use_cassette("http", record_mode="none", cassette_dir=cassette_dir):
         replayed = client()
     assert (
