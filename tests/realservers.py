@@ -12,14 +12,14 @@ environment variable ``CI`` is set: there a missing install step must fail.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,26 +47,6 @@ def missing(what: str) -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with status {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listened on port {port} within {START_TIMEOUT} s")
-
-
 def committed_target(name: str) -> tuple[str, int]:
     """The address the committed cassette ``name`` was recorded against."""
     cassette = tcpcassette.load(REPO_CASSETTES / f"{name}.msgpack")
@@ -92,14 +72,24 @@ def replaying_committed(name: str, **options: object) -> Iterator[tcpcassette.Ca
 
 
 class RedisServer:
-    """Debian's redis-server on an ephemeral port, with nothing persisted."""
+    """Debian's redis-server on an ephemeral loopback port, with nothing persisted.
+
+    redis-server cannot pick a port itself (``--port 0`` turns TCP off), so a
+    port the kernel just handed out is offered to it.  Whether redis-server
+    got it is read from its own log, not guessed by connecting: if another
+    process took the port meanwhile, redis-server says so and exits, and
+    another port is tried.
+    """
+
+    ATTEMPTS = 10
 
     def __init__(self, *, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             missing("redis-server (Debian package redis-server)")
-        for _attempt in range(3):
-            self.port = free_port()
+        log: list[str] = []
+        for _attempt in range(self.ATTEMPTS):
+            self.port = _kernel_chosen_port()
             self.proc = subprocess.Popen(
                 [
                     binary or "redis-server",
@@ -111,25 +101,62 @@ class RedisServer:
                     "",
                     "--appendonly",
                     "no",
+                    "--logfile",
+                    "",
                     *(["--requirepass", password] if password else []),
                 ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
-            try:
-                wait_for_port(self.port, self.proc)
+            log = self._read_log_until_ready()
+            if self.proc.poll() is None:
+                # Ready. Keep reading its log so that it never blocks on a full pipe.
+                threading.Thread(target=self._drain, daemon=True).start()
                 return
-            except RuntimeError:
-                self.stop()  # the port was taken meanwhile: try another
-        raise RuntimeError("redis-server did not start")
+            if not any("Address already in use" in line for line in log):
+                break  # not a port clash: retrying would not help
+        raise RuntimeError("redis-server did not start:\n" + "".join(log))
+
+    def _read_log_until_ready(self) -> list[str]:
+        """redis-server's log lines up to "Ready to accept connections", or up to its exit."""
+        assert self.proc.stdout is not None
+        lines: list[str] = []
+        timer = threading.Timer(START_TIMEOUT, self.proc.kill)  # a server that never gets ready
+        timer.start()
+        try:
+            for line in self.proc.stdout:
+                lines.append(line)
+                if "Ready to accept connections" in line:
+                    return lines
+        finally:
+            timer.cancel()
+        self.proc.wait()  # its log ended: it exited
+        return lines
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for _line in self.proc.stdout:
+            pass
 
     def stop(self) -> None:
+        # Nothing is persisted, so there is nothing to shut down cleanly.
         if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+            self.proc.kill()
+        self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
-def redis_client_options() -> dict[str, object]:
+def _kernel_chosen_port() -> int:
+    """A port the kernel considers free right now: an offer, not a reservation."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def redis_client_options() -> dict[str, Any]:
     """redis-py options whose handshake does not depend on the redis-py version.
 
     redis-py 8 sends HELLO 3, CLIENT MAINT_NOTIFICATIONS and CLIENT SETINFO
@@ -261,11 +288,10 @@ class CherootServer:
         except ImportError:
             missing("cheroot (pip install -e '.[test]')")
         self.server = wsgi.Server(("127.0.0.1", 0), wsgi_app, numthreads=4)
-        self.server.prepare()
+        self.server.prepare()  # listening from here on: connects queue until serve() accepts
         self.port: int = self.server.bind_addr[1]
         self.thread = threading.Thread(target=self.server.serve, daemon=True)
         self.thread.start()
-        wait_for_port(self.port)
         self.running = True
 
     def stop(self) -> None:
@@ -294,11 +320,20 @@ class SmtpServer:
                 outer.messages.append(envelope.content)  # type: ignore[attr-defined]
                 return "250 Message accepted for delivery"
 
-        self.port = free_port()
-        self.controller = Controller(
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        self.port = listener.getsockname()[1]
+
+        class OnBoundSocket(Controller):
+            """aiosmtpd's controller serving on a socket bound beforehand, on port 0."""
+
+            def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
+                return self.loop.create_server(self._factory_invoker, sock=listener)
+
+        self.controller = OnBoundSocket(
             Keep(), hostname="127.0.0.1", port=self.port, server_hostname="mail.test"
         )
-        self.controller.start()
+        self.controller.start()  # returns once the server has answered a first connection
         self.running = True
 
     def stop(self) -> None:
