@@ -12,6 +12,7 @@ import errno
 import http.client
 import http.server
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -284,9 +285,17 @@ def test_client_without_timeout_fails_clearly_instead_of_hanging(
     with pytest.raises(tcpcassette.ClientStalledError, match="max_silence"):
         with use_cassette("e", cassette_dir=cassette_dir, faults=[fault], max_silence=0.3):
             with socket.create_connection(server.address) as s:  # no timeout of its own
-                s.sendall(b"first")
-                with pytest.raises(ConnectionResetError):
-                    s.recv(100)
+                # Should replay hang, this ends the wait as an EOF: a failure, not a stuck run.
+                watchdog = threading.Timer(3, s.shutdown, args=(socket.SHUT_RDWR,))
+                watchdog.start()
+                try:
+                    s.sendall(b"first")
+                    started = time.monotonic()
+                    with pytest.raises(ConnectionResetError):
+                        s.recv(100)
+                finally:
+                    watchdog.cancel()
+                assert time.monotonic() - started >= 0.25  # held for max_silence first
 
 
 def test_leaving_the_block_ends_a_silence(cassette_dir: Path, serve: Serve) -> None:

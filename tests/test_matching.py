@@ -280,9 +280,12 @@ def test_filter_on_both_sides(cassette_dir: Path, serve: Serve) -> None:
     server = serve(line_echo)
     token = replace(rb"(?i)token=\w+", b"token=X", side="both")
     with use_cassette("tok", record_mode="all", cassette_dir=cassette_dir, filters=[token]):
-        talk_lines(server.port, b"token=abc123\n")
+        # The live client is served the real bytes; only the cassette is rewritten.
+        assert talk_lines(server.port, b"token=abc123\n") == [b"TOKEN=ABC123\n"]
     raw = (cassette_dir / "tok.msgpack").read_bytes()
     assert b"abc123" not in raw and b"ABC123" not in raw
+    [recorded] = load(cassette_dir / "tok.msgpack").connections
+    assert (recorded.client_bytes, recorded.server_bytes) == (b"token=X\n", b"token=X\n")
 
 
 # -- readable failures ------------------------------------------------------------------------
