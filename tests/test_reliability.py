@@ -245,13 +245,14 @@ def test_a_byte_per_second_client_is_reset_after_the_stall_bound(cassette_dir: P
         with use_cassette("two", cassette_dir=cassette_dir, stall_timeout=0.3):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
                 slow.sendall(b"H")
-                time.sleep(0.1)
+                time.sleep(0.1)  # the client is slow, but within the bound: it still counts
                 slow.sendall(b"E")
+                last_byte = time.monotonic()
                 assert good_client(port) == b"HI 2\n"  # served meanwhile
-                time.sleep(0.6)
+                slow.settimeout(2)  # the reset is due 0.3 s after the last byte
                 with pytest.raises(ConnectionResetError):
-                    slow.sendall(b"L")
                     slow.recv(100)
+                assert time.monotonic() - last_byte >= 0.25  # not before the bound
 
 
 def test_a_client_reset_mid_exchange_leaves_other_connections_served(cassette_dir: Path) -> None:
@@ -327,27 +328,67 @@ def test_ctrl_c_while_recording_still_saves_the_traffic(cassette_dir: Path, serv
     assert saved.server_bytes == b"BEFORE THE INTERRUPT"
 
 
+TAKE_TURNS = """
+import os, socket, time
+from pathlib import Path
+
+import pytest
+
+from tcpcassette import use_cassette
+
+HERE = Path(__file__).parent
+LOCK = HERE / "cassettes" / ".shared.msgpack.lock"
+
+
+def wait_until(condition, what):
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"waited 10 s in vain until {what}"
+        time.sleep(0.005)
+
+
+def has_the_lock_file_open(pid):
+    \"\"\"Whether process ``pid`` has opened the lock file: it is waiting for the lock.\"\"\"
+    lock = LOCK.stat()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            opened = fd.stat()
+        except OSError:  # closed meanwhile
+            continue
+        if (opened.st_dev, opened.st_ino) == (lock.st_dev, lock.st_ino):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("me, them", [("alpha", "bravo"), ("bravo", "alpha")])
+def test_record(me, them):
+    (HERE / f"{me}.worker").write_text(f"{os.getpid()} {os.environ['PYTEST_XDIST_WORKER']}")
+    with use_cassette("shared", record_mode="new_episodes"):
+        # Fails with FileExistsError if the other worker is inside its block too.
+        os.close(os.open(HERE / "inside", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        with socket.create_connection(("127.0.0.1", {port}), timeout=5) as s:
+            s.sendall(me.encode())
+            assert s.recv(100) == me.upper().encode()
+        if not (HERE / f"{them}.leaving").exists():
+            # In first: stay in until the other worker is waiting for the lock, so
+            # that without the lock it would have loaded the cassette meanwhile.
+            wait_until(lambda: (HERE / f"{them}.worker").exists(), f"{them} started")
+            pid = int((HERE / f"{them}.worker").read_text().split()[0])
+            wait_until(lambda: has_the_lock_file_open(pid), f"{them} waited for the lock")
+        (HERE / f"{me}.leaving").touch()
+        os.unlink(HERE / "inside")
+"""
+
+
 def test_two_xdist_workers_recording_one_cassette_take_turns(
     pytester: pytest.Pytester, serve: Serve
 ) -> None:
     server = serve(servers.upper_echo)
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makepyfile(
-        test_shared=f"""
-import socket, time
-import pytest
-from tcpcassette import use_cassette
-
-@pytest.mark.parametrize("word", [b"alpha", b"bravo"])
-def test_record(word):
-    with use_cassette("shared", record_mode="new_episodes"):
-        with socket.create_connection(("127.0.0.1", {server.port}), timeout=5) as s:
-            s.sendall(word)
-            assert s.recv(100) == word.upper()
-        time.sleep(0.5)  # both workers are inside the block at once
-"""
-    )
+    pytester.makepyfile(test_shared=TAKE_TURNS.replace("{port}", str(server.port)))
     pytester.runpytest("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=2)
+    workers = {(pytester.path / f"{w}.worker").read_text().split()[1] for w in ("alpha", "bravo")}
+    assert len(workers) == 2  # one test on each worker, both at once
     connections = load(pytester.path / "cassettes/shared.msgpack").connections
     assert sorted(c.client_bytes for c in connections) == [b"alpha", b"bravo"]
 
@@ -380,6 +421,16 @@ def test_a_200_mib_transfer_round_trips_holding_it_once_in_memory(tmp_path: Path
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def within(seconds: float, condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` is true now or becomes true within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 @pytest.mark.slow
@@ -426,8 +477,9 @@ def test_ten_thousand_sequential_connections_leave_no_fds_or_threads(cassette_di
         fds, threads = open_fds(), threading.active_count()
         for _ in range(10_000):
             round_trip()
-        time.sleep(0.1)
-        assert open_fds() <= fds + 2 and threading.active_count() == threads
+        # The replay server closes its end of the last connection on its own thread.
+        assert within(2, lambda: open_fds() <= fds + 2), (open_fds(), fds)
+        assert threading.active_count() == threads
 
 
 @pytest.mark.slow
