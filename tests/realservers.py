@@ -21,13 +21,16 @@ import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 import tcpcassette
 from tcpcassette import _settings
 from tcpcassette._core.exchange import exchanges_of
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 REPO_CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 START_TIMEOUT = 10.0
@@ -168,7 +171,7 @@ def redis_client_options() -> dict[str, Any]:
     import redis
 
     parameters = inspect.signature(redis.Redis.__init__).parameters
-    options: dict[str, object] = {"protocol": 2}
+    options: dict[str, Any] = {"protocol": 2}
     if "driver_info" in parameters:
         options["driver_info"] = None  # None turns CLIENT SETINFO off
     else:
@@ -236,46 +239,28 @@ def record_and_compare(
 # -- HTTP/1.1: cheroot serving a WSGI app ---------------------------------------------
 
 
-def wsgi_app(environ: dict[str, object], start_response: object) -> list[bytes]:
+def wsgi_app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
     """Small, deterministic endpoints for the HTTP scenarios."""
     path = environ["PATH_INFO"]
-    respond = start_response  # type: ignore[assignment]
     if path == "/big":
         body = bytes(range(256)) * 4096  # 1 MiB
-        respond(
+        start_response(
             "200 OK",
-            [
-                ("Content-Type", "application/octet-stream"),  # type: ignore[operator]
-                ("Content-Length", str(len(body))),
-            ],
+            [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))],
         )
         return [body[i : i + 65536] for i in range(0, len(body), 65536)]
     if path == "/kib":
-        body = b"k" * 1024
-        respond(
-            "200 OK",
-            [
-                ("Content-Type", "text/plain"),  # type: ignore[operator]
-                ("Content-Length", "1024"),
-            ],
-        )
-        return [body]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "1024")])
+        return [b"k" * 1024]
     if path == "/cached":
-        respond("304 Not Modified", [("ETag", '"v1"')])  # type: ignore[operator]
+        start_response("304 Not Modified", [("ETag", '"v1"')])
         return []
     if path == "/upload":
-        stream = environ["wsgi.input"]
-        data = stream.read()  # type: ignore[attr-defined]
+        data = environ["wsgi.input"].read()
         body = f"received {len(data)} bytes".encode()
     else:
         body = f"hello from {path}".encode()
-    respond(
-        "200 OK",
-        [
-            ("Content-Type", "text/plain"),  # type: ignore[operator]
-            ("Content-Length", str(len(body))),
-        ],
-    )
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 
 

@@ -373,8 +373,8 @@ def test_slice_delivers_a_chunk_in_pieces(cassette_dir: Path, serve: Serve) -> N
     with use_cassette("e", cassette_dir=cassette_dir, faults=[fault]):
         with socket.create_connection(server.address, timeout=5) as s:
             s.sendall(b"first")
-            reads = []
-            while sum(map(len, reads)) < 5:
+            reads: list[bytes] = []
+            while sum(len(r) for r in reads) < 5:
                 reads.append(s.recv(100))
     assert b"".join(reads) == b"FIRST"
     assert len(reads) > 1  # the client had to put the reply together itself

@@ -118,7 +118,7 @@ def test_each_field_replaced_by_a_wrong_type_fails_cleanly(data: st.DataObject) 
     ]
     conn = doc["connections"][0]  # type: ignore[index]
     paths += [(conn, "target"), (conn, "start"), (conn, "events")]
-    events = conn["events"]  # type: ignore[index]
+    events = conn["events"]
     for event in events:
         paths += [(event, 0), (event, 1), (event, 2)]
     owner, key = data.draw(st.sampled_from(paths))

@@ -145,7 +145,7 @@ def test_server_that_speaks_first_replays_its_greeting(cassette_dir: Path, serve
 def test_server_reset_reaches_the_client_as_a_reset(cassette_dir: Path, serve: Serve) -> None:
     server = serve(servers.reset_after_request)
 
-    def client() -> tuple[bytes, int]:
+    def client() -> tuple[bytes, int | None]:
         with socket.create_connection(server.address, timeout=5) as s:
             s.sendall(b"hi")
             got = b""

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.retry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -44,12 +45,18 @@ def client(port: int, **extra: Any) -> redis.Redis:
 
 def commands(port: int) -> list[object]:
     r = client(port)
-    out = [r.set("hits", 1), r.incr("hits"), r.get("hits"), r.delete("hits"), r.get("hits")]
+    out: list[object] = [
+        r.set("hits", 1),
+        r.incr("hits"),
+        r.get("hits"),
+        r.delete("hits"),
+        r.get("hits"),
+    ]
     r.close()
     return out
 
 
-COMMANDS = [True, 2, b"2", 1, None]
+COMMANDS: list[object] = [True, 2, b"2", 1, None]
 
 
 def pipeline(port: int) -> list[object]:
@@ -62,7 +69,7 @@ def pipeline(port: int) -> list[object]:
     return out
 
 
-PIPELINE = list(range(1, 1001))
+PIPELINE: list[object] = list(range(1, 1001))
 
 
 def pubsub(port: int) -> list[object]:
@@ -78,12 +85,12 @@ def pubsub(port: int) -> list[object]:
     return [confirm["type"], receivers, message["type"], message["data"]]
 
 
-PUBSUB = ["subscribe", 1, "message", b"hello"]
+PUBSUB: list[object] = ["subscribe", 1, "message", b"hello"]
 
 
 async def async_commands_coro(port: int) -> list[object]:
     r = redis.asyncio.Redis(host="127.0.0.1", port=port, **redis_client_options())
-    out = [await r.set("async", "yes"), await r.get("async"), await r.exists("async")]
+    out: list[object] = [await r.set("async", "yes"), await r.get("async"), await r.exists("async")]
     await r.aclose()
     return out
 
@@ -92,7 +99,7 @@ def async_commands(port: int) -> list[object]:
     return asyncio.run(async_commands_coro(port))
 
 
-ASYNC_COMMANDS = [True, b"yes", 1]
+ASYNC_COMMANDS: list[object] = [True, b"yes", 1]
 
 
 def pool_threads(port: int) -> list[object]:
@@ -107,12 +114,12 @@ def pool_threads(port: int) -> list[object]:
         return [r.incrby(f"key-{i}", 10) for _ in range(5)]
 
     with ThreadPoolExecutor(6) as threads:
-        out = list(threads.map(work, range(6)))
+        out: list[object] = list(threads.map(work, range(6)))
     pool.disconnect()
     return out
 
 
-POOL_THREADS = [[10, 20, 30, 40, 50]] * 6
+POOL_THREADS: list[object] = [[10, 20, 30, 40, 50]] * 6
 
 PASSWORD = "s3cret-pass"
 #: Same length as the password, so the RESP length prefix stays right.
@@ -131,12 +138,12 @@ def assert_redacted(cassette: Path) -> None:
 
 def auth(port: int) -> list[object]:
     r = client(port, password=PASSWORD)
-    out = [r.set("private", "data"), r.get("private")]
+    out: list[object] = [r.set("private", "data"), r.get("private")]
     r.close()
     return out
 
 
-AUTH = [True, b"data"]
+AUTH: list[object] = [True, b"data"]
 
 SCENARIOS: dict[str, tuple[Callable[[int], list[object]], list[object]]] = {
     "commands": (commands, COMMANDS),
@@ -252,7 +259,10 @@ def test_async_client_sees_the_reset_as_connection_error() -> None:
 
     async def run() -> None:
         r = redis.asyncio.Redis(
-            host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0), **redis_client_options()
+            host="127.0.0.1",
+            port=port,
+            retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+            **redis_client_options(),
         )
         try:
             await r.set("async", "yes")
