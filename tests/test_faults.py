@@ -35,6 +35,7 @@ from tcpcassette.faults import (
 )
 
 from . import servers
+from .blocks import raises_at_exit
 from .servers import ThreadedServer
 
 T = TypeVar("T")
@@ -282,7 +283,7 @@ def test_client_without_timeout_fails_clearly_instead_of_hanging(
 ) -> None:
     server = record_echo(serve, cassette_dir)
     fault = at(Timeout(), connection=0, after=1)
-    with pytest.raises(tcpcassette.ClientStalledError, match="max_silence"):
+    with raises_at_exit(tcpcassette.ClientStalledError, match="max_silence"):
         with use_cassette("e", cassette_dir=cassette_dir, faults=[fault], max_silence=0.3):
             with socket.create_connection(server.address) as s:  # no timeout of its own
                 # Should replay hang, this ends the wait as an EOF: a failure, not a stuck run.

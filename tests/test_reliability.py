@@ -30,6 +30,7 @@ from tcpcassette._core.text import import_text
 
 from . import saver, servers
 from .bigtransfer import record_and_replay
+from .blocks import raises_at_exit
 from .servers import ThreadedServer
 
 Serve = Callable[[servers.Handler], ThreadedServer]
@@ -218,7 +219,7 @@ def good_client(port: int) -> bytes:
 
 def test_garbage_bytes_are_reset_and_others_still_served(cassette_dir: Path) -> None:
     port = two_connections(cassette_dir)
-    with pytest.raises(tcpcassette.ClientMismatchError, match="closest is connection"):
+    with raises_at_exit(tcpcassette.ClientMismatchError, match="closest is connection"):
         with use_cassette("two", cassette_dir=cassette_dir):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as bad:
                 bad.sendall(bytes(random.Random(1).randrange(256) for _ in range(64)))
@@ -239,7 +240,7 @@ def test_a_silent_client_is_closed_when_the_block_ends(cassette_dir: Path) -> No
 
 def test_a_byte_per_second_client_is_reset_after_the_stall_bound(cassette_dir: Path) -> None:
     port = two_connections(cassette_dir)
-    with pytest.raises(
+    with raises_at_exit(
         tcpcassette.ClientStalledError, match=r"sent 2 of the 8 bytes[\s\S]*received:    b'HE'"
     ):
         with use_cassette("two", cassette_dir=cassette_dir, stall_timeout=0.3):
@@ -268,7 +269,7 @@ def test_a_client_reset_mid_exchange_leaves_other_connections_served(cassette_di
 
 def test_a_client_that_half_closes_halfway_gets_a_clear_error(cassette_dir: Path) -> None:
     port = two_connections(cassette_dir)
-    with pytest.raises(
+    with raises_at_exit(
         tcpcassette.ClientStalledError, match="sent 4 of the 8 bytes of connection 1"
     ):
         with use_cassette("two", cassette_dir=cassette_dir):
