@@ -39,6 +39,13 @@ def serve() -> Iterator[Callable[[servers.Handler], servers.ThreadedServer]]:
         server.stop()
 
 
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connects for the whole test."""
+    with servers.refused_port() as port:
+        yield port
+
+
 @pytest.fixture(autouse=True)
 def socket_layer_restored() -> Iterator[None]:
     """Every test must leave the socket module exactly as it found it."""

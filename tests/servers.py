@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
 
 Handler = Callable[[socket.socket], None]
+
+#: How often a stdlib server's loop looks for a shutdown request.  The stdlib's
+#: default of 0.5 s made every stop wait for up to half a second.
+SHUTDOWN_POLL = 0.005
 
 
 class ThreadedServer:
@@ -168,13 +173,38 @@ def chunked_sender(conn: socket.socket) -> None:
     conn.recv(16)
 
 
-def refused_port() -> int:
-    """A port on loopback where nothing listens: connects to it are refused."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port where nothing listens while the block runs: connects are refused.
+
+    The port stays bound (never listening) until the block ends, so no other
+    server, in this process or another, can start listening there meanwhile.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        yield port
+
+
+class HTTPServer:
+    """The stdlib's threading HTTP server on 127.0.0.1:0, serving in a thread."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port: int = self.httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL}, daemon=True
+        )
+        self._thread.start()
+        self.running = True
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket; stopping twice is harmless."""
+        if self.running:
+            self.running = False
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self._thread.join(5)
 
 
 async def upper_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -34,8 +35,10 @@ from tcpcassette.faults import (
 )
 
 from . import servers
+from .blocks import raises_at_exit
 from .servers import ThreadedServer
 
+T = TypeVar("T")
 Serve = Callable[[servers.Handler], ThreadedServer]
 
 
@@ -58,26 +61,20 @@ class RecordedHTTP:
 
     def __init__(self, cassette_dir: Path) -> None:
         self.cassette_dir = cassette_dir
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.port = self.httpd.server_address[1]
+        self.server = servers.HTTPServer(_Handler)
+        self.port = self.server.port
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
-        self.running = True
 
-    def record(self, name: str, client: Callable[[], object]) -> object:
+    def record(self, name: str, client: Callable[[], T]) -> T:
         with use_cassette(name, record_mode="all", cassette_dir=self.cassette_dir):
             return client()
 
     def stop(self) -> None:
-        if self.running:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.running = False
+        self.server.stop()
 
-    def replay(self, name: str, *faults: tcpcassette.faults.Placement, **options: float):
+    def replay(self, name: str, *faults: tcpcassette.faults.Placement) -> use_cassette:
         self.stop()
-        return use_cassette(name, cassette_dir=self.cassette_dir, faults=list(faults), **options)
+        return use_cassette(name, cassette_dir=self.cassette_dir, faults=list(faults))
 
 
 @pytest.fixture
@@ -286,12 +283,20 @@ def test_client_without_timeout_fails_clearly_instead_of_hanging(
 ) -> None:
     server = record_echo(serve, cassette_dir)
     fault = at(Timeout(), connection=0, after=1)
-    with pytest.raises(tcpcassette.ClientStalledError, match="max_silence"):
+    with raises_at_exit(tcpcassette.ClientStalledError, match="max_silence"):
         with use_cassette("e", cassette_dir=cassette_dir, faults=[fault], max_silence=0.3):
             with socket.create_connection(server.address) as s:  # no timeout of its own
-                s.sendall(b"first")
-                with pytest.raises(ConnectionResetError):
-                    s.recv(100)
+                # Should replay hang, this ends the wait as an EOF: a failure, not a stuck run.
+                watchdog = threading.Timer(3, s.shutdown, args=(socket.SHUT_RDWR,))
+                watchdog.start()
+                try:
+                    s.sendall(b"first")
+                    started = time.monotonic()
+                    with pytest.raises(ConnectionResetError):
+                        s.recv(100)
+                finally:
+                    watchdog.cancel()
+                assert time.monotonic() - started >= 0.25  # held for max_silence first
 
 
 def test_leaving_the_block_ends_a_silence(cassette_dir: Path, serve: Serve) -> None:
@@ -369,8 +374,8 @@ def test_slice_delivers_a_chunk_in_pieces(cassette_dir: Path, serve: Serve) -> N
     with use_cassette("e", cassette_dir=cassette_dir, faults=[fault]):
         with socket.create_connection(server.address, timeout=5) as s:
             s.sendall(b"first")
-            reads = []
-            while sum(map(len, reads)) < 5:
+            reads: list[bytes] = []
+            while sum(len(r) for r in reads) < 5:
                 reads.append(s.recv(100))
     assert b"".join(reads) == b"FIRST"
     assert len(reads) > 1  # the client had to put the reply together itself

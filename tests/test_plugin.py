@@ -37,6 +37,17 @@ def test_unnamed():
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 
 
+def with_mode_none(source: str) -> str:
+    """``source`` with the named cassette's decorator asking for record mode none.
+
+    Fails if the decorator is not there, where ``str.replace`` would silently
+    leave the source as it was and the test would check nothing.
+    """
+    old, new = '@use_cassette("echo")', '@use_cassette("echo", record_mode="none")'
+    assert source.count(old) == 1, f"{old} is not in the test source"
+    return source.replace(old, new)
+
+
 @pytest.fixture
 def echo_port(
     serve: Serve, monkeypatch: pytest.MonkeyPatch, pytester: pytest.Pytester
@@ -81,13 +92,10 @@ def test_default_mode_none_fails_clearly_without_a_cassette(
 def test_command_line_mode_beats_the_argument(
     pytester: pytest.Pytester, echo_port: ThreadedServer
 ) -> None:
-    pytester.makepyfile(
-        test_arg=ECHO_TEST.replace(
-            '@use_cassette("echo")', '@use_cassette("echo", record_mode="none")'
-        )
-    )
+    pytester.makepyfile(test_arg=with_mode_none(ECHO_TEST))
     pytester.runpytest("--record-mode=all", "-k", "named and not unnamed").assert_outcomes(passed=1)
     assert (pytester.path / "cassettes/echo.msgpack").exists()
+    assert echo_port.connections == 1  # recorded from the server, as "all" says
 
 
 def test_argument_beats_ini_and_ini_beats_environment(
@@ -99,14 +107,11 @@ def test_argument_beats_ini_and_ini_beats_environment(
     pytester.runpytest().assert_outcomes(passed=2)  # ini's "once" beat the environment's "none"
     assert (pytester.path / "recorded/echo.msgpack").exists()
 
-    pytester.makepyfile(
-        test_echo=ECHO_TEST.replace(
-            '@use_cassette("echo")', '@use_cassette("echo", record_mode="none")'
-        )
-    )
+    pytester.makepyfile(test_echo=with_mode_none(ECHO_TEST))
     (pytester.path / "recorded/echo.msgpack").unlink()
     result = pytester.runpytest("-k", "named and not unnamed")  # the argument's "none" beats ini
     result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*CassetteNotFoundError*echo.msgpack: no such cassette*"])
 
 
 def test_environment_variable_chooses_the_mode_without_other_settings(

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 import shlex
+import socketserver
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import tcpcassette
 import tcpcassette._settings
+
+from .servers import SHUTDOWN_POLL
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TEXT = README.read_text()
@@ -34,17 +38,36 @@ def shell_examples() -> list[list[str]]:
     return commands
 
 
-def test_readme_examples_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_examples_run_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     """Each '# example:' block runs after the ones before it, as a reader pastes them."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TCPCASSETTE_RECORD_MODE", raising=False)
     # A reader runs these as a script: outside pytest, cassettes/ is in the working directory.
     monkeypatch.setattr(tcpcassette._settings, "_stack", [])
+    # The examples stop socketserver servers, and each stop would wait out the
+    # stdlib's 0.5 s poll; only that wait is shortened, the code runs as written.
+    monkeypatch.setattr(socketserver.BaseServer.serve_forever, "__defaults__", (SHUTDOWN_POLL,))
     examples = python_examples()
     assert len(examples) >= 5
     namespace: dict[str, object] = {"__name__": "readme"}
+    printed: dict[str, str] = {}
     for code in examples:
-        exec(compile(code, f"README.md {code.splitlines()[0]}", "exec"), namespace)
+        name = code.splitlines()[0].removeprefix("# example:").strip()
+        exec(compile(code, f"README.md # example: {name}", "exec"), namespace)
+        printed[name] = capfd.readouterr().out
+    # What the examples print is what the README says they show.
+    assert printed["record_and_replay"].splitlines() == [
+        "1 connection replayed",
+        f"localhost:{namespace['port']} [('client', b'hello\\n'), ('server', b'HELLO\\n'), "
+        "('client_close', b''), ('server_close', b'')]",
+    ]
+    assert printed["async_with"] == "b'HELLO\\n'\n"
+    assert printed["address"] == "b'HELLO\\n'\n"  # printed by the subprocess
+    assert printed["faults_in_the_file"] == "timed out, as intended\n"  # not a silent pass
+    assert re.fullmatch(r"b'HELLO AT \d{10}\\n'\n", printed["matching"])
+
     commands = shell_examples()
     assert {w[1] for w in commands} >= {"show", "export", "import", "inject"}
     for words in commands:
@@ -58,7 +81,8 @@ def test_readme_examples_run_in_order(tmp_path: Path, monkeypatch: pytest.Monkey
             check=False,
         )
         assert result.returncode == 0, (words, result.stderr)
-    assert (tmp_path / "cassettes/shout_reset.msgpack").exists()
+    reset = tcpcassette.load(tmp_path / "cassettes/shout_reset.msgpack").connections[0]
+    assert [e.kind for e in reset.events][:3] == ["client", "reset", "server"]
 
 
 def test_ci_runs_the_readme_test_command_exactly() -> None:

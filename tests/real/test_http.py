@@ -45,7 +45,11 @@ def keep_alive(port: int) -> list[object]:
     return out
 
 
-KEEP_ALIVE = [(200, b"hello from /one"), (200, b"hello from /two"), (200, b"hello from /three")]
+KEEP_ALIVE: list[object] = [
+    (200, b"hello from /one"),
+    (200, b"hello from /two"),
+    (200, b"hello from /three"),
+]
 
 
 def pipelined(port: int) -> list[object]:
@@ -60,7 +64,7 @@ def pipelined(port: int) -> list[object]:
     return [re.findall(rb"HTTP/1.1 (\d+)", data), re.findall(rb"hello from /[ab]", data)]
 
 
-PIPELINED = [[b"200", b"200"], [b"hello from /a", b"hello from /b"]]
+PIPELINED: list[object] = [[b"200", b"200"], [b"hello from /a", b"hello from /b"]]
 
 
 def chunked_upload(port: int) -> list[object]:
@@ -77,7 +81,7 @@ def chunked_upload(port: int) -> list[object]:
         return [resp.status_code, resp.request.headers.get("Transfer-Encoding"), resp.text]
 
 
-CHUNKED_UPLOAD = [200, "chunked", "received 3500 bytes"]
+CHUNKED_UPLOAD: list[object] = [200, "chunked", "received 3500 bytes"]
 
 
 def big_stream(port: int) -> list[object]:
@@ -92,7 +96,7 @@ def big_stream(port: int) -> list[object]:
             return [resp.status_code, size, digest.hexdigest()]
 
 
-BIG_STREAM = [200, 1 << 20, hashlib.sha256(bytes(range(256)) * 4096).hexdigest()]
+BIG_STREAM: list[object] = [200, 1 << 20, hashlib.sha256(bytes(range(256)) * 4096).hexdigest()]
 
 
 def not_modified(port: int) -> list[object]:
@@ -103,7 +107,7 @@ def not_modified(port: int) -> list[object]:
         return [first.status_code, first.content, second.text]
 
 
-NOT_MODIFIED = [304, b"", "hello from /after"]
+NOT_MODIFIED: list[object] = [304, b"", "hello from /after"]
 
 SCENARIOS: dict[str, tuple[Callable[[int], list[object]], list[object]]] = {
     "keep_alive": (keep_alive, KEEP_ALIVE),

@@ -53,7 +53,7 @@ def cli_session(port: int) -> list[str]:
     return [redis_cli(port, "SET", "tool", "redis-cli"), redis_cli(port, "GET", "tool")]
 
 
-CLI_SESSION = ["OK", "redis-cli"]
+CLI_SESSION: list[object] = ["OK", "redis-cli"]
 
 
 @pytest.mark.record
@@ -107,7 +107,7 @@ def together(port: int) -> list[object]:
     return asyncio.run(main())
 
 
-TOGETHER = [True, 5, 5, 5, 5]
+TOGETHER: list[object] = [True, 5, 5, 5, 5]
 
 
 @pytest.mark.record

@@ -36,7 +36,7 @@ def send_mail(port: int) -> list[object]:
         return [code, banner.split(b"\n")[0], refused]
 
 
-SEND_MAIL = [250, b"mail.test", {}]
+SEND_MAIL: list[object] = [250, b"mail.test", {}]
 
 
 @pytest.fixture
