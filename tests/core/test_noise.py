@@ -6,6 +6,7 @@ import base64
 import random
 import struct
 import uuid
+from collections.abc import Sequence
 
 import pytest
 
@@ -45,7 +46,7 @@ def machine(events: tuple[Event, ...], noise: NoiseMode = NoiseMode.AUTO) -> Rep
     return ReplayMachine(events, hang_bound=30.0, stall_bound=5.0, noise=noise)
 
 
-def sent(actions: list[object]) -> list[bytes]:
+def sent(actions: Sequence[object]) -> list[bytes]:
     return [a.data for a in actions if isinstance(a, Send)]
 
 
