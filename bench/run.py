@@ -45,7 +45,7 @@ from tests.bigtransfer import record_and_replay  # noqa: E402
 from tests.realservers import (  # noqa: E402
     CherootServer,
     RedisServer,
-    free_port,
+    offered_port,
     redis_client_options,
     wait_for_port,
 )
@@ -128,22 +128,31 @@ def socat(target_port: int) -> Iterator[int]:
     binary = shutil.which("socat")
     if binary is None:
         raise RuntimeError("socat is not installed (Debian package socat)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
-            f"TCP:127.0.0.1:{target_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    for _attempt in range(10):
+        # socat needs a number: take one the kernel offers, and another if
+        # something took it before socat could bind it.
+        port = offered_port()
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+                f"TCP:127.0.0.1:{target_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port, proc)
+        except RuntimeError:
+            proc.wait(10)
+            continue
+        try:
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        return
+    raise RuntimeError("socat could not bind a port in 10 attempts")
 
 
 # -- workloads ----------------------------------------------------------------------

@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -92,7 +93,7 @@ class RedisServer:
             missing("redis-server (Debian package redis-server)")
         log: list[str] = []
         for _attempt in range(self.ATTEMPTS):
-            self.port = _kernel_chosen_port()
+            self.port = offered_port()
             self.proc = subprocess.Popen(
                 [
                     binary or "redis-server",
@@ -151,12 +152,31 @@ class RedisServer:
             self.proc.stdout.close()
 
 
-def _kernel_chosen_port() -> int:
+def offered_port() -> int:
     """A port the kernel considers free right now: an offer, not a reservation."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until something accepts on ``port``; a server that exits first raises at once.
+
+    The port was only offered by the kernel (servers that need a number on
+    their command line cannot take port 0), so the callers retry with
+    another port when the server could not bind it.
+    """
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)  # polling a port that is not listening yet
+    raise RuntimeError(f"nothing listened on port {port} within {START_TIMEOUT} s")
 
 
 def redis_client_options() -> dict[str, Any]:

@@ -19,13 +19,11 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +32,7 @@ from typing import Any
 import tcpcassette
 from tcpcassette._core.events import ClientData, ServerData
 
-from .realservers import _kernel_chosen_port as offered_port
-from .realservers import missing
+from .realservers import missing, offered_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
@@ -67,29 +64,6 @@ DNS_ZONE = {
     "mail.example.test": "10.1.2.4",
 }
 DNS_TXT = ("example.test", "tcpcassette recorded this")
-
-
-#: Longest wait for a server started here to accept connections.
-START_TIMEOUT = 10.0
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Wait until something accepts on ``port``; a server that exits first raises at once.
-
-    The port was only offered by the kernel (servers that need a number on
-    their command line cannot take port 0), so the callers retry with
-    another port when the server could not bind it.
-    """
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with status {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.02)  # polling a port that is not listening yet
-    raise RuntimeError(f"nothing listened on port {port} within {START_TIMEOUT} s")
 
 
 class DnsmasqServer:
