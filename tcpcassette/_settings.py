@@ -59,6 +59,8 @@ class Outcome:
     path: Path
     replayed: int
     recorded: int
+    learned: int = 0  # volatile spans found by --tcpcassette-learn
+    tolerated: tuple[str, ...] = ()  # differences between runs the noise rules accepted
 
 
 @dataclass(slots=True)
@@ -75,6 +77,8 @@ class PytestSettings:
     ini_cassette_dir: str | None = None
     ini_noise: str | None = None
     rootdir: Path | None = None
+    #: ``--tcpcassette-learn``: record existing cassettes again, keeping only what differs.
+    learn: bool = False
     #: The node id of the test running now (pytest's own, with parameter ids).
     current_test: str | None = None
     outcomes: list[Outcome] = field(default_factory=list)

@@ -17,6 +17,7 @@ from ._core.cassette import continue_after
 from ._core.errors import CassetteError, CassetteNotFoundError, gather
 from ._core.faults import Placement
 from ._core.framing import FramingSpec, resolve_framing
+from ._core.learn import learn
 from ._core.matching import Filter, Matcher
 from ._core.noise import NoiseMode
 from ._core.options import (
@@ -53,6 +54,12 @@ class _Activation:
         directory = resolve_cassette_dir(options.cassette_dir)
         self.path = cassette_path(name, directory)
         self.options = options
+        settings = current_settings()
+        # --tcpcassette-learn: a cassette that exists is recorded once more, and
+        # only what differs from it is kept (as volatile spans).
+        self.learning = bool(settings is not None and settings.learn and self.path.exists())
+        if self.learning:
+            self.mode = RecordMode.ALL
         self._lock = contextlib.ExitStack()
 
     def enter(self) -> Cassette:
@@ -84,7 +91,7 @@ class _Activation:
                 f"{ENV_RECORD_MODE}=once outside pytest, or record_mode='once')."
             )
         keep = exists and self.mode is not RecordMode.ALL
-        self.original = load(self.path) if keep else Cassette(path=self.path)
+        self.original = load(self.path) if keep or self.learning else Cassette(path=self.path)
         self.replay = keep
         self.record = self.mode in (RecordMode.ALL, RecordMode.NEW_EPISODES) or (
             self.mode is RecordMode.ONCE and not exists
@@ -124,7 +131,13 @@ class _Activation:
         result = self.session.close()
         self.cassette._live = None
         self.cassette.play_counts = result.play_counts
-        if self.record and (result.recorded or not self.path.exists()):
+        learned = 0
+        if self.learning:
+            learning = learn(self.original.connections, result.recorded)
+            self.original.connections = list(learning.connections)
+            self.original.save()
+            learned = len(learning.found)
+        elif self.record and (result.recorded or not self.path.exists()):
             kept = self.original.connections if self.replay else []
             recorded = continue_after(kept, result.recorded)
             saved = Cassette(
@@ -144,7 +157,9 @@ class _Activation:
                 Outcome(
                     path=self.path,
                     replayed=self.cassette.play_count,
-                    recorded=len(result.recorded),
+                    recorded=0 if self.learning else len(result.recorded),
+                    learned=learned,
+                    tolerated=tuple(result.tolerated),
                 )
             )
         if result.errors:

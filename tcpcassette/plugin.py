@@ -35,6 +35,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="when to record cassettes: none (replay only, the default), once, "
         "new_episodes or all. Overrides record_mode= arguments.",
     )
+    group.addoption(
+        "--tcpcassette-learn",
+        action="store_true",
+        default=False,
+        help="run tests with existing cassettes against the real servers once more (as "
+        "recording does) and store what differs from the recording as volatile; the "
+        "recordings themselves are kept",
+    )
     parser.addini(
         "tcpcassette_record_mode",
         "record mode when --record-mode is not given (none, once, new_episodes, all)",
@@ -58,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ini_record_mode=config.getini("tcpcassette_record_mode") or None,
         ini_cassette_dir=config.getini("tcpcassette_dir") or None,
         ini_noise=config.getini("tcpcassette_noise") or None,
+        learn=bool(config.getoption("--tcpcassette-learn")),
         rootdir=Path(config.rootpath),
     )
     config.stash[_SETTINGS] = settings
@@ -94,6 +103,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append(("tcpcassette transcript", error.transcript))
 
 
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def _replay_error(exc: BaseException | None) -> ReplayError | None:
     """The ReplayError behind a test failure, following causes and contexts."""
     seen = 0
@@ -111,7 +127,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if workeroutput is not None and settings is not None:
         # Under pytest-xdist, hand this worker's cassette uses to the controller.
         workeroutput[_WORKER_KEY] = [
-            (str(o.path), o.replayed, o.recorded) for o in settings.outcomes
+            (str(o.path), o.replayed, o.recorded, o.learned, list(o.tolerated))
+            for o in settings.outcomes
         ]
 
 
@@ -119,7 +136,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_testnodedown(node: Any, error: Any) -> None:
     rows = getattr(node, "workeroutput", {}).get(_WORKER_KEY, [])
     collected = node.config.stash.get(_FROM_WORKERS, [])
-    collected += [Outcome(Path(p), replayed, recorded) for p, replayed, recorded in rows]
+    collected += [
+        Outcome(Path(p), replayed, recorded, learned, tuple(tolerated))
+        for p, replayed, recorded, learned, tolerated in rows
+    ]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -130,7 +150,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     recorded: dict[Path, int] = {}
     replayed: dict[Path, int] = {}
+    learned: dict[Path, int] = {}
+    tolerated: dict[Path, list[str]] = {}
     for o in rows:
+        if o.learned:
+            learned[o.path] = learned.get(o.path, 0) + o.learned
+        if o.tolerated:
+            tolerated.setdefault(o.path, []).extend(o.tolerated)
         if o.recorded:
             recorded[o.path] = recorded.get(o.path, 0) + o.recorded
         elif o.replayed:
@@ -138,7 +164,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     root = Path(config.rootpath)
     verbose = config.get_verbosity() > 0
 
-    def show(paths: dict[Path, int]) -> str:
+    def show(paths: dict[Path, Any]) -> str:
         if len(paths) > _LISTED and not verbose:
             return f"{len(paths)} cassettes (-v lists them)"
         names = []
@@ -154,3 +180,22 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"recorded: {show(recorded)}")
     if replayed:
         terminalreporter.write_line(f"replayed: {show(replayed)}")
+    if learned:
+        spans = sum(learned.values())
+        terminalreporter.write_line(f"learned {spans} volatile span(s): {show(learned)}")
+    if tolerated:
+        count = sum(len(v) for v in tolerated.values())
+        rules: dict[str, int] = {}
+        for notes in tolerated.values():
+            for note in notes:
+                rule = note.split(":", 1)[0]
+                rules[rule] = rules.get(rule, 0) + 1
+        by_rule = ", ".join(f"{n} by {rule}" for rule, n in sorted(rules.items()))
+        terminalreporter.write_line(
+            f"tolerated {count} difference(s) between runs ({by_rule}): {show(tolerated)}"
+            + ("" if verbose else " (-v lists them)")
+        )
+        if verbose:
+            for path in sorted(tolerated):
+                for note in tolerated[path]:
+                    terminalreporter.write_line(f"  {_relative(path, root)}: {note}")

@@ -205,3 +205,53 @@ def test_tcpcassette_replay_takes_the_noise_mode(cassette_dir: Path) -> None:
         finally:
             proc.kill()
             proc.communicate(timeout=20)
+
+
+PID_TEST = """
+import os, socket, socketserver, threading
+from pathlib import Path
+from tcpcassette import use_cassette
+
+
+class Welcome(socketserver.StreamRequestHandler):
+    def handle(self):
+        if self.rfile.readline():
+            self.wfile.write(b"WELCOME\\n")
+
+
+# The port is kept between runs (targets by name are another feature).
+PORT_FILE = Path(__file__).with_name("port.txt")
+port = int(PORT_FILE.read_text()) if PORT_FILE.exists() else 0
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Welcome)
+PORT_FILE.write_text(str(server.server_address[1]))
+threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+@use_cassette("pid")
+def test_greets_with_its_pid():
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5) as s:
+        s.sendall(b"HELLO pid=%d\\n" % os.getpid())
+        assert s.recv(100) == b"WELCOME\\n"
+"""
+
+
+def test_pytest_learn_runs_marked_tests_live_and_keeps_only_what_differs(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_pid=PID_TEST)
+    pytester.runpytest_subprocess("--record-mode=all").assert_outcomes(passed=1)
+    cassette = pytester.path / "cassettes" / "pid.msgpack"
+    recorded = load(cassette).connections
+    pytester.runpytest_subprocess().assert_outcomes(failed=1)  # another pid: a mismatch
+
+    result = pytester.runpytest_subprocess("--tcpcassette-learn")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*learned 1 volatile span(s)*"])
+    learned = load(cassette).connections
+    assert [c.events for c in learned] == [c.events for c in recorded]  # the recording is kept
+    assert len(learned[0].volatile) == 1
+
+    replayed = pytester.runpytest_subprocess("-v")
+    replayed.assert_outcomes(passed=1)
+    replayed.stdout.fnmatch_lines(["*tolerated 1 difference(s) between runs (1 by learned)*"])

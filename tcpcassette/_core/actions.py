@@ -8,7 +8,10 @@ decides nothing itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from .noise import Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,11 @@ class Machine(Protocol):
     @property
     def complete(self) -> bool:
         """True when the play served everything it was meant to (strict mode counts it)."""
+        ...
+
+    @property
+    def tolerated(self) -> list[tuple[int, Span]]:
+        """Differences the noise rules accepted: the event position and the span."""
         ...
 
     def start(self, now: float) -> list[Action]:

@@ -18,6 +18,7 @@ from .actions import Abort, Action, Disconnect, Problem, Send, WakeAt
 from .connection import Connection
 from .events import ClientData, ServerData
 from .matching import MessageRule
+from .noise import Span
 from .render import first_difference
 
 
@@ -154,6 +155,11 @@ class ExchangeMachine:
     def complete(self) -> bool:
         """Always False: strict mode counts the exchanges used, not connections."""
         return False
+
+    @property
+    def tolerated(self) -> list[tuple[int, Span]]:
+        """Always empty: exchange requests are compared by the rule alone."""
+        return []
 
     @property
     def cut_short(self) -> bool:

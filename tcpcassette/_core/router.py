@@ -438,6 +438,16 @@ class Router:
         if complete and play.index >= 0:
             self._completed.add(play.index)
 
+    def tolerated(self, play: Play, machine: Machine) -> list[str]:
+        """What the noise rules accepted in ``play``, one line each (rule first)."""
+        spans = machine.tolerated
+        where = f"connection {play.index} ({play.target})" if play.index >= 0 else play.target
+        return [
+            f"{span.rule}: {where}, event {position}, bytes {span.start}-{span.end}"
+            + (f" ({span.detail})" if span.detail else "")
+            for position, span in spans
+        ]
+
     # -- results ----------------------------------------------------------------
 
     def play_counts(self) -> list[int]:

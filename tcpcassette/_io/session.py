@@ -57,6 +57,8 @@ class SessionResult:
     hosts: dict[str, tuple[str, ...]]
     errors: list[CassetteError]
     play_counts: list[int]
+    #: Differences between runs the noise rules accepted, one line each.
+    tolerated: list[str]
 
 
 class Session:
@@ -92,6 +94,7 @@ class Session:
         self._pending: dict[int, tuple[Recording, socket.socket]] = {}
         self._recordings: list[Recording] = []
         self._errors: list[CassetteError] = []
+        self._tolerated: list[str] = []
         self._links: set[ProxyLink | ReplayLink] = set()
         self._openings: set[Opening] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -130,6 +133,7 @@ class Session:
             hosts=self.router.hosts_for(recorded),
             errors=list(self._errors),
             play_counts=self.play_counts(),
+            tolerated=list(self._tolerated),
         )
 
     def play_counts(self) -> list[int]:
@@ -454,6 +458,7 @@ class Session:
         def done(link: ReplayLink) -> None:
             with self._lock:
                 self.router.on_finished(play, complete=machine.complete)
+                self._tolerated += self.router.tolerated(play, machine)
             self._links.discard(link)
 
         link = ReplayLink(
