@@ -20,7 +20,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -294,14 +294,14 @@ def wsgi_app(environ: WSGIEnvironment, start_response: StartResponse) -> list[by
 
 
 class CherootServer:
-    """cheroot's WSGI server in a thread, on an ephemeral port."""
+    """cheroot's WSGI server in a thread, on an ephemeral port, serving ``app``."""
 
-    def __init__(self) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]] = wsgi_app) -> None:
         try:
             from cheroot import wsgi
         except ImportError:
             missing("cheroot (pip install -e '.[test]')")
-        self.server = wsgi.Server(("127.0.0.1", 0), wsgi_app, numthreads=4)
+        self.server = wsgi.Server(("127.0.0.1", 0), app, numthreads=4)
         self.server.prepare()  # listening from here on: connects queue until serve() accepts
         self.port: int = self.server.bind_addr[1]
         self.thread = threading.Thread(target=self.server.serve, daemon=True)

@@ -32,7 +32,7 @@ from typing import Any
 import tcpcassette
 from tcpcassette._core.events import ClientData, ServerData
 
-from .realservers import missing, offered_port, wait_for_port
+from .realservers import CherootServer, missing, offered_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
@@ -317,27 +317,9 @@ def multipart_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [reply]
 
 
-class MultipartServer:
+def multipart_server() -> CherootServer:
     """cheroot's WSGI server in a thread, on an ephemeral port, serving :func:`multipart_app`."""
-
-    def __init__(self) -> None:
-        try:
-            from cheroot import wsgi
-        except ImportError:
-            missing("cheroot (pip install -e '.[test]')")
-        self.server = wsgi.Server(("127.0.0.1", 0), multipart_app, numthreads=2)
-        self.server.prepare()
-        self.port: int = self.server.bind_addr[1]
-        self.thread = threading.Thread(target=self.server.serve, daemon=True)
-        self.thread.start()
-        wait_for_port(self.port)
-        self.running = True
-
-    def stop(self) -> None:
-        if self.running:
-            self.server.stop()
-            self.thread.join(10)
-            self.running = False
+    return CherootServer(multipart_app)
 
 
 # -- replay in a fresh Python process ------------------------------------------------------

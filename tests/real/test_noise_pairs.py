@@ -26,6 +26,7 @@ import pytest
 
 import tcpcassette
 
+from ..realservers import CherootServer
 from ..realservers_more import (
     DNS_TXT,
     DNS_ZONE,
@@ -33,10 +34,10 @@ from ..realservers_more import (
     IMAP_USER,
     DnsmasqServer,
     DovecotServer,
-    MultipartServer,
     Replayed,
     WebsocketServer,
     first_reply_end,
+    multipart_server,
     replay_in_fresh_process,
 )
 
@@ -332,21 +333,21 @@ UPLOADED = [[200, _parts("weekly")], [200, _parts("monthly")]]
 
 
 @pytest.fixture
-def multipart_server() -> Iterator[MultipartServer]:
+def multipart() -> Iterator[CherootServer]:
     pytest.importorskip("requests", reason="requests (pip install -e '.[test]')")
-    server = MultipartServer()
+    server = multipart_server()
     yield server
     server.stop()
 
 
 def test_requests_multipart_upload_replays_with_a_new_boundary(
-    multipart_server: MultipartServer, tmp_path: Path
+    multipart: CherootServer, tmp_path: Path
 ) -> None:
     name = "http/multipart"
-    path = record_and_replay(name, upload, multipart_server, tmp_path, UPLOADED)
+    path = record_and_replay(name, upload, multipart, tmp_path, UPLOADED)
 
     after = first_reply_end(path)  # the reply to the first upload
-    faulted = replay_with_reset(name, upload, multipart_server.port, tmp_path, after)
+    faulted = replay_with_reset(name, upload, multipart.port, tmp_path, after)
     assert faulted.raised("requests.exceptions.ConnectionError"), faulted
     if faulted.cassette_error is not None:
         # urllib3 may see the kept-alive connection drop while idle and send the
