@@ -29,6 +29,7 @@ from ._core.options import (
     MatchingMode,
     ReplayOptions,
 )
+from ._core.protocols.base import WireProtocol
 from ._io import intercept as _intercept
 from ._io.session import new_session
 from ._io.storage import DEFAULT_LOCK_TIMEOUT, recording_lock
@@ -207,6 +208,10 @@ class use_cassette:
             (echoed values, random-looking values and learned spans; the
             default, or the ini option ``tcpcassette_noise``),
             ``"learned"`` (learned spans only) or ``"off"`` (exact bytes).
+        protocol: ``"auto"`` (default: the protocols tcpcassette knows, detected
+            from the recorded bytes, frame and compare messages), ``"raw"``
+            (bytes only) or your own protocol object (see
+            :mod:`tcpcassette.protocols`).
         stall_timeout, max_silence, connect_timeout, settle_timeout: bounds
             on waits, in seconds (see :class:`Limits`).
         lock_timeout: while recording, the longest wait for another process
@@ -236,6 +241,7 @@ class use_cassette:
         strict: bool = False,
         realtime: bool | float = False,
         noise: str | None = None,
+        protocol: WireProtocol | str = "auto",
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         max_silence: float = DEFAULT_MAX_SILENCE,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -259,6 +265,7 @@ class use_cassette:
             strict=strict,
             faults=len(self.faults),
             noise=noise or "auto",
+            protocol=protocol,
         )
         self.noise = noise
         self.limits = Limits(

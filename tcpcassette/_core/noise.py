@@ -41,7 +41,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from typing import Literal
@@ -87,7 +87,10 @@ class NoiseMode(str, enum.Enum):
             raise InvalidOptionError(f"noise must be one of {valid}, not {value!r}") from None
 
 
-Rule = Literal["binding", "echo", "random", "learned"]
+#: A protocol's client framing: the end offsets of the complete messages in ``data``.
+Splitter = Callable[[bytes], list[int]]
+
+Rule = Literal["binding", "echo", "random", "learned", "protocol"]
 Anchor = Literal["anywhere", "message", "line"]
 
 
@@ -340,6 +343,8 @@ def compare(
     mode: NoiseMode = NoiseMode.AUTO,
     replies: Sequence[bytes] = (),
     learned: Sequence[tuple[int, int]] = (),
+    fields: Sequence[tuple[int, int]] = (),
+    protocol: str = "",
 ) -> Verdict:
     """Compare a live client message with the recorded one, by the module's rules.
 
@@ -350,6 +355,9 @@ def compare(
         replies: server replies recorded after this message, in order, where
             an echo of the client's value is looked for.
         learned: ``(start, end)`` spans of ``recorded`` known to be volatile.
+        fields: ``(start, end)`` spans of ``recorded`` that ``protocol``
+            declares volatile (a client library's version, say); tolerated in
+            every mode but ``"off"``.
 
     Returns:
         Every differing span with the rule that accepted it (or None), and
@@ -362,6 +370,8 @@ def compare(
         regions = differences(recorded, live)[:1] or [(0, len(recorded), 0, len(live))]
         exact = tuple(Span(start=a, end=b, live_start=c, live_end=d) for a, b, c, d in regions)
         return Verdict(spans=exact, tried=("exact bytes (noise='off')",))
+    if fields:
+        tried.append(f"{protocol} fields")
     tried.append("learned spans")
     if mode is NoiseMode.AUTO:
         tried += ["echo in later replies", "random-looking values"]
@@ -378,6 +388,8 @@ def compare(
             mode=mode,
             replies=replies,
             learned=learned,
+            fields=fields,
+            protocol=protocol,
         )
         spans.append(span)
         substitutions += found
@@ -395,6 +407,8 @@ def _judge(
     mode: NoiseMode,
     replies: Sequence[bytes],
     learned: Sequence[tuple[int, int]],
+    fields: Sequence[tuple[int, int]] = (),
+    protocol: str = "",
 ) -> tuple[Span, list[Substitution]]:
     # Judge the whole token a difference lies in: "KGMO1" and "XQZA1", not "KGMO" and "XQZA".
     ts, te = token_around(recorded, start, end)
@@ -405,6 +419,8 @@ def _judge(
         ts, te, ls, le = start, end, live_start, live_end
     old, new = recorded[ts:te], live[ls:le]
     base = Span(start=ts, end=te, live_start=ls, live_end=le)
+    if any(a <= start and end <= b for a, b in fields):
+        return replace(base, rule="protocol", detail=f"a {protocol} field that varies"), []
     if any(a <= start and end <= b for a, b in learned):
         echoes = _echoes(recorded, old, new, ts, replies)
         return replace(base, rule="learned", detail="learned as volatile"), echoes
@@ -579,12 +595,21 @@ def replies_after(events: Sequence[Event], position: int) -> list[bytes]:
     return replies
 
 
-def message_length(expected: bytes, received: bytes, *, eof: bool) -> int | None:
+def message_length(
+    expected: bytes, received: bytes, *, eof: bool, split: Splitter | None = None
+) -> int | None:
     """How much of ``received`` is the live client's version of ``expected`` (None: not all here).
 
-    A text message ending in a newline ends at the same number of newlines
-    (so a value may change length); any other message keeps its length.
+    With a protocol's ``split``, the message ends where the protocol says.
+    Otherwise a text message ending in a newline ends at the same number of
+    newlines (so a value may change length); any other message keeps its
+    length.
     """
+    if split is not None:
+        ends = split(received)
+        if ends:
+            return ends[0]
+        return len(received) if eof else None
     if expected.endswith(b"\n") and _is_text(expected):
         lines = expected.count(b"\n")
         at = -1

@@ -10,11 +10,13 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from .errors import InvalidOptionError
 from .framing import FramingSpec, Raw, resolve_framing
 from .matching import Filter, Matcher, MessageRule, exact
 from .noise import NoiseMode
+from .protocols.base import WireProtocol
 
 #: Default bounds, in seconds (see :class:`Limits`).
 DEFAULT_STALL_TIMEOUT = 5.0
@@ -92,6 +94,9 @@ class ReplayOptions:
             live client bytes before they are matched).
         noise: which differences between runs replay tolerates (see
             :mod:`tcpcassette._core.noise`).
+        protocol: ``"auto"`` (detect the protocols tcpcassette knows from the
+            recorded bytes), ``"raw"`` (none) or a protocol object for every
+            connection (see :mod:`tcpcassette._core.protocols`).
     """
 
     matching: MatchingMode = MatchingMode.SCRIPT
@@ -101,6 +106,7 @@ class ReplayOptions:
     strict: bool = False
     filters: tuple[Filter, ...] = ()
     noise: NoiseMode = NoiseMode.AUTO
+    protocol: WireProtocol | Literal["auto", "raw"] = "auto"
 
     @property
     def exchange(self) -> bool:
@@ -119,6 +125,7 @@ class ReplayOptions:
         strict: bool = False,
         faults: int = 0,
         noise: str | NoiseMode = NoiseMode.AUTO,
+        protocol: WireProtocol | str = "auto",
     ) -> ReplayOptions:
         """Options from the arguments users write, each checked.
 
@@ -153,7 +160,19 @@ class ReplayOptions:
             strict=bool(strict),
             filters=filters,
             noise=NoiseMode.parse(noise),
+            protocol=_protocol(protocol),
         )
+
+
+def _protocol(value: WireProtocol | str) -> WireProtocol | Literal["auto", "raw"]:
+    if value == "auto" or value == "raw":
+        return "auto" if value == "auto" else "raw"
+    if isinstance(value, str) or not isinstance(value, WireProtocol):
+        raise InvalidOptionError(
+            f"protocol must be 'auto', 'raw' or an object with name, detect, split, volatile "
+            f"and render (see tcpcassette.protocols), not {value!r}"
+        )
+    return value
 
 
 def _speed(realtime: bool | float | None) -> float | None:

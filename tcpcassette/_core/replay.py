@@ -60,6 +60,7 @@ from .noise import (
     plausible,
     replies_after,
 )
+from .protocols.base import WireProtocol
 from .render import first_difference
 
 
@@ -120,12 +121,20 @@ class ReplayMachine:
         noise: NoiseMode = NoiseMode.AUTO,
         shared: Bindings | None = None,
         volatile: Sequence[tuple[int, int, int]] = (),
+        protocol: WireProtocol | None = None,
     ) -> None:
         # Client bytes are compared message by message: a run of client chunks
         # is one message (client chunking is not replayed), or, with a rule,
         # what its framer delimits, compared by its matcher.
         self._rule = rule
-        script = client_runs(events) if rule is None else client_messages(events, rule.framer)
+        # A protocol frames client messages itself (a value may change length).
+        self._protocol = protocol if rule is None else None
+        if rule is not None:
+            script = client_messages(events, rule.framer)
+        elif self._protocol is not None:
+            script = client_messages(events, ClientFraming(self._protocol))
+        else:
+            script = client_runs(events)
         self._events, self._origin = script
         self._noise = noise
         # What the noise rules learned on this connection, and (values long
@@ -135,7 +144,7 @@ class ReplayMachine:
         # Learned spans, by client message number (raw matching only: numbers
         # count runs of client chunks, as tcpcassette learn does).
         self._learned: dict[int, list[tuple[int, int]]] = {}
-        if rule is None:
+        if rule is None and self._protocol is None:
             for message, start, end in volatile:
                 self._learned.setdefault(message, []).append((start, end))
         self._expected_at = -1  # position whose expected bytes are cached
@@ -351,14 +360,28 @@ class ReplayMachine:
         """The client's message differs: once it is whole, let the noise rules judge it."""
         received = expected[: self._matched] + bytes(self._inbox)
         replies = replies_after(self._events, self._pos)
-        length = message_length(expected, received, eof=self._client_eof)
+        protocol = self._protocol
+        split = ClientFraming(protocol).split if protocol is not None else None
+        length = message_length(expected, received, eof=self._client_eof, split=split)
         if length is None:
-            if self._learned or plausible(expected, received, mode=self._noise, replies=replies):
+            if (
+                self._learned
+                or split is not None
+                or plausible(expected, received, mode=self._noise, replies=replies)
+            ):
                 return False  # wait for the rest (the stall bound runs meanwhile)
             length = len(received)
         live = received[:length]
         learned = self._learned.get(self._message_number()) if self._learned else None
-        verdict = compare(expected, live, mode=self._noise, replies=replies, learned=learned or ())
+        verdict = compare(
+            expected,
+            live,
+            mode=self._noise,
+            replies=replies,
+            learned=learned or (),
+            fields=protocol.volatile(expected) if protocol is not None else (),
+            protocol=protocol.name if protocol is not None else "",
+        )
         if not verdict.ok:
             offset = first_difference(expected, live)
             problem = self._problem("mismatch", expected, live, offset=offset, verdict=verdict)
@@ -574,6 +597,20 @@ _FAULTS: dict[type[Fault], _FaultHandler] = {
 
 
 Script = tuple[tuple[Event, ...], tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFraming:
+    """A protocol's framing of client messages, as a :class:`Framer`."""
+
+    protocol: WireProtocol
+
+    @property
+    def name(self) -> str:
+        return self.protocol.name
+
+    def split(self, data: bytes) -> list[int]:
+        return self.protocol.split(data, "client")
 
 
 def client_runs(events: tuple[Event, ...]) -> Script:

@@ -32,6 +32,8 @@ from .events import ClientData
 from .exchange import ExchangeBook, ExchangeMachine
 from .noise import Bindings, NoiseMode, compare, explain, message_length, replies_after
 from .options import Limits, ReplayOptions
+from .protocols import detect
+from .protocols.base import WireProtocol
 from .render import show_bytes
 from .replay import ReplayMachine
 from .targets import TargetTable, format_target, parse_target
@@ -221,6 +223,7 @@ class _Script:
             noise=router.options.noise,
             shared=router.bindings,
             volatile=router.connections[claimed.index].volatile,
+            protocol=router.protocol_of(claimed.index),
         )
         return Serve(Play(target, claimed.index, claimed.play), machine, pending, eof)
 
@@ -345,8 +348,22 @@ class Router:
         self.table = TargetTable(self.hosts, targets=targets, ignore=ignore)
         self._strategy: _Strategy = _Exchanges(self) if options.exchange else _Script(self)
         self._completed: set[int] = set()  # connections played to the end of their script
+        self._protocols: dict[int, WireProtocol | None] = {}
         #: Live values the noise rules bound that may recur on any connection.
         self.bindings = Bindings()
+
+    def protocol_of(self, index: int) -> WireProtocol | None:
+        """The protocol recorded connection ``index`` speaks (None: none known, or raw)."""
+        if index not in self._protocols:
+            choice = self.options.protocol
+            if choice == "raw":
+                found = None
+            elif choice == "auto":
+                found = detect(self.connections[index])
+            else:
+                found = choice
+            self._protocols[index] = found
+        return self._protocols[index]
 
     # -- addresses ---------------------------------------------------------------
 

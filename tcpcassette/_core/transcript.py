@@ -11,7 +11,9 @@ from .connection import Connection
 from .events import ClientData, Event, ServerData
 from .faults import Fault
 from .framing import FramingSpec, Raw, resolve_framing
-from .messages import items
+from .messages import Item, items
+from .protocols import detect
+from .protocols.base import WireProtocol
 from .render import hexdump, is_text
 
 #: Bytes of a payload shown before it is abbreviated (``full=True`` shows all).
@@ -116,6 +118,9 @@ def connection_lines(
     if first > 1:
         lines.append(f"  ... {first - 1} earlier")
     volatile = _volatile_notes(connection) if isinstance(framer, Raw) else {}
+    protocol = detect(connection)
+    if protocol is not None:
+        lines[0] += f"; protocol {protocol.name}"
     for number, item in enumerate(numbered, 1):
         if not first <= number <= last:
             continue
@@ -135,12 +140,32 @@ def connection_lines(
                     paint("fault", f"        ⚠ looks like {warning}: keep it out with filters=")
                 )
             lines += payload_lines(item.data, mode=mode, full=full)
+            if protocol is not None:
+                lines += [paint("dim", f"        ⇒ {text}") for text in rendered(protocol, item)]
             lines += [paint("dim", note) for note in volatile.get(item.end[0], ())]
         else:
             lines.append(paint("dim", head + event.kind.replace("_", " ")) + pointer)
     if last < len(numbered):
         lines.append(f"  ... {len(numbered) - last} later")
     return lines
+
+
+#: Messages of one chunk rendered by its protocol; more are counted.
+RENDERED_PER_CHUNK = 5
+
+
+def rendered(protocol: WireProtocol, item: Item) -> list[str]:
+    """The protocol's one-line rendering of each whole message in a chunk."""
+    side = "client" if item.kind == "client" else "server"
+    out: list[str] = []
+    start = 0
+    ends = protocol.split(item.data, side)
+    for end in ends[:RENDERED_PER_CHUNK]:
+        out.append(protocol.render(item.data[start:end], side))
+        start = end
+    if len(ends) > RENDERED_PER_CHUNK:
+        out.append(f"… {len(ends) - RENDERED_PER_CHUNK} more messages")
+    return out
 
 
 def _volatile_notes(connection: Connection) -> dict[int, list[str]]:

@@ -1,0 +1,36 @@
+"""The interface a protocol implements (see :mod:`tcpcassette._core.protocols`)."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class WireProtocol(Protocol):
+    """What tcpcassette needs to know about a protocol to match and show it.
+
+    Offsets are byte positions in the message given; every method is pure
+    and must accept any bytes (a cassette is untrusted input).
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name, shown in transcripts: ``"redis"``."""
+        ...
+
+    def detect(self, client: bytes, server: bytes) -> bool:
+        """True when these first client and server bytes are this protocol."""
+        ...
+
+    def split(self, data: bytes, side: str) -> list[int]:
+        """End offsets of the complete messages at the start of ``data`` (``side``:
+        ``"client"`` or ``"server"``); bytes after the last are still arriving."""
+        ...
+
+    def volatile(self, message: bytes) -> list[tuple[int, int]]:
+        """``(start, end)`` spans of a client message that legitimately differ between runs."""
+        ...
+
+    def render(self, message: bytes, side: str) -> str:
+        """The message in one line, for people: ``SET key value``."""
+        ...

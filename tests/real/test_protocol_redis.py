@@ -1,0 +1,124 @@
+"""The Redis protocol: redis-py in its default configuration, replayed in fresh processes.
+
+redis-py 8 opens every connection with ``HELLO 3`` and announces itself with
+``CLIENT SETINFO LIB-NAME``/``LIB-VER``; another redis-py version announces
+another version, of another length.  The protocol layer frames RESP, so the
+value may change length, and declares those fields volatile.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tcpcassette import use_cassette
+
+from ..commands import run_cli
+from ..realservers import RedisServer
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import redis
+    from tcpcassette import at, use_cassette
+    from tcpcassette.faults import Reset
+
+    directory, port, lib_version, protocol, reset_after = sys.argv[1:6]
+    faults = [at(Reset(), connection=0, after=int(reset_after))] if reset_after else []
+    out = {}
+    try:
+        with use_cassette("default", cassette_dir=directory, protocol=protocol, faults=faults):
+            extra = {"lib_version": lib_version} if lib_version else {}
+            r = redis.Redis(host="127.0.0.1", port=int(port), **extra)
+            try:
+                out["result"] = [r.set("hits", 1), r.incr("hits"), r.get("hits").decode()]
+            except redis.exceptions.RedisError as exc:
+                out["client_error"] = type(exc).__name__
+    except Exception as exc:
+        out["cassette_error"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(out))
+    """
+)
+
+EXPECTED = [True, 2, "2"]
+
+
+def workload(port: int) -> list[Any]:
+    r = redis.Redis(host="127.0.0.1", port=port)  # the default configuration
+    out = [r.set("hits", 1), r.incr("hits"), r.get("hits")]
+    r.close()
+    return [*out[:2], out[2].decode() if isinstance(out[2], bytes) else out[2]]
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    server = RedisServer()
+    try:
+        with use_cassette("default", record_mode="all", cassette_dir=tmp_path):
+            assert workload(server.port) == EXPECTED
+    finally:
+        server.stop()
+    yield tmp_path, server.port
+
+
+def replay(
+    directory: Path,
+    port: int,
+    *,
+    lib_version: str = "",
+    protocol: str = "auto",
+    reset_after: int | None = None,
+) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(directory),
+            str(port),
+            lib_version,
+            protocol,
+            "" if reset_after is None else str(reset_after),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_default_redis_py_replays_in_a_fresh_process(recorded: tuple[Path, int]) -> None:
+    assert replay(*recorded) == {"result": EXPECTED}
+
+
+def test_another_redis_py_version_replays_the_same_cassette(recorded: tuple[Path, int]) -> None:
+    # A newer redis-py announces another version, two bytes longer.
+    assert replay(*recorded, lib_version="8.10.100") == {"result": EXPECTED}
+    raw = replay(*recorded, lib_version="8.10.100", protocol="raw")
+    assert "ClientMismatchError" in raw["cassette_error"]
+    assert "LIB-VER" in raw["cassette_error"] or "8.10.100" in raw["cassette_error"]
+
+
+def test_a_reset_after_the_handshake_is_redis_pys_own_connection_error(
+    recorded: tuple[Path, int],
+) -> None:
+    directory, port = recorded
+    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    assert "protocol redis" in shown and "⇒ HELLO 3" in shown and "⇒ SET hits 1" in shown
+    # Reset right after the reply to the last CLIENT SETINFO: the handshake is done.
+    lines = shown.splitlines()
+    setinfo = max(i for i, line in enumerate(lines) if "⇒ CLIENT SETINFO LIB-VER" in line)
+    reply = next(line for line in lines[setinfo + 1 :] if "server → client" in line).split()[0]
+    outcome = replay(directory, port, reset_after=int(reply))
+    assert outcome.get("client_error") == "ConnectionError", outcome
