@@ -147,6 +147,8 @@ class ReplayMachine:
         if rule is None and self._protocol is None:
             for message, start, end in volatile:
                 self._learned.setdefault(message, []).append((start, end))
+        # The last client message that differed from its recording: (recorded, live).
+        self._last_client: tuple[bytes, bytes] | None = None
         self._expected_at = -1  # position whose expected bytes are cached
         self._expected = b""
         #: Spans the noise rules accepted, with the position of their message.
@@ -292,7 +294,7 @@ class ReplayMachine:
                 if self._wait_recorded_gap(now, actions):
                     return actions
                 self._pos += 1
-                data = self._rewrite(event.data)
+                data = self._reply(event.data)
                 if self._slicing is not None:
                     self._slicing.data, self._slicing.at = data, 0
                     actions += self._send_slices(now)
@@ -373,13 +375,16 @@ class ReplayMachine:
             length = len(received)
         live = received[:length]
         learned = self._learned.get(self._message_number()) if self._learned else None
+        recorded_form, live_form = expected, live
+        if protocol is not None:
+            recorded_form, live_form = protocol.normalise(expected), protocol.normalise(live)
         verdict = compare(
-            expected,
-            live,
+            recorded_form,
+            live_form,
             mode=self._noise,
             replies=replies,
             learned=learned or (),
-            fields=protocol.volatile(expected) if protocol is not None else (),
+            fields=protocol.volatile(recorded_form) if protocol is not None else (),
             protocol=protocol.name if protocol is not None else "",
         )
         if not verdict.ok:
@@ -388,6 +393,7 @@ class ReplayMachine:
             actions += self._end(problem, Abort())
             return False
         del self._inbox[: length - self._matched]
+        self._last_client = (expected, live)
         for found in verdict.substitutions:
             (self._shared if found.anchor == "anywhere" else self._bindings).add([found])
         self.tolerated += [(self.position, span) for span in verdict.accepted]
@@ -406,6 +412,12 @@ class ReplayMachine:
             self._expected = self._rewrite(data)
             self._expected_at = self._pos
         return self._expected
+
+    def _reply(self, data: bytes) -> bytes:
+        """A recorded server chunk made consistent with the live client."""
+        if self._last_client is not None and self._protocol is not None:
+            data = self._protocol.rewrite(data, *self._last_client)
+        return self._rewrite(data)
 
     def _rewrite(self, data: bytes) -> bytes:
         """Recorded bytes with the live values the client chose written in."""

@@ -85,7 +85,7 @@ def test_redis_is_detected_from_the_first_command() -> None:
     conn = Connection(target="h:1", events=(ClientData(data=command(b"PING")),))
     found = detect(conn)
     assert found is not None and found.name == "redis"
-    other = Connection(target="h:1", events=(ClientData(data=b"GET / HTTP/1.1\r\n\r\n"),))
+    other = Connection(target="h:1", events=(ClientData(data=b"\x16\x03\x01 hello"),))
     assert detect(other) is None
 
 

@@ -8,8 +8,9 @@ server, stops it, replays in a new Python process (where the client picks
 new random values), then replays again with a reset after the first reply
 and checks the client's own error.
 
-The WebSocket pair is expected to fail (see its xfail reason): its server
-answers the random key with a value derived from it, which no rule rewrites.
+The WebSocket pair needs the HTTP protocol on top of them: the server
+answers the random key with a value derived from it (recomputed from the live
+key), and frames are compared unmasked.
 The cassettes are recorded afresh in a temporary directory on every run;
 nothing here is committed.
 """
@@ -260,17 +261,6 @@ def websocket_server() -> Iterator[WebsocketServer]:
     server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "Sec-WebSocket-Accept is derived from the random Sec-WebSocket-Key "
-        "(base64 of SHA-1 of key + GUID), not echoed: the noise rules accept the new key as "
-        "random but replay serves the recorded Accept, and the client rejects the handshake "
-        "(InvalidHeaderValue); past it, the masked 6-byte close frame is refused as too short "
-        "to look random"
-    ),
-)
 def test_websockets_client_replays_with_a_new_key_and_masks(
     websocket_server: WebsocketServer, tmp_path: Path
 ) -> None:

@@ -19,11 +19,12 @@ from collections.abc import Sequence
 
 from ..connection import Connection
 from ..events import ClientData, ServerData
-from .base import WireProtocol
+from .base import ProtocolBase, WireProtocol
+from .http import Http
 from .redis import Redis
 
 #: The protocols detected by default, in the order they are tried.
-KNOWN: tuple[WireProtocol, ...] = (Redis(),)
+KNOWN: tuple[WireProtocol, ...] = (Redis(), Http())
 
 
 def detect(
@@ -38,4 +39,4 @@ def detect(
     return None
 
 
-__all__ = ["KNOWN", "WireProtocol", "detect"]
+__all__ = ["KNOWN", "ProtocolBase", "WireProtocol", "detect"]

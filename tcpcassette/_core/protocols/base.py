@@ -31,6 +31,33 @@ class WireProtocol(Protocol):
         """``(start, end)`` spans of a client message that legitimately differ between runs."""
         ...
 
+    def normalise(self, message: bytes) -> bytes:
+        """A client message as it is compared: what is random by construction taken out
+        (a WebSocket frame's mask).  Spans of :meth:`volatile` refer to this form."""
+        ...
+
+    def rewrite(self, reply: bytes, recorded: bytes, live: bytes) -> bytes:
+        """A recorded server message made consistent with the live client, where the
+        server derives a value from the client's (``Sec-WebSocket-Accept``).
+
+        ``recorded`` and ``live`` are the last client message as recorded and as sent.
+        """
+        ...
+
     def render(self, message: bytes, side: str) -> str:
         """The message in one line, for people: ``SET key value``."""
         ...
+
+
+class ProtocolBase:
+    """Defaults for the optional parts of :class:`WireProtocol`: subclass it and
+    implement ``name``, ``detect``, ``split`` and ``render``."""
+
+    def volatile(self, message: bytes) -> list[tuple[int, int]]:
+        return []
+
+    def normalise(self, message: bytes) -> bytes:
+        return message
+
+    def rewrite(self, reply: bytes, recorded: bytes, live: bytes) -> bytes:
+        return reply

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .base import ProtocolBase
+
 _LINE_TYPES = frozenset(b"+-:_,#(")
 _BULK_TYPES = frozenset(b"$!=")
 _AGGREGATE_TYPES = frozenset(b"*~>")
@@ -116,7 +118,7 @@ def _show(value: bytes) -> str:
     return text + ("…" if len(value) > SHOWN_BYTES else "")
 
 
-class Redis:
+class Redis(ProtocolBase):
     """The Redis serialisation protocol (RESP2 and RESP3)."""
 
     name = "redis"
