@@ -22,6 +22,7 @@ if _typing.TYPE_CHECKING:
     from . import filters as filters
     from . import framing as framing
     from . import matchers as matchers
+    from . import protocols as protocols
     from ._cassette import Cassette as Cassette
     from ._cassette import load as load
     from ._core.codec import FORMAT_VERSION as FORMAT_VERSION
@@ -84,6 +85,7 @@ _LAZY = {
     "Limits": "._core.options",
     "load": "._cassette",
     "matchers": ".matchers",
+    "protocols": ".protocols",
     "MatchingMode": "._core.options",
     "RecordMode": "._settings",
     "ReplayError": "._core.errors",
@@ -148,5 +150,6 @@ __all__ = [
     "framing",
     "load",
     "matchers",
+    "protocols",
     "use_cassette",
 ]

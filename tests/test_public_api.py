@@ -9,6 +9,7 @@ import pytest
 
 import tcpcassette
 import tcpcassette.faults
+import tcpcassette.protocols
 
 
 def public_names(module: types.ModuleType) -> set[str]:
@@ -20,7 +21,7 @@ def public_names(module: types.ModuleType) -> set[str]:
         and name != "annotations"
         and (
             not isinstance(value, types.ModuleType)
-            or name in ("faults", "filters", "framing", "matchers")
+            or name in ("faults", "filters", "framing", "matchers", "protocols")
         )
     }
 
@@ -33,6 +34,7 @@ def public_names(module: types.ModuleType) -> set[str]:
         tcpcassette.filters,
         tcpcassette.framing,
         tcpcassette.matchers,
+        tcpcassette.protocols,
     ],
 )
 def test_all_lists_exactly_the_public_names(module: types.ModuleType) -> None:

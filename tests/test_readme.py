@@ -68,6 +68,7 @@ def test_readme_examples_run_in_order(
     assert printed["faults_in_the_file"] == "timed out, as intended\n"  # not a silent pass
     assert re.fullmatch(r"b'HELLO AT \d{10}\\n'\n", printed["matching"])
     assert printed["noise"] == "True\n"  # a fresh tag, answered with itself
+    assert printed["own_protocol"] == "b'OK'\n"
 
     commands = shell_examples()
     assert {w[1] for w in commands} >= {"show", "export", "import", "inject"}

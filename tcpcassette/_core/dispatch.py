@@ -18,7 +18,7 @@ is served the same recording again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .connection import Connection
@@ -26,7 +26,8 @@ from .events import ClientClose, ClientData, ClientReset, ConnectRefused, Connec
 from .faults import ConnectTimeout, Fault, Refuse
 from .framing import split_messages
 from .matching import MessageRule
-from .noise import NoiseMode, compare, message_length, plausible, replies_after
+from .noise import Judged, NoiseMode, judge, replies_after
+from .protocols.base import WireProtocol
 from .render import first_difference
 
 
@@ -116,10 +117,12 @@ class Dispatcher:
         repeat: bool = False,
         rule: MessageRule | None = None,
         noise: NoiseMode = NoiseMode.AUTO,
+        protocol_of: Callable[[int], WireProtocol | None] = lambda index: None,
     ) -> None:
         self._connections = connections
         self._rule = rule
         self._noise = noise
+        self._protocol_of = protocol_of
         self._openings = [_opening(c) for c in connections]
         self._claimed = [False] * len(connections)
         self.plays = [0] * len(connections)
@@ -175,6 +178,25 @@ class Dispatcher:
     def opening_bytes(self, index: int) -> bytes:
         """The first client message of recording ``index`` (what matching compares)."""
         return self._openings[index].message
+
+    def judge_opening(self, index: int, received: bytes, *, eof: bool) -> Judged | None:
+        """How the noise rules (and the recording's protocol) judge ``received``
+        against recording ``index``'s first client message (None: wait for more)."""
+        connection = self._connections[index]
+        protocol = self._protocol_of(index)
+        message = self._openings[index].message
+        if protocol is not None:
+            ends = protocol.split(message, "client")
+            message = message[: ends[0]] if ends else message
+        return judge(
+            message,
+            received,
+            eof=eof,
+            mode=self._noise,
+            replies=replies_after(connection.events, -1),
+            learned=connection.volatile_in(0),
+            protocol=protocol,
+        )
 
     def has_unclaimed(self, target: str) -> bool:
         """True if a recording for ``target`` is still available."""
@@ -252,21 +274,10 @@ class Dispatcher:
                 waiting = True
             elif message and received and self._noise is not NoiseMode.OFF:
                 # Not the recorded bytes: may the noise rules let it through?
-                connection = self._connections[index]
-                replies = replies_after(connection.events, -1)
-                learned = connection.volatile_in(0)
-                length = message_length(message, received, eof=eof)
-                if length is None:
-                    waiting = (
-                        waiting
-                        or bool(learned)
-                        or plausible(message, received, mode=self._noise, replies=replies)
-                    )
-                    continue
-                verdict = compare(
-                    message, received[:length], mode=self._noise, replies=replies, learned=learned
-                )
-                if verdict.ok:
+                judged = self.judge_opening(index, received, eof=eof)
+                if judged is None:
+                    waiting = True
+                elif judged.verdict.ok:
                     return Claimed(index, self._claim(index))
         if waiting:
             return NeedMore()

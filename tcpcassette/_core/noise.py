@@ -48,6 +48,7 @@ from typing import Literal
 
 from .errors import InvalidOptionError
 from .events import ClientData, Event, ServerData
+from .protocols.base import WireProtocol
 
 #: A value at least this long counts as echoed wherever it recurs in a later reply.
 MIN_ECHO_ANYWHERE = 6
@@ -621,3 +622,71 @@ def message_length(
     if len(received) >= len(expected):
         return len(expected)
     return len(received) if eof else None
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A whole live message judged against the recorded one.
+
+    Attributes:
+        length: how many of the received bytes make the live message.
+        verdict: what the rules said.
+        recorded: the recorded message, in the form compared (normalised).
+        live: the live message, in the form compared.
+    """
+
+    length: int
+    verdict: Verdict
+    recorded: bytes
+    live: bytes
+
+
+def judge(
+    expected: bytes,
+    received: bytes,
+    *,
+    eof: bool,
+    mode: NoiseMode,
+    replies: Sequence[bytes] = (),
+    learned: Sequence[tuple[int, int]] = (),
+    protocol: WireProtocol | None = None,
+) -> Judged | None:
+    """Judge the live client's version of ``expected`` once it is whole (None: wait for more).
+
+    The one place where a message's end, its normalised form and the
+    protocol's volatile fields come together, for the replay machine and
+    the choice of a recording alike.  A partial message that already
+    differs for good is judged at once (see :func:`plausible`).
+    """
+    split = None
+    if protocol is not None:
+        client_protocol = protocol
+
+        def split(data: bytes) -> list[int]:
+            return client_protocol.split(data, "client")
+
+    length = message_length(expected, received, eof=eof, split=split)
+    if length is None:
+        if (
+            learned
+            or split is not None
+            or plausible(expected, received, mode=mode, replies=replies)
+        ):
+            return None
+        length = len(received)
+    live = received[:length]
+    recorded_form, live_form = expected, live
+    fields: list[tuple[int, int]] = []
+    if protocol is not None:
+        recorded_form, live_form = protocol.normalise(expected), protocol.normalise(live)
+        fields = protocol.volatile(recorded_form)
+    verdict = compare(
+        recorded_form,
+        live_form,
+        mode=mode,
+        replies=replies,
+        learned=learned,
+        fields=fields,
+        protocol=protocol.name if protocol is not None else "",
+    )
+    return Judged(length, verdict, recorded_form, live_form)

@@ -49,17 +49,7 @@ from .faults import (
 )
 from .framing import Framer, split_messages
 from .matching import MessageRule
-from .noise import (
-    Bindings,
-    NoiseMode,
-    Span,
-    Verdict,
-    compare,
-    explain,
-    message_length,
-    plausible,
-    replies_after,
-)
+from .noise import Bindings, NoiseMode, Span, explain, judge, replies_after
 from .protocols.base import WireProtocol
 from .render import first_difference
 
@@ -361,35 +351,24 @@ class ReplayMachine:
     def _match_noisy(self, expected: bytes, actions: list[Action]) -> bool:
         """The client's message differs: once it is whole, let the noise rules judge it."""
         received = expected[: self._matched] + bytes(self._inbox)
-        replies = replies_after(self._events, self._pos)
-        protocol = self._protocol
-        split = ClientFraming(protocol).split if protocol is not None else None
-        length = message_length(expected, received, eof=self._client_eof, split=split)
-        if length is None:
-            if (
-                self._learned
-                or split is not None
-                or plausible(expected, received, mode=self._noise, replies=replies)
-            ):
-                return False  # wait for the rest (the stall bound runs meanwhile)
-            length = len(received)
-        live = received[:length]
         learned = self._learned.get(self._message_number()) if self._learned else None
-        recorded_form, live_form = expected, live
-        if protocol is not None:
-            recorded_form, live_form = protocol.normalise(expected), protocol.normalise(live)
-        verdict = compare(
-            recorded_form,
-            live_form,
+        judged = judge(
+            expected,
+            received,
+            eof=self._client_eof,
             mode=self._noise,
-            replies=replies,
+            replies=replies_after(self._events, self._pos),
             learned=learned or (),
-            fields=protocol.volatile(recorded_form) if protocol is not None else (),
-            protocol=protocol.name if protocol is not None else "",
+            protocol=self._protocol,
         )
+        if judged is None:
+            return False  # wait for the rest (the stall bound runs meanwhile)
+        length, verdict = judged.length, judged.verdict
+        live = received[:length]
         if not verdict.ok:
             offset = first_difference(expected, live)
-            problem = self._problem("mismatch", expected, live, offset=offset, verdict=verdict)
+            notes = explain(verdict, judged.recorded, judged.live)
+            problem = self._problem("mismatch", expected, live, offset=offset, notes=notes)
             actions += self._end(problem, Abort())
             return False
         del self._inbox[: length - self._matched]
@@ -581,7 +560,7 @@ class ReplayMachine:
         actual: bytes,
         *,
         offset: int,
-        verdict: Verdict | None = None,
+        notes: tuple[str, ...] = (),
     ) -> Problem:
         return Problem(
             reason=reason,
@@ -589,7 +568,7 @@ class ReplayMachine:
             expected=expected,
             actual=actual,
             offset=offset,
-            notes=explain(verdict, expected, actual) if verdict is not None else (),
+            notes=notes,
         )
 
 

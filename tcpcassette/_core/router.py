@@ -30,7 +30,7 @@ from .dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
 from .errors import CassetteError
 from .events import ClientData
 from .exchange import ExchangeBook, ExchangeMachine
-from .noise import Bindings, NoiseMode, compare, explain, message_length, replies_after
+from .noise import Bindings, NoiseMode, explain
 from .options import Limits, ReplayOptions
 from .protocols import detect
 from .protocols.base import WireProtocol
@@ -150,6 +150,7 @@ class _Script:
             repeat=router.options.repeat,
             rule=router.options.rule,
             noise=router.options.noise,
+            protocol_of=router.protocol_of,
         )
 
     def on_connect(self, target: str) -> ConnectDecision | None:
@@ -188,16 +189,9 @@ class _Script:
         ]
         notes: tuple[str, ...] = ()
         if closest and router.options.noise is not NoiseMode.OFF:
-            _, connection, opening = closest[0]
-            live = received[: message_length(opening, received, eof=True) or len(received)]
-            verdict = compare(
-                opening,
-                live,
-                mode=router.options.noise,
-                replies=replies_after(connection.events, -1),
-                learned=connection.volatile_in(0),
-            )
-            notes = explain(verdict, opening, live)
+            judged = self._dispatcher.judge_opening(closest[0][0], received, eof=True)
+            if judged is not None:
+                notes = explain(judged.verdict, judged.recorded, judged.live)
         return Reject(diagnose.no_match(router.name, target, received, closest, notes))
 
     def heading_for(self, target: str, received: bytes) -> int | None:
