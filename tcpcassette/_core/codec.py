@@ -39,8 +39,8 @@ _DATA_BY_KIND: dict[str, type[ClientData] | type[ServerData]] = {
 #: that needs more keys is a new version).
 TOP_LEVEL_KEYS = ("format", "version", "hosts", "connections")
 CONNECTION_KEYS_V1 = ("target", "start", "events")
-#: Version 2 adds learned volatile spans to connections.
-CONNECTION_KEYS = (*CONNECTION_KEYS_V1, "volatile")
+#: Version 2 adds learned volatile spans and the detected protocol to connections.
+CONNECTION_KEYS = (*CONNECTION_KEYS_V1, "volatile", "protocol")
 #: Events packed per msgpack call when saving: large enough to amortise the
 #: call, small enough that the batch buffer stays small.
 _SAVE_BATCH_EVENTS = 1024
@@ -57,7 +57,7 @@ class CassetteContents:
 
 def version_for(contents: CassetteContents) -> int:
     """The oldest format version that holds ``contents``."""
-    return 2 if any(c.volatile for c in contents.connections) else 1
+    return 2 if any(c.volatile or c.protocol for c in contents.connections) else 1
 
 
 def encode(contents: CassetteContents) -> bytes:
@@ -82,10 +82,13 @@ def encode_to(contents: CassetteContents, write: Callable[[bytes], object]) -> N
     write(pack("hosts") + pack({name: list(addrs) for name, addrs in contents.hosts.items()}))
     write(pack("connections") + packer.pack_array_header(len(contents.connections)))
     for c in contents.connections:
-        write(packer.pack_map_header(4 if c.volatile else 3) + pack("target") + pack(c.target))
+        keys = 3 + bool(c.volatile) + bool(c.protocol)
+        write(packer.pack_map_header(keys) + pack("target") + pack(c.target))
         write(pack("start") + pack(c.start))
         if c.volatile:
             write(pack("volatile") + pack([list(span) for span in c.volatile]))
+        if c.protocol:
+            write(pack("protocol") + pack(c.protocol))
         write(pack("events") + packer.pack_array_header(len(c.events)))
         batch: list[list[Any]] = []
         size = 0
@@ -339,8 +342,17 @@ class _Decoder:
         if not _is_seconds(start):
             raise self.fail(where, f"'start' must be a number of seconds >= 0, not {start!r:.40}")
         volatile = self.volatile(where, raw.get("volatile", []))
+        protocol = raw.get("protocol")
+        if protocol is not None and (
+            not isinstance(protocol, str) or not protocol or len(protocol) > 64
+        ):
+            raise self.fail(where, f"'protocol' must be a protocol's name, not {protocol!r:.40}")
         return Connection(
-            target=target, events=tuple(events), start=float(start), volatile=volatile
+            target=target,
+            events=tuple(events),
+            start=float(start),
+            volatile=volatile,
+            protocol=protocol,
         )
 
     def volatile(self, where: str, raw: object) -> tuple[tuple[int, int, int], ...]:

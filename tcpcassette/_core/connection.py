@@ -39,12 +39,15 @@ class Connection:
         volatile: spans of client messages known to differ between runs, as
             ``(message, start, end)``: the message's number (from 0, counting
             runs of client chunks) and a byte range in it (``tcpcassette learn``).
+        protocol: the name of the protocol detected while recording
+            (``"redis"``, ``"http"``), or None.
     """
 
     target: str
     events: tuple[Event, ...] = ()
     start: float = 0.0
     volatile: tuple[tuple[int, int, int], ...] = ()
+    protocol: str | None = None
 
     def volatile_in(self, message: int) -> list[tuple[int, int]]:
         """The learned ``(start, end)`` spans of client message number ``message``."""

@@ -20,7 +20,7 @@ errors for connections the cassette cannot serve are kept here too.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from . import diagnose
@@ -32,7 +32,7 @@ from .events import ClientData
 from .exchange import ExchangeBook, ExchangeMachine
 from .noise import Bindings, NoiseMode, explain
 from .options import Limits, ReplayOptions
-from .protocols import detect
+from .protocols import by_name, detect
 from .protocols.base import WireProtocol
 from .render import show_bytes
 from .replay import ReplayMachine
@@ -353,11 +353,19 @@ class Router:
             if choice == "raw":
                 found = None
             elif choice == "auto":
-                found = detect(self.connections[index])
+                found = by_name(self.connections[index].protocol) or detect(self.connections[index])
             else:
                 found = choice
             self._protocols[index] = found
         return self._protocols[index]
+
+    def with_protocol(self, recorded: Connection) -> Connection:
+        """A recorded connection with the name of the protocol it speaks, to store."""
+        choice = self.options.protocol
+        if choice == "raw":
+            return recorded
+        found = detect(recorded) if choice == "auto" else choice
+        return replace(recorded, protocol=found.name) if found is not None else recorded
 
     # -- addresses ---------------------------------------------------------------
 

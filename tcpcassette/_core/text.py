@@ -83,6 +83,7 @@ def export_text(cassette: CassetteModel) -> str:
                 if connection.volatile
                 else ""
             )
+            + (f'"protocol": {json.dumps(connection.protocol)}, ' if connection.protocol else "")
             + '"events": ['
         )
         events = connection.events

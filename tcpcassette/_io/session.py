@@ -124,7 +124,9 @@ class Session:
         recordings = sorted(self._recordings, key=lambda r: r.ordinal)
         origin = recordings[0].started if recordings else 0.0
         filters = self.router.options.filters
-        recorded = [redact(r.to_connection(origin), filters) for r in recordings]
+        recorded = [
+            self.router.with_protocol(redact(r.to_connection(origin), filters)) for r in recordings
+        ]
         unplayed = self.router.unplayed_error()
         if unplayed is not None:
             self._error(unplayed)

@@ -43,3 +43,16 @@ def test_the_model_places_and_removes_faults_and_names_itself_in_errors() -> Non
     with pytest.raises(InvalidFaultError, match="no connection True"):
         model.inject(Reset(), connection=True)
     assert model.contents.connections == tuple(model.connections)
+
+
+def test_a_detected_protocol_is_stored_in_version_2_and_absent_ones_keep_version_1() -> None:
+    import msgpack
+
+    from tcpcassette._core.codec import CassetteContents, decode, encode
+
+    plain = Connection(target="h:1", events=(ClientData(data=b"x"),))
+    tagged = Connection(target="h:1", events=(ClientData(data=b"x"),), protocol="redis")
+    for connection, version in ((plain, 1), (tagged, 2)):
+        raw = encode(CassetteContents(connections=(connection,), hosts={}))
+        assert msgpack.unpackb(raw)["version"] == version
+        assert decode(raw, source="t").connections == (connection,)

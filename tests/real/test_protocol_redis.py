@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from tcpcassette import use_cassette
+from tcpcassette import load, use_cassette
 
 from ..commands import run_cli
 from ..realservers import RedisServer
@@ -100,6 +100,8 @@ def replay(
 
 def test_default_redis_py_replays_in_a_fresh_process(recorded: tuple[Path, int]) -> None:
     assert replay(*recorded) == {"result": EXPECTED}
+    stored = load(recorded[0] / "default.msgpack").connections
+    assert [c.protocol for c in stored] == ["redis"]  # detected while recording, and kept
 
 
 def test_another_redis_py_version_replays_the_same_cassette(recorded: tuple[Path, int]) -> None:

@@ -39,4 +39,9 @@ def detect(
     return None
 
 
-__all__ = ["KNOWN", "ProtocolBase", "WireProtocol", "detect"]
+def by_name(name: str | None, protocols: Sequence[WireProtocol] = KNOWN) -> WireProtocol | None:
+    """The known protocol called ``name`` (None: no such protocol, or no name)."""
+    return next((p for p in protocols if p.name == name), None) if name else None
+
+
+__all__ = ["KNOWN", "ProtocolBase", "WireProtocol", "by_name", "detect"]
