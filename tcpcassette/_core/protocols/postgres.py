@@ -161,9 +161,15 @@ def _cstrings(body: bytes) -> list[bytes]:
     return body.split(b"\x00")
 
 
+def _escape(c: str) -> str:
+    if "\udc80" <= c <= "\udcff":  # a byte that is not UTF-8
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    return c if c.isprintable() and c != "\\" else repr(c)[1:-1]
+
+
 def _show(value: bytes) -> str:
-    text = value[:SHOWN_BYTES].decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text)
+    text = value[:SHOWN_BYTES].decode("utf-8", "surrogateescape")
+    text = "".join(_escape(c) for c in text)
     return text + ("…" if len(value) > SHOWN_BYTES else "")
 
 
