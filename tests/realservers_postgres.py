@@ -14,9 +14,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
-from .realservers import missing, offered_port, wait_for_port
+from .realservers import START_TIMEOUT, missing, offered_port, wait_for_port
 
 BINARIES = Path("/usr/lib/postgresql/15/bin")
 USER = "tester"
@@ -97,6 +98,7 @@ class PostgresServer:
                 )
             try:
                 wait_for_port(self.port, self.proc)
+                self._wait_until_ready(logfile)
                 return
             except RuntimeError:
                 self.stop(cleanup=False)
@@ -105,6 +107,15 @@ class PostgresServer:
                     break  # not a port clash: retrying would not help
         shutil.rmtree(self.dir, ignore_errors=True)
         raise RuntimeError("postgres did not start:\n" + log)
+
+    def _wait_until_ready(self, logfile: Path) -> None:
+        """Accepting is not ready: until its log says so, the server refuses logins
+        ("the database system is starting up")."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while "ready to accept connections" not in logfile.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("postgres did not get ready")
+            time.sleep(0.02)  # polling its log
 
     def stop(self, *, cleanup: bool = True) -> None:
         if self.proc.poll() is None:
