@@ -163,3 +163,60 @@ def test_show_decodes_messages_and_a_reset_is_asyncpgs_own_error(
     event = next(line for line in reversed(lines[:ok]) if "server → client" in line)
     outcome = replay(directory, port, reset_after=int(event.split()[0]))
     assert outcome == {"client_error": "ConnectionDoesNotExistError"}, outcome
+
+
+PSYCOPG_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import psycopg
+    from tcpcassette import use_cassette
+
+    directory, target, user, password, database = sys.argv[1:6]
+    out = {}
+    try:
+        with use_cassette("psycopg", cassette_dir=directory, record_mode="none") as cassette:
+            host, port = cassette.address(target)
+            try:
+                with psycopg.connect(
+                    host=host, port=port, user=user, password=password, dbname=database
+                ) as c:
+                    one = c.execute("select %s::int + 1", (41,)).fetchone()[0]
+                    rows = c.execute("select 'a', null::text").fetchall()
+                    out["result"] = [one, [list(r) for r in rows]]
+            except psycopg.Error as exc:
+                out["client_error"] = type(exc).__name__
+    except Exception as exc:
+        out["cassette_error"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(out))
+    """
+)
+
+
+def test_psycopg_through_the_cassette_address_replays_without_the_password(
+    tmp_path: Path,
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    server = PostgresServer()
+    target = f"127.0.0.1:{server.port}"
+    try:
+        with use_cassette("psycopg", record_mode="all", cassette_dir=tmp_path) as cassette:
+            host, port = cassette.address(target)
+            with psycopg.connect(
+                host=host, port=port, user=USER, password=PASSWORD, dbname=DATABASE
+            ) as c:
+                one = c.execute("select %s::int + 1", (41,)).fetchone()[0]
+                rows = c.execute("select 'a', null::text").fetchall()
+                assert [one, [list(r) for r in rows]] == EXPECTED
+    finally:
+        server.stop()
+    shown = run_cli("show", str(tmp_path / "psycopg.msgpack")).stdout
+    assert "⇒ AuthenticationSASL SCRAM-SHA-256" in shown and "⇒ DataRow a | NULL" in shown
+    done = subprocess.run(
+        [sys.executable, "-c", PSYCOPG_SCRIPT, str(tmp_path), target, USER, "wrong", DATABASE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"result": EXPECTED}
