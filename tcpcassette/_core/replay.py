@@ -125,6 +125,8 @@ class ReplayMachine:
             script = client_messages(events, ClientFraming(self._protocol))
         else:
             script = client_runs(events)
+        if self._protocol is not None:
+            script = played(script, self._protocol)
         self._events, self._origin = script
         self._noise = noise
         # What the noise rules learned on this connection, and (values long
@@ -632,6 +634,25 @@ def client_runs(events: tuple[Event, ...]) -> Script:
         out.append(ClientData(data=b"".join(e.data for e in run), time=run[-1].time))
         origin.append(start)
     return tuple(out), tuple(origin)
+
+
+def played(script: Script, protocol: WireProtocol) -> Script:
+    """The script as replay plays it, by the protocol's optional ``play`` method.
+
+    ``play(events)`` returns, for each event of the (framed) script, the event
+    replay plays in its place, or None to leave it out: an exchange replay
+    cannot answer as recorded (one bound to a secret it does not know) made
+    into one it can.  Positions stay the recorded ones.
+    """
+    play = getattr(protocol, "play", None)
+    if not callable(play):
+        return script
+    events, origin = script
+    changed = tuple(play(events))
+    if len(changed) != len(events):
+        return script
+    kept = [(e, o) for e, o in zip(changed, origin, strict=True) if e is not None]
+    return tuple(e for e, _ in kept), tuple(o for _, o in kept)
 
 
 def client_messages(events: tuple[Event, ...], framer: Framer) -> Script:

@@ -1,0 +1,373 @@
+"""PostgreSQL, frontend/backend protocol 3: typed messages, and SCRAM without the password.
+
+Framing: the client's first messages (``SSLRequest``, ``GSSENCRequest``,
+``StartupMessage``, ``CancelRequest``) have no type byte, an Int32 length
+(which counts itself) first; every later message is a type byte and an Int32
+length.  Type bytes are letters, so a message starting with a zero byte is an
+untyped one.  The server answers ``SSLRequest`` with the single byte ``N``
+(or ``S``), told apart from a ``NoticeResponse`` by the zero byte a notice's
+length starts with.
+
+What differs between runs:
+
+* The names client libraries give prepared statements and cursors from a
+  per-process counter (asyncpg's ``__asyncpg_stmt_1a__``): :meth:`normalise`
+  writes a fixed ``#`` in place of the counter (and recomputes the length),
+  so another counter, even one of another length, matches.
+* The SCRAM nonce the client chooses (``r=`` in ``SASLInitialResponse``
+  and ``SASLResponse``) and the proof it computes (``p=``) are volatile.
+
+SCRAM and replay: the password never crosses the wire, and SCRAM binds both
+sides to it.  The server-first message carries the client's random nonce
+(the echo rule writes the live one in), but the server-final ``v=`` is an
+HMAC of the whole exchange under a key derived from the password, which the
+client checks (asyncpg, libpq): a recorded signature cannot fit the live
+nonce, and replay does not know the password to compute another.  So replay
+answers as a ``trust`` server would: :meth:`script` takes the server-first
+(``AuthenticationSASLContinue``), the client-final (``SASLResponse``) and the
+server-final (``AuthenticationSASLFinal``) out of the script it plays, so the
+client's ``SASLInitialResponse`` is answered by the recorded
+``AuthenticationOk``.  Clients accept ``AuthenticationOk`` at any point of
+the exchange (unless told to require SCRAM, like libpq's
+``require_auth=scram-sha-256`` or ``channel_binding=require``).  MD5 and
+cleartext passwords replay as recorded: the server's salt is recorded, so the
+live client computes the same answer.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Sequence
+
+from ..events import ClientData, Event, ServerData
+from .base import ProtocolBase
+
+#: The protocol version 3.0 of a ``StartupMessage``.
+PROTOCOL_3 = 196608
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
+#: Bytes of a value shown when a message is rendered.
+SHOWN_BYTES = 60
+#: Columns shown of a ``DataRow`` or ``RowDescription``; more are counted.
+SHOWN_COLUMNS = 6
+
+_UNTYPED = {
+    SSL_REQUEST: "SSLRequest",
+    GSSENC_REQUEST: "GSSENCRequest",
+    CANCEL_REQUEST: "CancelRequest",
+}
+_COUNTER_NAME = re.compile(rb"__asyncpg_([a-z]+)_[0-9a-f]+__")
+_SCRAM_VALUE = re.compile(rb"(?:^|,)(?:r|p)=([^,\x00]*)")
+
+_AUTH = {
+    0: "AuthenticationOk",
+    2: "AuthenticationKerberosV5",
+    3: "AuthenticationCleartextPassword",
+    5: "AuthenticationMD5Password",
+    7: "AuthenticationGSS",
+    8: "AuthenticationGSSContinue",
+    9: "AuthenticationSSPI",
+    10: "AuthenticationSASL",
+    11: "AuthenticationSASLContinue",
+    12: "AuthenticationSASLFinal",
+}
+_CLIENT_NAMES = {
+    "Q": "Query",
+    "P": "Parse",
+    "B": "Bind",
+    "E": "Execute",
+    "D": "Describe",
+    "C": "Close",
+    "S": "Sync",
+    "H": "Flush",
+    "X": "Terminate",
+    "d": "CopyData",
+    "c": "CopyDone",
+    "f": "CopyFail",
+    "F": "FunctionCall",
+    "p": "PasswordMessage",
+}
+_SERVER_NAMES = {
+    "R": "Authentication",
+    "S": "ParameterStatus",
+    "K": "BackendKeyData",
+    "Z": "ReadyForQuery",
+    "T": "RowDescription",
+    "D": "DataRow",
+    "C": "CommandComplete",
+    "E": "ErrorResponse",
+    "N": "NoticeResponse",
+    "1": "ParseComplete",
+    "2": "BindComplete",
+    "3": "CloseComplete",
+    "n": "NoData",
+    "t": "ParameterDescription",
+    "s": "PortalSuspended",
+    "I": "EmptyQueryResponse",
+    "A": "NotificationResponse",
+    "G": "CopyInResponse",
+    "H": "CopyOutResponse",
+    "W": "CopyBothResponse",
+    "d": "CopyData",
+    "c": "CopyDone",
+    "V": "FunctionCallResponse",
+    "v": "NegotiateProtocolVersion",
+}
+
+
+def _int32(data: bytes, at: int) -> int:
+    return int(struct.unpack_from("!i", data, at)[0])
+
+
+def message_end(data: bytes, at: int, side: str) -> int | None:
+    """The end of the message starting at ``at`` (None: it is still arriving).
+
+    A length too small to be one ends the message at its header, so that
+    malformed input is matched as a whole rather than waited for.
+    """
+    if at >= len(data):
+        return None
+    first = data[at]
+    # The one-byte answer to SSLRequest or GSSENCRequest: no length follows
+    # (a notice's length starts with a zero byte).
+    if side == "server" and at == 0 and first in b"NSG" and (len(data) == 1 or data[1] != 0):
+        return 1
+    typed = first != 0 or side == "server"
+    header = 5 if typed else 4
+    if len(data) < at + header:
+        return None
+    length = _int32(data, at + header - 4)
+    if length < 4:
+        return at + header
+    end = at + header - 4 + length
+    return end if end <= len(data) else None
+
+
+def _split(data: bytes, side: str) -> list[int]:
+    ends: list[int] = []
+    at = 0
+    while at < len(data):
+        end = message_end(data, at, side)
+        if end is None or end <= at:
+            break
+        ends.append(end)
+        at = end
+    return ends
+
+
+def _cstrings(body: bytes) -> list[bytes]:
+    return body.split(b"\x00")
+
+
+def _escape(c: str) -> str:
+    if "\udc80" <= c <= "\udcff":  # a byte that is not UTF-8
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    return c if c.isprintable() and c != "\\" else repr(c)[1:-1]
+
+
+def _show(value: bytes) -> str:
+    text = value[:SHOWN_BYTES].decode("utf-8", "surrogateescape")
+    text = "".join(_escape(c) for c in text)
+    return text + ("…" if len(value) > SHOWN_BYTES else "")
+
+
+def _auth_code(message: bytes) -> int | None:
+    if len(message) >= 9 and message[:1] == b"R":
+        return _int32(message, 5)
+    return None
+
+
+class Postgres(ProtocolBase):
+    """The PostgreSQL frontend/backend protocol, version 3."""
+
+    name = "postgres"
+
+    def detect(self, client: bytes, server: bytes) -> bool:
+        if len(client) < 8 or client[0] != 0:
+            return False
+        length, code = _int32(client, 0), _int32(client, 4)
+        if code in (SSL_REQUEST, GSSENC_REQUEST):
+            return length == 8
+        return code == PROTOCOL_3 and 8 < length <= 10000
+
+    def split(self, data: bytes, side: str) -> list[int]:
+        return _split(data, side)
+
+    def normalise(self, message: bytes) -> bytes:
+        if not message or message[0] not in b"PBDCQE":
+            return message
+        body, count = _COUNTER_NAME.subn(rb"__asyncpg_\1_#__", message[5:])
+        if not count:
+            return message
+        return message[:1] + struct.pack("!i", len(body) + 4) + body
+
+    def volatile(self, message: bytes) -> list[tuple[int, int]]:
+        if message[:1] != b"p" or len(message) < 5:
+            return []
+        body_at = 5
+        body = message[5:]
+        if body.startswith(b"SCRAM-"):
+            # SASLInitialResponse: mechanism, Int32 length, client-first message.
+            name_end = body.find(b"\x00")
+            if name_end < 0:
+                return []
+            body_at += name_end + 5
+            body = message[body_at:]
+        elif not body.startswith(b"c="):
+            return []  # a password message: what the client sends is fixed by the salt
+        return [(body_at + m.start(1), body_at + m.end(1)) for m in _SCRAM_VALUE.finditer(body)]
+
+    def play(self, events: Sequence[Event]) -> list[Event | None]:
+        """The recorded events as replay plays them (None: left out): a SCRAM
+        exchange answered as by a ``trust`` server (see the module's docstring).
+        Unchanged when the exchange is not cut at message boundaries as expected."""
+        out: list[Event | None] = []
+        state = "before"  # "before" -> "continued" -> "answered" -> "done"
+        for event in events:
+            if state == "done" or not isinstance(event, ClientData | ServerData):
+                out.append(event)
+                continue
+            side = "client" if type(event) is ClientData else "server"
+            data = event.data
+            ends = _split(data, side)
+            if not ends or ends[-1] != len(data):
+                return list(events)  # a message cut across chunks: leave it alone
+            kept: list[bytes] = []
+            for start, end in zip([0, *ends], ends, strict=False):
+                message = data[start:end]
+                code = _auth_code(message) if side == "server" else None
+                if code == 11 and state == "before":
+                    state = "continued"
+                elif side == "client" and message[:1] == b"p" and state == "continued":
+                    state = "answered"
+                elif code == 12 and state == "answered":
+                    state = "done"
+                else:
+                    kept.append(message)
+            if len(kept) == len(ends):
+                out.append(event)
+            else:
+                out.append(type(event)(data=b"".join(kept), time=event.time) if kept else None)
+        return out if state == "done" else list(events)
+
+    def render(self, message: bytes, side: str) -> str:
+        try:
+            return self._render(message, side)
+        except (struct.error, IndexError, ValueError):
+            return _show(message)
+
+    def _render(self, message: bytes, side: str) -> str:
+        if not message:
+            return ""
+        if side == "server" and len(message) == 1:
+            return {"N": "SSL refused", "S": "SSL accepted", "G": "GSSENC accepted"}.get(
+                chr(message[0]), _show(message)
+            )
+        if message[0] == 0 and side == "client":
+            return _render_untyped(message)
+        kind = chr(message[0])
+        body = message[5:]
+        if side == "client":
+            return _render_client(kind, body)
+        return _render_server(kind, body, message)
+
+
+def _render_untyped(message: bytes) -> str:
+    code = _int32(message, 4)
+    if code in _UNTYPED:
+        return _UNTYPED[code]
+    if code != PROTOCOL_3:
+        return f"StartupMessage version {code >> 16}.{code & 0xFFFF}"
+    words = _cstrings(message[8:])
+    pairs = [f"{_show(k)}={_show(v)}" for k, v in zip(words[::2], words[1::2], strict=False) if k]
+    return "StartupMessage " + " ".join(pairs)
+
+
+def _render_client(kind: str, body: bytes) -> str:
+    name = _CLIENT_NAMES.get(kind, f"message {kind!r}")
+    words = _cstrings(body)
+    if kind == "Q":
+        return f"Query: {_show(words[0])}"
+    if kind == "P":
+        return f"Parse {_show(words[0]) or '(unnamed)'}: {_show(words[1])}"
+    if kind == "B":
+        portal, statement = words[0], words[1]
+        return f"Bind {_show(portal) or '(unnamed)'} {_show(statement) or '(unnamed)'}"
+    if kind == "E":
+        return f"Execute {_show(words[0]) or '(unnamed)'}"
+    if kind in "DC" and body:
+        what = "statement" if body[:1] == b"S" else "portal"
+        target = _show(body[1:].split(b"\x00")[0]) or "(unnamed)"
+        return f"{name} {what} {target}"
+    if kind == "p":
+        if body.startswith(b"SCRAM-"):
+            mechanism, _, rest = body.partition(b"\x00")
+            return f"SASLInitialResponse {_show(mechanism)} {_show(rest[4:])}"
+        if body.startswith(b"c="):
+            return f"SASLResponse {_show(body)}"
+        return "PasswordMessage"
+    return name
+
+
+def _fields(body: bytes) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for field in _cstrings(body):
+        if field:
+            out[chr(field[0])] = field[1:]
+    return out
+
+
+def _render_server(kind: str, body: bytes, message: bytes) -> str:
+    name = _SERVER_NAMES.get(kind, f"message {kind!r}")
+    if kind == "R":
+        code = _int32(message, 5)
+        label = _AUTH.get(code, f"Authentication {code}")
+        rest = body[4:]
+        if code == 10:
+            return label + " " + " ".join(_show(m) for m in _cstrings(rest) if m)
+        if code in (11, 12):
+            return f"{label} {_show(rest)}"
+        return label
+    if kind == "S":
+        words = _cstrings(body)
+        return f"ParameterStatus {_show(words[0])}={_show(words[1])}"
+    if kind == "Z":
+        return f"ReadyForQuery {_show(body[:1])}"
+    if kind == "C":
+        tag = body.rstrip(b"\x00")
+        return f"CommandComplete {_show(tag)}"
+    if kind in "EN":
+        fields = _fields(body)
+        parts = [fields.get(k, b"") for k in "SCM"]
+        return f"{name} " + " ".join(_show(p) for p in parts if p)
+    if kind == "D":
+        return "DataRow " + _render_row(body)
+    if kind == "T":
+        count = struct.unpack_from("!h", body, 0)[0]
+        names: list[str] = []
+        at = 2
+        for _ in range(min(count, SHOWN_COLUMNS)):
+            end = body.index(b"\x00", at)
+            names.append(_show(body[at:end]))
+            at = end + 19
+        more = f" … (+{count - SHOWN_COLUMNS} columns)" if count > SHOWN_COLUMNS else ""
+        return "RowDescription " + " ".join(names) + more
+    return name
+
+
+def _render_row(body: bytes) -> str:
+    count = struct.unpack_from("!h", body, 0)[0]
+    values: list[str] = []
+    at = 2
+    for _ in range(min(count, SHOWN_COLUMNS)):
+        size = _int32(body, at)
+        at += 4
+        if size < 0:
+            values.append("NULL")
+            continue
+        values.append(_show(body[at : at + size]))
+        at += size
+    more = f" … (+{count - SHOWN_COLUMNS} columns)" if count > SHOWN_COLUMNS else ""
+    return " | ".join(values) + more
