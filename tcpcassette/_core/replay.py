@@ -637,18 +637,15 @@ def client_runs(events: tuple[Event, ...]) -> Script:
 
 
 def played(script: Script, protocol: WireProtocol) -> Script:
-    """The script as replay plays it, by the protocol's optional ``play`` method.
+    """The script as replay plays it, by the protocol's ``play`` method.
 
     ``play(events)`` returns, for each event of the (framed) script, the event
     replay plays in its place, or None to leave it out: an exchange replay
     cannot answer as recorded (one bound to a secret it does not know) made
     into one it can.  Positions stay the recorded ones.
     """
-    play = getattr(protocol, "play", None)
-    if not callable(play):
-        return script
     events, origin = script
-    changed = tuple(play(events))
+    changed = tuple(protocol.play(events))
     if len(changed) != len(events):
         return script
     kept = [(e, o) for e, o in zip(changed, origin, strict=True) if e is not None]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..events import Event
 
 
 @runtime_checkable
@@ -44,6 +48,15 @@ class WireProtocol(Protocol):
         """
         ...
 
+    def play(self, events: Sequence[Event]) -> Sequence[Event | None]:
+        """The framed script as replay plays it: for each event, the event to play in
+        its place, or None to leave it out (the same length as ``events``).
+
+        For exchanges replay cannot answer as recorded: one bound to a secret it
+        does not know (a SCRAM server signature) made into one it can.
+        """
+        ...
+
     def render(self, message: bytes, side: str) -> str:
         """The message in one line, for people: ``SET key value``."""
         ...
@@ -61,3 +74,6 @@ class ProtocolBase:
 
     def rewrite(self, reply: bytes, recorded: bytes, live: bytes) -> bytes:
         return reply
+
+    def play(self, events: Sequence[Event]) -> Sequence[Event | None]:
+        return events
