@@ -14,7 +14,11 @@ byte stay strict.
 
 The auth response is not volatile: it is derived from the salt and the
 password, and a replay sends the recorded greeting, so a client with the same
-password computes the same bytes again.  Another password is a mismatch.
+password computes the same bytes again.  Another password must be a
+mismatch, yet 20 bytes of a hash look random to the generic ``random`` rule of
+:mod:`tcpcassette._core.noise`; so the compared form spells the auth response
+out as ``0`` and ``1`` characters, which no generic rule takes for random.
+The compared form of a login is therefore no valid packet; it is only compared.
 """
 
 from __future__ import annotations
@@ -111,6 +115,7 @@ class Login:
     """The fields of a ``HandshakeResponse41`` payload, and where its attributes are."""
 
     user: bytes
+    auth: tuple[int, int]
     database: bytes | None
     plugin: bytes | None
     attributes_at: int | None
@@ -132,15 +137,18 @@ def login(payload: bytes) -> Login | None:
         auth = lenenc_str(payload, at)
         if auth is None or auth[0] is None:
             return None
+        secret = (auth[1] - len(auth[0]), auth[1])
         at = auth[1]
     elif caps & CLIENT_SECURE_CONNECTION:
         if at >= len(payload) or at + 1 + payload[at] > len(payload):
             return None
-        at += 1 + payload[at]
+        secret = (at + 1, at + 1 + payload[at])
+        at = secret[1]
     else:
         nul = _nul_str(payload, at)
         if nul is None:
             return None
+        secret = (at, nul[1] - 1)
         at = nul[1]
     database = plugin = None
     if caps & CLIENT_CONNECT_WITH_DB:
@@ -154,7 +162,7 @@ def login(payload: bytes) -> Login | None:
             return None
         plugin, at = found
     if not caps & CLIENT_CONNECT_ATTRS or at >= len(payload):
-        return Login(name, database, plugin, None, ())
+        return Login(name, secret, database, plugin, None, ())
     block = lenenc_int(payload, at)
     if block is None or block[1] + block[0] != len(payload):
         return None
@@ -169,7 +177,7 @@ def login(payload: bytes) -> Login | None:
             return None
         pairs.append((key[0], value[0]))
         cursor = value[1]
-    return Login(name, database, plugin, at, tuple(pairs))
+    return Login(name, secret, database, plugin, at, tuple(pairs))
 
 
 def _is_login(message: bytes) -> bool:
@@ -209,10 +217,16 @@ class MySql(ProtocolBase):
             return message
         payload = message[HEADER:]
         found = login(payload)
-        if found is None or found.attributes_at is None:
+        if found is None:
             return message
-        blanked = b"".join(encode_lenenc(len(k)) + k + b"\x00" for k, _ in found.attributes)
-        payload = payload[: found.attributes_at] + encode_lenenc(len(blanked)) + blanked
+        start, end = found.auth
+        # The auth response as bits: a wrong password must not pass for a random value.
+        bits = "".join(f"{byte:08b}" for byte in payload[start:end]).encode()
+        rest = payload[end:] if found.attributes_at is None else payload[end : found.attributes_at]
+        payload = payload[:start] + bits + rest
+        if found.attributes_at is not None:
+            blanked = b"".join(encode_lenenc(len(k)) + k + b"\x00" for k, _ in found.attributes)
+            payload += encode_lenenc(len(blanked)) + blanked
         return len(payload).to_bytes(3, "little") + message[3:4] + payload
 
     def render(self, message: bytes, side: str) -> str:
