@@ -21,8 +21,11 @@ from typing import Any
 
 import pymysql
 import pytest
+from pymysql._auth import scramble_native_password
 
+import tcpcassette
 from tcpcassette import use_cassette
+from tcpcassette._core.protocols.mysql import login
 
 from ..commands import run_cli
 from ..realservers_mysql import DATABASE, PASSWORD, USER, MariaDbServer
@@ -132,12 +135,6 @@ def replay(
     return result
 
 
-def recorded_pid(directory: Path) -> bytes:
-    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
-    assert "_pid" in shown
-    return shown.encode()
-
-
 def test_default_pymysql_replays_in_a_fresh_process(recorded: tuple[Path, int]) -> None:
     outcome = replay(*recorded)
     assert outcome.pop("result") == EXPECTED, outcome
@@ -153,7 +150,19 @@ def test_without_the_protocol_the_other_pid_is_a_mismatch(recorded: tuple[Path, 
 def test_the_auth_response_is_recomputed_from_the_recorded_salt(
     recorded: tuple[Path, int],
 ) -> None:
-    # Same password: same auth response (the first test). Another password: a mismatch.
+    directory, _port = recorded
+    (connection,) = tcpcassette.load(directory / "default.msgpack").connections
+    greeting, response = (e.data for e in connection.events[:2])
+    # The salt: 8 bytes after the version and connection id, 12 more after 13 others.
+    at = greeting.index(b"\x00", 5) + 5
+    salt = greeting[at : at + 8] + greeting[at + 8 + 19 : at + 8 + 19 + 12]
+    found = login(response[4:])
+    assert found is not None
+    start, end = found.auth
+    # The recorded auth response is the one the password gives for the recorded salt,
+    # so a replayed client computes it again (the first test replays without noise).
+    assert response[4 + start : 4 + end] == scramble_native_password(PASSWORD.encode(), salt)
+    assert replay(*recorded)["result"] == EXPECTED
     wrong = replay(*recorded, password="another-pw")
     assert "ClientMismatchError" in wrong.get("cassette_error", ""), wrong
 
