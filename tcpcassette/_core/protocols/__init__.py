@@ -21,11 +21,12 @@ from ..connection import Connection
 from ..events import ClientData, ServerData
 from .base import ProtocolBase, WireProtocol
 from .http import Http
+from .mysql import MySql
 from .postgres import Postgres
 from .redis import Redis
 
 #: The protocols detected by default, in the order they are tried.
-KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Postgres())
+KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Postgres(), MySql())
 
 
 def detect(
