@@ -162,10 +162,10 @@ class Memcached(ProtocolBase):
                 return shown + f" … (+{len(words) - SHOWN_KEYS - 1} keys)"
             return " ".join(_show(w) for w in words)
         if line.startswith(b"VALUE "):
-            keys = [
-                _show(m.split(b" ")[1]) for m in re.findall(rb"(?m)^VALUE [^ \r\n]+", message)
-            ]
-            return "VALUE " + ", ".join(keys[:SHOWN_KEYS]) + (" …" if len(keys) > SHOWN_KEYS else "")
+            keys = [_show(m.split(b" ")[1]) for m in re.findall(rb"(?m)^VALUE [^ \r\n]+", message)]
+            return (
+                "VALUE " + ", ".join(keys[:SHOWN_KEYS]) + (" …" if len(keys) > SHOWN_KEYS else "")
+            )
         if line.startswith(b"STAT "):
             return f"STAT … ({message.count(b'STAT ')} lines)"
         return _show(line) if line else _show(message)
