@@ -7,6 +7,9 @@ import subprocess
 
 from .realservers import missing, offered_port, wait_for_port
 
+#: No UDP listener; memcached refuses to run as root, so it drops to ``nobody``.
+UDP_OFF = ("-U", "0", "-u", "nobody")
+
 
 class MemcachedServer:
     """memcached on a port the kernel just offered, TCP only, nothing else listening.
@@ -25,8 +28,7 @@ class MemcachedServer:
         for _attempt in range(self.ATTEMPTS):
             self.port = offered_port()
             self.proc = subprocess.Popen(
-                [binary or "memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"]
-                + ["-u", "nobody"],
+                [binary or "memcached", "-l", "127.0.0.1", "-p", str(self.port), *UDP_OFF],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )

@@ -21,9 +21,12 @@ from .base import ProtocolBase
 _STORAGE = {b"set": 3, b"add": 3, b"replace": 3, b"append": 3, b"prepend": 3, b"cas": 3}
 _META_STORAGE = b"ms"  # ms <key> <datalen> <flags>*
 _COMMANDS = frozenset(
-    [*_STORAGE, b"get", b"gets", b"gat", b"gats", b"delete", b"incr", b"decr", b"touch"]
-    + [b"stats", b"version", b"flush_all", b"quit", b"verbosity", b"cache_memlimit"]
-    + [b"mg", b"ms", b"md", b"ma", b"mn", b"me", b"lru_crawler", b"watch", b"shutdown"]
+    (
+        *_STORAGE,
+        *(b"get", b"gets", b"gat", b"gats", b"delete", b"incr", b"decr", b"touch"),
+        *(b"stats", b"version", b"flush_all", b"quit", b"verbosity", b"cache_memlimit"),
+        *(b"mg", b"ms", b"md", b"ma", b"mn", b"me", b"lru_crawler", b"watch", b"shutdown"),
+    )
 )
 #: Server lines that start a multi-line reply, which ends with ``END``.
 _LISTS = (b"VALUE ", b"STAT ", b"ITEM ")
