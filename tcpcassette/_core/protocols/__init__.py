@@ -23,9 +23,10 @@ from .base import ProtocolBase, WireProtocol
 from .http import Http
 from .memcached import Memcached
 from .redis import Redis
+from .smtp import Smtp
 
 #: The protocols detected by default, in the order they are tried.
-KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Memcached())
+KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Memcached(), Smtp())
 
 
 def detect(
