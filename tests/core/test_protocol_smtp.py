@@ -7,7 +7,7 @@ import random
 import pytest
 
 from tcpcassette import ClientData, Connection, ServerData
-from tcpcassette._core.actions import Problem, Send
+from tcpcassette._core.actions import Action, Problem, Send
 from tcpcassette._core.protocols import detect
 from tcpcassette._core.protocols.smtp import Smtp, command_end, reply_end
 from tcpcassette._core.replay import ReplayMachine
@@ -105,8 +105,8 @@ def test_what_is_volatile() -> None:
         assert S.volatile(strict) == []
 
 
-def play(recorded: tuple[bytes, ...], live: tuple[bytes, ...]) -> list[object]:
-    events = []
+def play(recorded: tuple[bytes, ...], live: tuple[bytes, ...]) -> list[Action]:
+    events: list[ClientData | ServerData] = []
     for i, message in enumerate(recorded):
         events += [ClientData(data=message), ServerData(data=b"250 OK %d\r\n" % i)]
     m = ReplayMachine(
