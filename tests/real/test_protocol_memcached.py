@@ -28,10 +28,12 @@ SCRIPT = textwrap.dedent(
     import json, sys, threading
     from pymemcache.client.base import Client, PooledClient
     from tcpcassette import at, use_cassette
-    from tcpcassette.faults import Reset
+    from tcpcassette.faults import Close, Reset
 
-    directory, port, mode, record_mode, matching, reset_after = sys.argv[1:7]
-    faults = [at(Reset(), connection=0, after=int(reset_after))] if reset_after else []
+    directory, port, mode, record_mode, matching, fault = sys.argv[1:7]
+    kind, _, after = fault.partition(":")
+    made = {"reset": Reset, "close": Close}
+    faults = [at(made[kind](), connection=0, after=int(after))] if fault else []
 
     def work(client, name):
         return [
@@ -98,7 +100,7 @@ def run(
     *,
     record_mode: str = "none",
     matching: str = "script",
-    reset_after: int | None = None,
+    fault: str = "",
 ) -> dict[str, Any]:
     done = subprocess.run(
         [
@@ -110,7 +112,7 @@ def run(
             mode,
             record_mode,
             matching,
-            "" if reset_after is None else str(reset_after),
+            fault,
         ],
         capture_output=True,
         text=True,
@@ -157,17 +159,32 @@ def test_show_prints_the_decoded_commands_and_replies(recorded: tuple[Path, int]
         assert line in shown, line
 
 
+def first_reply(directory: Path) -> int:
+    """The event number of the reply to the first ``get``."""
+    lines = run_cli("show", str(directory / "default.msgpack")).stdout.splitlines()
+    value = lines.index("        ⇒ VALUE alpha")
+    event = next(line for line in reversed(lines[:value]) if "server → client" in line)
+    return int(event.split()[0])
+
+
 def test_a_reset_after_the_first_reply_is_the_clients_own_socket_error(
     recorded: tuple[Path, int],
 ) -> None:
     directory, port = recorded
-    shown = run_cli("show", str(directory / "base" / "default.msgpack")).stdout
-    lines = shown.splitlines()
-    value = lines.index("        ⇒ VALUE alpha")
-    event = next(line for line in reversed(lines[:value]) if "server → client" in line)
-    outcome = run(directory / "base", port, "base", reset_after=int(event.split()[0]))
+    after = first_reply(directory / "base")
+    outcome = run(directory / "base", port, "base", fault=f"reset:{after}")
     # pymemcache does not wrap socket errors: a reset reaches the caller as it is.
     assert outcome == {"client_error": "builtins.ConnectionResetError"}, outcome
+
+
+def test_a_close_after_the_first_reply_is_pymemcaches_own_exception(
+    recorded: tuple[Path, int],
+) -> None:
+    directory, port = recorded
+    after = first_reply(directory / "base")
+    outcome = run(directory / "base", port, "base", fault=f"close:{after}")
+    expected = "pymemcache.exceptions.MemcacheUnexpectedCloseError"
+    assert outcome == {"client_error": expected}, outcome
 
 
 def test_a_pooled_client_used_by_threads_replays_by_exchange(recorded: tuple[Path, int]) -> None:
