@@ -21,12 +21,14 @@ from ..connection import Connection
 from ..events import ClientData, ServerData
 from .base import ProtocolBase, WireProtocol
 from .http import Http
+from .memcached import Memcached
 from .mysql import MySql
 from .postgres import Postgres
 from .redis import Redis
+from .smtp import Smtp
 
 #: The protocols detected by default, in the order they are tried.
-KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Postgres(), MySql())
+KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Postgres(), MySql(), Memcached(), Smtp())
 
 
 def detect(
