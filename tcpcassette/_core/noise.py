@@ -65,7 +65,7 @@ MAX_ALIGNED_MESSAGE = 16 * 1024
 
 _TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
-_NAMED_VALUE = re.compile(rb"[A-Za-z_-]{1,32}=(?=.)")
+_NAMED_VALUE = re.compile(rb"[A-Za-z_-]{1,32}=(?=[^=])")
 _UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 

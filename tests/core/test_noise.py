@@ -266,3 +266,14 @@ def test_the_machine_matches_a_noisy_message_split_byte_by_byte() -> None:
 def test_substitutions_anchored_at_line_starts_touch_only_those_places() -> None:
     s = Substitution(b"AB12", b"CD34", "line", 0)
     assert s.apply(b"AB12 OK\r\nx AB12\r\nAB12 NO\r\n") == b"CD34 OK\r\nx AB12\r\nCD34 NO\r\n"
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_a_websocket_key_always_looks_random_even_ending_in_padding_after_letters(
+    seed: int,
+) -> None:
+    # 16 random bytes in base64 end in "=="; "xqLNnwkeUgUFTfiVSouBsg==" once read as name=value.
+    rng = random.Random(seed)
+    key = base64.b64encode(bytes(rng.randrange(256) for _ in range(16)))
+    assert looks_random(key), key
+    assert looks_random(b"xqLNnwkeUgUFTfiVSouBsg==")
