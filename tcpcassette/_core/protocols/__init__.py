@@ -21,10 +21,11 @@ from ..connection import Connection
 from ..events import ClientData, ServerData
 from .base import ProtocolBase, WireProtocol
 from .http import Http
+from .nats import Nats
 from .redis import Redis
 
 #: The protocols detected by default, in the order they are tried.
-KNOWN: tuple[WireProtocol, ...] = (Redis(), Http())
+KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Nats())
 
 
 def detect(
