@@ -64,7 +64,7 @@ SCRIPT = WORKLOAD + textwrap.dedent(
     try:
         with use_cassette("default", cassette_dir=directory, protocol=protocol, faults=faults):
             try:
-                out["result"] = asyncio.run(asyncio.wait_for(workload(int(port)), 20))
+                out["result"] = asyncio.run(asyncio.wait_for(workload(int(port)), 8))
             except nats.errors.Error as exc:
                 out["client_error"] = type(exc).__name__
     except Exception as exc:
@@ -152,5 +152,6 @@ def test_a_reset_after_the_handshake_is_nats_pys_own_error(recorded: tuple[Path,
     ping = next(i for i, line in enumerate(lines) if "⇒ PING" in line)
     pong = next(line for line in lines[ping + 1 :] if "server → client" in line).split()[0]
     outcome = replay(directory, port, reset_after=int(pong))
-    assert "client_error" in outcome, outcome
-    assert outcome["client_error"] in ("TimeoutError", "ConnectionClosedError", "NoRespondersError"), outcome
+    # nats-py reconnects in the background (no second connection was recorded),
+    # so the request waiting for its reply fails with nats-py's own timeout.
+    assert outcome.get("client_error") == "TimeoutError", outcome

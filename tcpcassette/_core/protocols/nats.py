@@ -115,5 +115,7 @@ class Nats(ProtocolBase):
                 head = 0
             headers = body[:head].count(b"\r\n") - 2 if head else 0
             shown = [_show(w) for w in words[1:-2]]
-            return " ".join([verb.decode(), *shown, f"+ {max(headers, 0)} headers", _show(body[head:])])
+            return " ".join(
+                [verb.decode(), *shown, f"+ {max(headers, 0)} headers", _show(body[head:])]
+            )
         return " ".join([verb.decode(), *(_show(w) for w in words[1:-1]), _show(body)])
