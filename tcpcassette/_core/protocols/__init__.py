@@ -21,11 +21,12 @@ from ..connection import Connection
 from ..events import ClientData, ServerData
 from .base import ProtocolBase, WireProtocol
 from .http import Http
+from .mqtt import Mqtt
 from .nats import Nats
 from .redis import Redis
 
 #: The protocols detected by default, in the order they are tried.
-KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Nats())
+KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Nats(), Mqtt())
 
 
 def detect(
