@@ -18,7 +18,7 @@ is served the same recording again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .connection import Connection
@@ -27,6 +27,7 @@ from .faults import ConnectTimeout, Fault, Refuse
 from .framing import split_messages
 from .matching import MessageRule
 from .noise import NoiseMode, compare, message_length, plausible, replies_after
+from .protocols.base import WireProtocol
 from .render import first_difference
 
 
@@ -116,8 +117,10 @@ class Dispatcher:
         repeat: bool = False,
         rule: MessageRule | None = None,
         noise: NoiseMode = NoiseMode.AUTO,
+        protocol_of: Callable[[int], WireProtocol | None] | None = None,
     ) -> None:
         self._connections = connections
+        self._protocol_of = protocol_of
         self._rule = rule
         self._noise = noise
         self._openings = [_opening(c) for c in connections]
@@ -219,6 +222,34 @@ class Dispatcher:
             return Claimed(first, self._claim(first))
         return None
 
+    def _by_protocol(
+        self, index: int, protocol: WireProtocol, opening: bytes, received: bytes, *, eof: bool
+    ) -> Claimed | None:
+        """Recording ``index`` claimed when the live first message matches its first
+        message as ``protocol`` frames and compares them (None: not, or not yet)."""
+        ends = protocol.split(opening, "client")
+        message = opening[: ends[0]] if ends else opening
+        if received.startswith(message):
+            return Claimed(index, self._claim(index))
+        live_ends = protocol.split(received, "client")
+        if not live_ends and not eof:
+            return None
+        if self._noise is NoiseMode.OFF:
+            return None
+        live = received[: live_ends[0]] if live_ends else received
+        connection = self._connections[index]
+        recorded_form = protocol.normalise(message)
+        verdict = compare(
+            recorded_form,
+            protocol.normalise(live),
+            mode=self._noise,
+            replies=replies_after(connection.events, -1),
+            learned=connection.volatile_in(0),
+            fields=protocol.volatile(recorded_form),
+            protocol=protocol.name,
+        )
+        return Claimed(index, self._claim(index)) if verdict.ok else None
+
     def on_first_bytes(self, target: str, received: bytes, *, eof: bool) -> FirstBytesDecision:
         """Choose a recording by the client's first bytes (and whether it closed).
 
@@ -235,6 +266,14 @@ class Dispatcher:
         for index in servable:
             opening = self._openings[index]
             message = opening.message
+            protocol = self._protocol_of(index) if self._protocol_of is not None else None
+            if message and protocol is not None and self._rule is None:
+                # A protocol frames the first message, and judges it by its own fields.
+                claimed = self._by_protocol(index, protocol, message, received, eof=eof)
+                if claimed is not None:
+                    return claimed
+                waiting = waiting or not (eof or protocol.split(received, "client"))
+                continue
             if message and self._rule is not None:
                 # With framing, the first framed message decides.
                 message = split_messages(message, self._rule.framer)[0]

@@ -150,6 +150,7 @@ class _Script:
             repeat=router.options.repeat,
             rule=router.options.rule,
             noise=router.options.noise,
+            protocol_of=router.protocol_of,
         )
 
     def on_connect(self, target: str) -> ConnectDecision | None:
