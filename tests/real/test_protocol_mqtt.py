@@ -33,26 +33,26 @@ WORKLOAD = textwrap.dedent(
     import threading
     import time
     import paho.mqtt.client as mqtt
-    
+
     def workload(port):
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)  # otherwise the default configuration
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)  # default otherwise
         got, lost = [], []
         subscribed, published, both = threading.Event(), threading.Event(), threading.Event()
-    
+
         def on_message(client, userdata, message):
             got.append([message.topic, message.payload.decode(), message.qos])
             if len(got) == 2:
                 both.set()
-    
+
         def on_disconnect(client, userdata, flags, reason_code, properties):
             lost.append(str(reason_code))
-    
+
         def wait(event):
             deadline = time.monotonic() + 5
             while not event.is_set() and not lost and time.monotonic() < deadline:
                 time.sleep(0.01)
             return event.is_set()
-    
+
         client.on_message = on_message
         client.on_subscribe = lambda *args: subscribed.set()
         client.on_publish = lambda *args: published.set()
