@@ -1,4 +1,4 @@
-"""Message brokers nobody here wrote: Debian's nats-server and mosquitto, on ephemeral ports.
+"""Debian's nats-server on an ephemeral port, and what the brokers' helpers share.
 
 Neither can pick a port itself and report it, so a port the kernel just
 handed out is offered; a broker that could not bind it exits, and another
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 from .realservers import missing, offered_port, wait_for_port
 
@@ -57,23 +55,3 @@ class NatsServer(_Broker):
 
     def command(self, binary: str, port: int) -> list[str]:
         return [binary, "-a", "127.0.0.1", "-p", str(port)]
-
-
-class MosquittoServer(_Broker):
-    """Debian's mosquitto, anonymous, persisting nothing."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("mosquitto")
-        if binary is None:
-            missing("mosquitto (Debian package mosquitto)")
-        self._dir = tempfile.TemporaryDirectory()
-        self._start(binary or "mosquitto")
-
-    def command(self, binary: str, port: int) -> list[str]:
-        conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        return [binary, "-c", str(conf)]
-
-    def stop(self) -> None:
-        self._kill()
-        self._dir.cleanup()

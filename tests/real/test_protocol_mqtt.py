@@ -24,7 +24,7 @@ import pytest
 from tcpcassette import use_cassette
 
 from ..commands import run_cli
-from ..realservers_nats import MosquittoServer
+from ..realservers_mqtt import MosquittoServer
 
 mqtt = pytest.importorskip("paho.mqtt.client")
 
@@ -171,7 +171,10 @@ def test_a_client_id_of_another_length_replays(tmp_path: Path) -> None:
 def test_a_reset_after_the_suback_is_reported_by_paho_mqtt(recorded: tuple[Path, int]) -> None:
     directory, port = recorded
     shown = run_cli("show", str(directory / "default.msgpack")).stdout
-    suback = next(i for i, line in enumerate(shown.splitlines()) if "⇒ SUBACK" in line)
-    event = int(shown.splitlines()[suback - 1].split()[0])
+    # The SUBACK may have come in one chunk with the CONNACK: the event is the chunk.
+    lines = shown.splitlines()
+    suback = next(i for i, line in enumerate(lines) if "⇒ SUBACK" in line)
+    chunk = next(line for line in reversed(lines[:suback]) if "server → client" in line)
+    event = int(chunk.split()[0])
     outcome = replay(directory, port, reset_after=event)
     assert outcome["result"] == {"messages": [], "lost": ["Unspecified error"]}, outcome
