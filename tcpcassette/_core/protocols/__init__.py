@@ -22,13 +22,24 @@ from ..events import ClientData, ServerData
 from .base import ProtocolBase, WireProtocol
 from .http import Http
 from .memcached import Memcached
+from .mqtt import Mqtt
 from .mysql import MySql
+from .nats import Nats
 from .postgres import Postgres
 from .redis import Redis
 from .smtp import Smtp
 
 #: The protocols detected by default, in the order they are tried.
-KNOWN: tuple[WireProtocol, ...] = (Redis(), Http(), Postgres(), MySql(), Memcached(), Smtp())
+KNOWN: tuple[WireProtocol, ...] = (
+    Redis(),
+    Http(),
+    Postgres(),
+    MySql(),
+    Memcached(),
+    Smtp(),
+    Nats(),
+    Mqtt(),
+)
 
 
 def detect(
