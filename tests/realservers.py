@@ -152,6 +152,18 @@ class RedisServer:
             self.proc.stdout.close()
 
 
+#: Where Debian puts server binaries, searched even when PATH leaves them out.
+SYSTEM_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+
+
+def server_binary(name: str, package: str) -> str:
+    """The path of a server binary, or a skip (a failure under CI) naming its package."""
+    found = shutil.which(name, path=SYSTEM_PATH)
+    if found is None:
+        missing(f"{name} (Debian package {package})")
+    return found or name
+
+
 def offered_port() -> int:
     """A port the kernel considers free right now: an offer, not a reservation."""
     with socket.socket() as s:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
-from .realservers import missing, offered_port, wait_for_port
+from .realservers import offered_port, server_binary, wait_for_port
 
 #: No UDP listener; memcached refuses to run as root, so it drops to ``nobody``.
 UDP_OFF = ("-U", "0", "-u", "nobody")
@@ -21,9 +20,7 @@ class MemcachedServer:
     ATTEMPTS = 10
 
     def __init__(self) -> None:
-        binary = shutil.which("memcached")
-        if binary is None:
-            missing("memcached (Debian package memcached)")
+        binary = server_binary("memcached", "memcached")
         failure = ""
         for _attempt in range(self.ATTEMPTS):
             self.port = offered_port()

@@ -32,18 +32,16 @@ from typing import Any
 import tcpcassette
 from tcpcassette._core.events import ClientData, ServerData
 
-from .realservers import CherootServer, missing, offered_port, wait_for_port
+from .realservers import (
+    CherootServer,
+    missing,
+    offered_port,
+    server_binary,
+    wait_for_port,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-SYSTEM_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 ATTEMPTS = 3
-
-
-def _binary(name: str, package: str) -> str:
-    found = shutil.which(name, path=SYSTEM_PATH)
-    if found is None:
-        missing(f"{name} (Debian package {package})")
-    return found or name
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -75,7 +73,7 @@ class DnsmasqServer:
     """
 
     def __init__(self) -> None:
-        binary = _binary("dnsmasq", "dnsmasq-base")
+        binary = server_binary("dnsmasq", "dnsmasq-base")
         user = pwd.getpwuid(os.geteuid()).pw_name
         for _attempt in range(ATTEMPTS):
             self.port = offered_port()  # free for TCP; dnsmasq also binds UDP, hence the retries
@@ -192,7 +190,7 @@ class DovecotServer:
     """
 
     def __init__(self) -> None:
-        binary = _binary("dovecot", "dovecot-imapd")
+        binary = server_binary("dovecot", "dovecot-imapd")
         if not Path("/usr/lib/dovecot/imap").exists() and not shutil.which("imap"):
             missing("dovecot's IMAP server (Debian package dovecot-imapd)")
         account = pwd.getpwuid(os.geteuid())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
-from .realservers import missing
+from .realservers import server_binary
 from .realservers_nats import _Broker
 
 
@@ -14,9 +13,7 @@ class MosquittoServer(_Broker):
     """Debian's mosquitto, anonymous, persisting nothing."""
 
     def __init__(self) -> None:
-        binary = shutil.which("mosquitto")
-        if binary is None:
-            missing("mosquitto (Debian package mosquitto)")
+        binary = server_binary("mosquitto", "mosquitto")
         self._dir = tempfile.TemporaryDirectory()
         self._start(binary or "mosquitto")
 

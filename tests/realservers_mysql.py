@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pymysql
 
-from .realservers import missing, offered_port, wait_for_port
+from .realservers import SYSTEM_PATH, missing, offered_port, wait_for_port
 
 USER = "tc"
 PASSWORD = "s3cret-pw"
@@ -29,8 +29,10 @@ class MariaDbServer:
     ATTEMPTS = 10
 
     def __init__(self) -> None:
-        server = shutil.which("mariadbd") or shutil.which("mysqld", path="/usr/sbin:/usr/bin")
-        install = shutil.which("mariadb-install-db")
+        server = shutil.which("mariadbd", path=SYSTEM_PATH) or shutil.which(
+            "mysqld", path=SYSTEM_PATH
+        )
+        install = shutil.which("mariadb-install-db", path=SYSTEM_PATH)
         if server is None or install is None:
             missing("mariadbd (Debian package mariadb-server)")
         self.directory = Path(tempfile.mkdtemp(prefix="tcpcassette-mariadb-"))

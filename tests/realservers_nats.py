@@ -7,10 +7,9 @@ port is tried.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
-from .realservers import missing, offered_port, wait_for_port
+from .realservers import offered_port, server_binary, wait_for_port
 
 ATTEMPTS = 10
 
@@ -48,10 +47,8 @@ class NatsServer(_Broker):
     """Debian's nats-server, in memory only."""
 
     def __init__(self) -> None:
-        binary = shutil.which("nats-server")
-        if binary is None:
-            missing("nats-server (Debian package nats-server)")
-        self._start(binary or "nats-server")
+        binary = server_binary("nats-server", "nats-server")
+        self._start(binary)
 
     def command(self, binary: str, port: int) -> list[str]:
         return [binary, "-a", "127.0.0.1", "-p", str(port)]
