@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -162,6 +164,21 @@ def server_binary(name: str, package: str) -> str:
     if found is None:
         missing(f"{name} (Debian package {package})")
     return found or name
+
+
+def in_fresh_process(script: str, *args: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Run ``script`` in a new Python process, as the next test run would, and return
+    the JSON object it prints last."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def offered_port() -> int:

@@ -10,9 +10,6 @@ the threads happen to take the connections in the recorded order.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 import pytest
 
 from ..commands import run_cli
+from ..realservers import in_fresh_process
 from ..realservers_memcached import MemcachedServer
 
 SCRIPT = textwrap.dedent(
@@ -102,26 +100,15 @@ def run(
     matching: str = "script",
     fault: str = "",
 ) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SCRIPT,
-            str(directory),
-            str(port),
-            mode,
-            record_mode,
-            matching,
-            fault,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return in_fresh_process(
+        SCRIPT,
+        str(directory),
+        str(port),
+        mode,
+        record_mode,
+        matching,
+        fault,
     )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,6 @@ password gives the same bytes, and another password is a mismatch.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +25,7 @@ from tcpcassette import use_cassette
 from tcpcassette._core.protocols.mysql import login
 
 from ..commands import run_cli
+from ..realservers import in_fresh_process
 from ..realservers_mysql import DATABASE, PASSWORD, USER, MariaDbServer
 
 SCRIPT = textwrap.dedent(
@@ -112,27 +110,16 @@ def replay(
     protocol: str = "auto",
     reset_after: int | None = None,
 ) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SCRIPT,
-            str(directory),
-            str(port),
-            USER,
-            password,
-            DATABASE,
-            protocol,
-            "" if reset_after is None else str(reset_after),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return in_fresh_process(
+        SCRIPT,
+        str(directory),
+        str(port),
+        USER,
+        password,
+        DATABASE,
+        protocol,
+        "" if reset_after is None else str(reset_after),
     )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def test_default_pymysql_replays_in_a_fresh_process(recorded: tuple[Path, int]) -> None:

@@ -8,9 +8,6 @@ subject the server echoes back in ``MSG``: the generic rules follow it.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +18,7 @@ import pytest
 from tcpcassette import use_cassette
 
 from ..commands import run_cli
+from ..realservers import in_fresh_process
 from ..realservers_nats import NatsServer
 
 nats = pytest.importorskip("nats")
@@ -101,25 +99,14 @@ def replay(
     protocol: str = "auto",
     reset_after: int | None = None,
 ) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SCRIPT,
-            str(directory),
-            str(port),
-            version,
-            protocol,
-            "" if reset_after is None else str(reset_after),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return in_fresh_process(
+        SCRIPT,
+        str(directory),
+        str(port),
+        version,
+        protocol,
+        "" if reset_after is None else str(reset_after),
     )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def test_default_nats_py_replays_in_a_fresh_process(recorded: tuple[Path, int]) -> None:

@@ -24,6 +24,7 @@ import pytest
 from tcpcassette import use_cassette
 
 from ..commands import run_cli
+from ..realservers import in_fresh_process
 from ..realservers_postgres import DATABASE, PASSWORD, USER, PostgresServer
 
 SCRIPT = textwrap.dedent(
@@ -98,28 +99,17 @@ def replay(
     reset_after: int | None = None,
     warm: int = 0,
 ) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SCRIPT,
-            str(directory),
-            str(port),
-            USER,
-            password,
-            DATABASE,
-            protocol,
-            "" if reset_after is None else str(reset_after),
-            str(warm),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return in_fresh_process(
+        SCRIPT,
+        str(directory),
+        str(port),
+        USER,
+        password,
+        DATABASE,
+        protocol,
+        "" if reset_after is None else str(reset_after),
+        str(warm),
     )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def test_asyncpg_with_scram_replays_in_a_fresh_process(recorded: tuple[Path, int]) -> None:

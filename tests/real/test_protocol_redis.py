@@ -8,9 +8,6 @@ value may change length, and declares those fields volatile.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +19,7 @@ import redis
 from tcpcassette import load, use_cassette
 
 from ..commands import run_cli
-from ..realservers import RedisServer
+from ..realservers import RedisServer, in_fresh_process
 
 SCRIPT = textwrap.dedent(
     """
@@ -77,25 +74,14 @@ def replay(
     protocol: str = "auto",
     reset_after: int | None = None,
 ) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SCRIPT,
-            str(directory),
-            str(port),
-            lib_version,
-            protocol,
-            "" if reset_after is None else str(reset_after),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return in_fresh_process(
+        SCRIPT,
+        str(directory),
+        str(port),
+        lib_version,
+        protocol,
+        "" if reset_after is None else str(reset_after),
     )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def test_default_redis_py_replays_in_a_fresh_process(recorded: tuple[Path, int]) -> None:

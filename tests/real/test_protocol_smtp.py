@@ -9,9 +9,6 @@ The protocol tolerates exactly those; the addresses and the body stay strict.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 import pytest
 
 from ..commands import run_cli
-from ..realservers import SmtpServer
+from ..realservers import SmtpServer, in_fresh_process
 
 SCRIPT = textwrap.dedent(
     """
@@ -72,27 +69,16 @@ def run(
     days: int = 0,
     reset_after: int | None = None,
 ) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SCRIPT,
-            str(directory),
-            str(port),
-            record_mode,
-            hostname,
-            body,
-            str(days),
-            "" if reset_after is None else str(reset_after),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return in_fresh_process(
+        SCRIPT,
+        str(directory),
+        str(port),
+        record_mode,
+        hostname,
+        body,
+        str(days),
+        "" if reset_after is None else str(reset_after),
     )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 @pytest.fixture(scope="module")

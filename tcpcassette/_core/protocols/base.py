@@ -77,3 +77,26 @@ class ProtocolBase:
 
     def play(self, events: Sequence[Event]) -> Sequence[Event | None]:
         return events
+
+
+#: Bytes of a value shown when a message is rendered, by default.
+SHOWN_BYTES = 60
+
+
+def _escape(c: str) -> str:
+    if "\udc80" <= c <= "\udcff":  # a byte that is not UTF-8
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    return c if c.isprintable() and c != "\\" else repr(c)[1:-1]
+
+
+def printable(value: bytes, limit: int = SHOWN_BYTES, *, quote: bool = False) -> str:
+    """Bytes from a cassette as text safe for a terminal: the one escaping protocols use.
+
+    Control characters, backslashes and bytes that are not UTF-8 are escaped
+    (``\\x1b``); more than ``limit`` bytes are cut with ``…``.  With ``quote``,
+    text that is empty or holds a space is put in double quotes.
+    """
+    text = "".join(_escape(c) for c in value[:limit].decode("utf-8", "surrogateescape"))
+    if quote and (" " in text or not text):
+        text = f'"{text}"'
+    return text + ("…" if len(value) > limit else "")

@@ -18,7 +18,7 @@ import base64
 import hashlib
 import re
 
-from .base import ProtocolBase
+from .base import ProtocolBase, printable
 
 _METHODS = (
     b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE", b"CONNECT",
@@ -131,9 +131,8 @@ def _render_frame(frame: bytes) -> str:
 
 
 def _show(value: bytes) -> str:
-    text = value[:SHOWN_BYTES].decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return repr(text) + ("…" if len(value) > SHOWN_BYTES else "")
+    text = printable(value, SHOWN_BYTES)
+    return repr(text.removesuffix("…")) + ("…" if len(value) > SHOWN_BYTES else "")
 
 
 class Http(ProtocolBase):

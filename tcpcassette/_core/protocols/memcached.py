@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from .base import ProtocolBase
+from .base import ProtocolBase, printable
 
 #: Commands followed by a data block: the byte count is this argument (after the name).
 _STORAGE = {b"set": 3, b"add": 3, b"replace": 3, b"append": 3, b"prepend": 3, b"cas": 3}
@@ -117,11 +117,7 @@ def reply_end(data: bytes, at: int = 0) -> int | None:
 
 
 def _show(value: bytes) -> str:
-    text = value[:SHOWN_BYTES].decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text)
-    if " " in text or not text:
-        text = f'"{text}"'
-    return text + ("…" if len(value) > SHOWN_BYTES else "")
+    return printable(value, SHOWN_BYTES, quote=True)
 
 
 class Memcached(ProtocolBase):

@@ -13,7 +13,7 @@ the client on each connection, so they stay strict.
 
 from __future__ import annotations
 
-from .base import ProtocolBase
+from .base import ProtocolBase, printable
 
 #: Bytes of a payload shown when a message is rendered.
 SHOWN_BYTES = 40
@@ -65,10 +65,7 @@ def _string(data: bytes, at: int) -> tuple[bytes, int] | None:
 
 
 def _text(value: bytes) -> str:
-    text = value[:SHOWN_BYTES].decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text)
-    text = f'"{text}"' if " " in text or not text else text
-    return text + ("…" if len(value) > SHOWN_BYTES else "")
+    return printable(value, SHOWN_BYTES, quote=True)
 
 
 def _client_id(message: bytes) -> tuple[int, int, int] | None:

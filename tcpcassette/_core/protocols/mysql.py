@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import ProtocolBase
+from .base import ProtocolBase, printable
 
 #: A packet of this payload length continues in the next one.
 MAX_PAYLOAD = 0xFFFFFF
@@ -185,9 +185,7 @@ def _is_login(message: bytes) -> bool:
 
 
 def _show(value: bytes, limit: int = SHOWN_BYTES) -> str:
-    text = value[:limit].decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text)
-    return text + ("…" if len(value) > limit else "")
+    return printable(value, limit)
 
 
 class MySql(ProtocolBase):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from .base import ProtocolBase
+from .base import ProtocolBase, printable
 
 #: Largest command line read when framing (a longer one ends where it is cut).
 MAX_LINE = 64 * 1024
@@ -55,15 +55,11 @@ def message_end(data: bytes, at: int = 0) -> int | None:
 
 
 def _text(value: bytes, limit: int = SHOWN_BYTES) -> str:
-    """``value`` as printable text, control characters escaped, cut at ``limit`` bytes."""
-    text = value[:limit].decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text)
-    return text + ("…" if len(value) > limit else "")
+    return printable(value, limit)
 
 
 def _show(value: bytes) -> str:
-    text = _text(value)
-    return f'"{text}"' if " " in text or not text else text
+    return printable(value, SHOWN_BYTES, quote=True)
 
 
 class Nats(ProtocolBase):

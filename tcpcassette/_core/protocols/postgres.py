@@ -41,7 +41,7 @@ import struct
 from collections.abc import Sequence
 
 from ..events import ClientData, Event, ServerData
-from .base import ProtocolBase
+from .base import ProtocolBase, printable
 
 #: The protocol version 3.0 of a ``StartupMessage``.
 PROTOCOL_3 = 196608
@@ -161,16 +161,8 @@ def _cstrings(body: bytes) -> list[bytes]:
     return body.split(b"\x00")
 
 
-def _escape(c: str) -> str:
-    if "\udc80" <= c <= "\udcff":  # a byte that is not UTF-8
-        return f"\\x{ord(c) - 0xDC00:02x}"
-    return c if c.isprintable() and c != "\\" else repr(c)[1:-1]
-
-
 def _show(value: bytes) -> str:
-    text = value[:SHOWN_BYTES].decode("utf-8", "surrogateescape")
-    text = "".join(_escape(c) for c in text)
-    return text + ("…" if len(value) > SHOWN_BYTES else "")
+    return printable(value, SHOWN_BYTES)
 
 
 def _auth_code(message: bytes) -> int | None:

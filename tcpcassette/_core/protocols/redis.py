@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import ProtocolBase
+from .base import ProtocolBase, printable
 
 _LINE_TYPES = frozenset(b"+-:_,#(")
 _BULK_TYPES = frozenset(b"$!=")
@@ -111,11 +111,7 @@ def arguments(message: bytes) -> list[Argument]:
 
 
 def _show(value: bytes) -> str:
-    text = value[:SHOWN_BYTES].decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text)
-    if " " in text or not text:
-        text = f'"{text}"'
-    return text + ("…" if len(value) > SHOWN_BYTES else "")
+    return printable(value, SHOWN_BYTES, quote=True)
 
 
 class Redis(ProtocolBase):

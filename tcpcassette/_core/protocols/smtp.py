@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-from .base import ProtocolBase
+from .base import ProtocolBase, printable
 
 _VERBS = frozenset(
     (
@@ -125,9 +125,7 @@ def _header_values(message: bytes) -> list[tuple[int, int]]:
 
 
 def _show(value: bytes) -> str:
-    text = value[:SHOWN_BYTES].decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text)
-    return text + ("…" if len(value) > SHOWN_BYTES else "")
+    return printable(value, SHOWN_BYTES)
 
 
 class Smtp(ProtocolBase):
