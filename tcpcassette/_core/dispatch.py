@@ -118,11 +118,13 @@ class Dispatcher:
         rule: MessageRule | None = None,
         noise: NoiseMode = NoiseMode.AUTO,
         protocol_of: Callable[[int], WireProtocol | None] = lambda index: None,
+        elsewhere: Callable[[int], Sequence[bytes]] = lambda index: (),
     ) -> None:
         self._connections = connections
         self._rule = rule
         self._noise = noise
         self._protocol_of = protocol_of
+        self._elsewhere = elsewhere
         self._openings = [_opening(c) for c in connections]
         self._claimed = [False] * len(connections)
         self.plays = [0] * len(connections)
@@ -196,6 +198,7 @@ class Dispatcher:
             replies=replies_after(connection.events, -1),
             learned=connection.volatile_in(0),
             protocol=protocol,
+            elsewhere=self._elsewhere(index),
         )
 
     def has_unclaimed(self, target: str) -> bool:

@@ -346,6 +346,7 @@ def compare(
     learned: Sequence[tuple[int, int]] = (),
     fields: Sequence[tuple[int, int]] = (),
     protocol: str = "",
+    elsewhere: Sequence[bytes] = (),
 ) -> Verdict:
     """Compare a live client message with the recorded one, by the module's rules.
 
@@ -355,6 +356,9 @@ def compare(
         mode: which rules may accept a difference.
         replies: server replies recorded after this message, in order, where
             an echo of the client's value is looked for.
+        elsewhere: server bytes of the cassette's other connections, where a
+            long value (:data:`MIN_ECHO_ANYWHERE`) the client chose once and
+            used on another connection counts as echoed too.
         learned: ``(start, end)`` spans of ``recorded`` known to be volatile.
         fields: ``(start, end)`` spans of ``recorded`` that ``protocol``
             declares volatile (a client library's version, say); tolerated in
@@ -391,6 +395,7 @@ def compare(
             learned=learned,
             fields=fields,
             protocol=protocol,
+            elsewhere=elsewhere,
         )
         spans.append(span)
         substitutions += found
@@ -410,6 +415,7 @@ def _judge(
     learned: Sequence[tuple[int, int]],
     fields: Sequence[tuple[int, int]] = (),
     protocol: str = "",
+    elsewhere: Sequence[bytes] = (),
 ) -> tuple[Span, list[Substitution]]:
     # Judge the whole token a difference lies in: "KGMO1" and "XQZA1", not "KGMO" and "XQZA".
     ts, te = token_around(recorded, start, end)
@@ -427,7 +433,7 @@ def _judge(
         return replace(base, rule="learned", detail="learned as volatile"), echoes
     if mode is not NoiseMode.AUTO:
         return base, []
-    echoes = _echoes(recorded, old, new, ts, replies) if _chosen_value(old, new) else []
+    echoes = _echoes(recorded, old, new, ts, replies, elsewhere) if _chosen_value(old, new) else []
     if not echoes and end - start < MIN_ECHO_ANCHORED and not _is_text(recorded):
         # A short binary difference (a 16-bit id with one byte alike): try
         # the windows of the shortest echoable length around it.
@@ -471,13 +477,18 @@ def _bare(echoes: Sequence[Substitution], old: bytes, new: bytes, inset: int) ->
 
 
 def _echoes(
-    recorded: bytes, old: bytes, new: bytes, at: int, replies: Sequence[bytes]
+    recorded: bytes,
+    old: bytes,
+    new: bytes,
+    at: int,
+    replies: Sequence[bytes],
+    elsewhere: Sequence[bytes] = (),
 ) -> list[Substitution]:
     """How ``old`` (at ``at`` in the client message) comes back in ``replies``, as substitutions."""
-    if len(old) < MIN_ECHO_ANCHORED or not replies:
+    if len(old) < MIN_ECHO_ANCHORED or not (replies or elsewhere):
         return []
     if len(old) >= MIN_ECHO_ANYWHERE:
-        if any(old in reply for reply in replies):
+        if any(old in reply for reply in replies) or any(old in other for other in elsewhere):
             return [Substitution(old, new, "anywhere")]
         return []
     found: list[Substitution] = []
@@ -650,6 +661,7 @@ def judge(
     replies: Sequence[bytes] = (),
     learned: Sequence[tuple[int, int]] = (),
     protocol: WireProtocol | None = None,
+    elsewhere: Sequence[bytes] = (),
 ) -> Judged | None:
     """Judge the live client's version of ``expected`` once it is whole (None: wait for more).
 
@@ -688,5 +700,6 @@ def judge(
         learned=learned,
         fields=fields,
         protocol=protocol.name if protocol is not None else "",
+        elsewhere=elsewhere,
     )
     return Judged(length, verdict, recorded_form, live_form)

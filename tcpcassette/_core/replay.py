@@ -112,6 +112,7 @@ class ReplayMachine:
         shared: Bindings | None = None,
         volatile: Sequence[tuple[int, int, int]] = (),
         protocol: WireProtocol | None = None,
+        elsewhere: Callable[[], Sequence[bytes]] = tuple,
     ) -> None:
         # Client bytes are compared message by message: a run of client chunks
         # is one message (client chunking is not replayed), or, with a rule,
@@ -139,6 +140,7 @@ class ReplayMachine:
         if rule is None and self._protocol is None:
             for message, start, end in volatile:
                 self._learned.setdefault(message, []).append((start, end))
+        self._elsewhere = elsewhere  # server bytes of other connections, asked for when needed
         # The last client message that differed from its recording: (recorded, live).
         self._last_client: tuple[bytes, bytes] | None = None
         self._expected_at = -1  # position whose expected bytes are cached
@@ -362,6 +364,7 @@ class ReplayMachine:
             replies=replies_after(self._events, self._pos),
             learned=learned or (),
             protocol=self._protocol,
+            elsewhere=self._elsewhere(),
         )
         if judged is None:
             return False  # wait for the rest (the stall bound runs meanwhile)

@@ -28,7 +28,7 @@ from .actions import Machine, Problem
 from .connection import Connection
 from .dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
 from .errors import CassetteError
-from .events import ClientData
+from .events import ClientData, ServerData
 from .exchange import ExchangeBook, ExchangeMachine
 from .noise import Bindings, NoiseMode, explain
 from .options import Limits, ReplayOptions
@@ -37,6 +37,9 @@ from .protocols.base import WireProtocol
 from .render import show_bytes
 from .replay import ReplayMachine
 from .targets import TargetTable, format_target, parse_target
+
+#: Bytes of each other connection's server side searched for an echo.
+ELSEWHERE_BYTES = 256 * 1024
 
 # -- decisions ------------------------------------------------------------------
 
@@ -151,6 +154,7 @@ class _Script:
             rule=router.options.rule,
             noise=router.options.noise,
             protocol_of=router.protocol_of,
+            elsewhere=lambda index: router.server_bytes(besides=index),
         )
 
     def on_connect(self, target: str) -> ConnectDecision | None:
@@ -218,6 +222,7 @@ class _Script:
             shared=router.bindings,
             volatile=router.connections[claimed.index].volatile,
             protocol=router.protocol_of(claimed.index),
+            elsewhere=lambda: router.server_bytes(besides=claimed.index),
         )
         return Serve(Play(target, claimed.index, claimed.play), machine, pending, eof)
 
@@ -343,8 +348,19 @@ class Router:
         self._strategy: _Strategy = _Exchanges(self) if options.exchange else _Script(self)
         self._completed: set[int] = set()  # connections played to the end of their script
         self._protocols: dict[int, WireProtocol | None] = {}
+        self._server_bytes: list[bytes] | None = None
         #: Live values the noise rules bound that may recur on any connection.
         self.bindings = Bindings()
+
+    def server_bytes(self, *, besides: int) -> list[bytes]:
+        """What the server sent on every other recorded connection, up to
+        :data:`ELSEWHERE_BYTES` each: where a value chosen once may come back."""
+        if self._server_bytes is None:
+            self._server_bytes = [
+                b"".join(e.data for e in c.events if type(e) is ServerData)[:ELSEWHERE_BYTES]
+                for c in self.connections
+            ]
+        return [data for i, data in enumerate(self._server_bytes) if i != besides and data]
 
     def protocol_of(self, index: int) -> WireProtocol | None:
         """The protocol recorded connection ``index`` speaks (None: none known, or raw)."""

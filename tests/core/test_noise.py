@@ -277,3 +277,39 @@ def test_a_websocket_key_always_looks_random_even_ending_in_padding_after_letter
     key = base64.b64encode(bytes(rng.randrange(256) for _ in range(16)))
     assert looks_random(key), key
     assert looks_random(b"xqLNnwkeUgUFTfiVSouBsg==")
+
+
+def test_a_value_chosen_on_one_connection_and_echoed_on_another_is_accepted() -> None:
+    # A consumer tag chosen on the control connection comes back in deliveries
+    # on the data connection: the router offers the other connections' bytes.
+    from tcpcassette import Connection
+    from tcpcassette._core.options import Limits, ReplayOptions
+    from tcpcassette._core.router import Router, Serve
+
+    tag, live_tag = b"tagqwerty", b"tagzxcvbn"  # short and plain: only an echo accepts it
+    control = Connection(
+        target="mq:1",
+        events=(ClientData(data=b"CONSUME q " + tag + b"\n"), ServerData(data=b"OK\n")),
+    )
+    data = Connection(
+        target="mq:2",
+        events=(ServerData(data=b"DELIVER " + tag + b" hello\n"),),
+    )
+    router = Router(
+        [control, data],
+        name="c",
+        mode="none",
+        record=False,
+        options=ReplayOptions(),
+        limits=Limits(),
+    )
+    served = router.on_first_bytes("mq:1", b"CONSUME q " + live_tag + b"\n", eof=False)
+    assert isinstance(served, Serve)
+    sent_back = served.machine.feed(b"CONSUME q " + live_tag + b"\n", 0.0)
+    assert [a.data for a in sent_back if isinstance(a, Send)] == [b"OK\n"]
+    assert [span.rule for _, span in served.machine.tolerated] == ["echo"]
+    greeted = router.on_accept("mq:2")
+    assert isinstance(greeted, Serve)
+    assert [a.data for a in greeted.machine.start(0.0) if isinstance(a, Send)] == [
+        b"DELIVER " + live_tag + b" hello\n"
+    ]
