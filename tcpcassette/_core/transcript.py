@@ -118,6 +118,7 @@ def connection_lines(
     if first > 1:
         lines.append(f"  ... {first - 1} earlier")
     volatile = _volatile_notes(connection) if isinstance(framer, Raw) else {}
+    echoed = _echo_notes(connection) if isinstance(framer, Raw) else {}
     protocol = detect(connection)
     if protocol is not None:
         lines[0] += f"; protocol {protocol.name}"
@@ -143,6 +144,7 @@ def connection_lines(
             if protocol is not None:
                 lines += [paint("dim", f"        ⇒ {text}") for text in rendered(protocol, item)]
             lines += [paint("dim", note) for note in volatile.get(item.end[0], ())]
+            lines += [paint("dim", note) for note in echoed.get(item.end[0], ())]
         else:
             lines.append(paint("dim", head + event.kind.replace("_", " ")) + pointer)
     if last < len(numbered):
@@ -166,6 +168,52 @@ def rendered(protocol: WireProtocol, item: Item) -> list[str]:
     if len(ends) > RENDERED_PER_CHUNK:
         out.append(f"… {len(ends) - RENDERED_PER_CHUNK} more messages")
     return out
+
+
+#: Echo notes shown per client chunk.
+ECHO_NOTES = 3
+_ID = re.compile(rb"[A-Za-z0-9_.+/=-]{8,}")
+
+
+def _echo_notes(connection: Connection) -> dict[int, list[str]]:
+    """Lines marking identifier-like values of a client chunk that later server bytes repeat.
+
+    These are the values replay writes back with the live client's own (the
+    echo rule); shorter values echoed at a fixed offset are not marked here.
+    """
+    notes: dict[int, list[str]] = {}
+    events = connection.events
+    for index, event in enumerate(events):
+        if type(event) is not ClientData:
+            continue
+        found: list[str] = []
+        seen: set[bytes] = set()
+        for match in _ID.finditer(event.data):
+            value = match.group()
+            if value in seen or not (
+                any(48 <= b <= 57 for b in value) and any(b > 57 for b in value)
+            ):
+                continue  # seen already, or a word or a number rather than an identifier
+            seen.add(value)
+            later = next(
+                (
+                    n
+                    for n, e in enumerate(events[index + 1 :], index + 2)
+                    if type(e) is ServerData and value in e.data
+                ),
+                None,
+            )
+            if later is not None:
+                shown = repr(value)[2:-1]
+                found.append(
+                    f"        «{shown}» echoed by event {later}: replay writes the live "
+                    "client's value there"
+                )
+            if len(found) == ECHO_NOTES:
+                break
+        if found:
+            notes[index] = found
+    return notes
 
 
 def _volatile_notes(connection: Connection) -> dict[int, list[str]]:

@@ -56,3 +56,21 @@ def test_a_detected_protocol_is_stored_in_version_2_and_absent_ones_keep_version
         raw = encode(CassetteContents(connections=(connection,), hosts={}))
         assert msgpack.unpackb(raw)["version"] == version
         assert decode(raw, source="t").connections == (connection,)
+
+
+def test_show_marks_values_the_server_echoes_and_learned_spans() -> None:
+    from tcpcassette import format_transcript
+
+    inbox = b"_INBOX.Zq81kd0Pp2"
+    connection = Connection(
+        target="n:1",
+        events=(
+            ClientData(data=b"SUB " + inbox + b" 1\r\nHELLO pid=4242\r\n"),
+            ServerData(data=b"MSG " + inbox + b" 1 5\r\nhello\r\n"),
+        ),
+        volatile=((0, 31, 39),),
+    )
+    shown = format_transcript(CassetteModel(connections=[connection]))
+    assert shown.count("«_INBOX.Zq81kd0Pp2» echoed by event 2") == 1
+    assert "«pid=4242» volatile: bytes 31-39 of client message 0 (learned)" in shown
+    assert "«HELLO" not in shown  # words are not marked
