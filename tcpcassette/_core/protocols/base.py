@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -77,6 +77,24 @@ class ProtocolBase:
 
     def play(self, events: Sequence[Event]) -> Sequence[Event | None]:
         return events
+
+
+def ends_of(data: bytes, end_at: Callable[[bytes, int], int | None]) -> list[int]:
+    """The end offsets of the whole messages in ``data``, one after the other.
+
+    ``end_at(data, at)`` gives the end of the message starting at ``at`` (None:
+    it is still arriving).  An end that does not move forward stops the walk,
+    so a careless ``end_at`` cannot loop forever.
+    """
+    ends: list[int] = []
+    at = 0
+    while at < len(data):
+        end = end_at(data, at)
+        if end is None or end <= at:
+            break
+        ends.append(end)
+        at = end
+    return ends
 
 
 #: Bytes of a value shown when a message is rendered, by default.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from .base import ProtocolBase, printable
+from .base import ProtocolBase, ends_of, printable
 
 #: Commands followed by a data block: the byte count is this argument (after the name).
 _STORAGE = {b"set": 3, b"add": 3, b"replace": 3, b"append": 3, b"prepend": 3, b"cas": 3}
@@ -138,15 +138,7 @@ class Memcached(ProtocolBase):
 
     def split(self, data: bytes, side: str) -> list[int]:
         find = command_end if side == "client" else reply_end
-        ends: list[int] = []
-        at = 0
-        while at < len(data):
-            end = find(data, at)
-            if end is None or end <= at:
-                break
-            ends.append(end)
-            at = end
-        return ends
+        return ends_of(data, find)
 
     def render(self, message: bytes, side: str) -> str:
         end = _line_end(message, 0) or len(message)

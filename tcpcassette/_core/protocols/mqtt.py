@@ -13,7 +13,7 @@ the client on each connection, so they stay strict.
 
 from __future__ import annotations
 
-from .base import ProtocolBase, printable
+from .base import ProtocolBase, ends_of, printable
 
 #: Bytes of a payload shown when a message is rendered.
 SHOWN_BYTES = 40
@@ -104,15 +104,7 @@ class Mqtt(ProtocolBase):
         return header is not None and client[header[1] :].startswith(_PROTOCOL_NAMES)
 
     def split(self, data: bytes, side: str) -> list[int]:
-        ends: list[int] = []
-        at = 0
-        while at < len(data):
-            end = packet_end(data, at)
-            if end is None or end <= at:
-                break
-            ends.append(end)
-            at = end
-        return ends
+        return ends_of(data, packet_end)
 
     def volatile(self, message: bytes) -> list[tuple[int, int]]:
         found = _client_id(message)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from .base import ProtocolBase, printable
+from .base import ProtocolBase, ends_of, printable
 
 #: Largest command line read when framing (a longer one ends where it is cut).
 MAX_LINE = 64 * 1024
@@ -71,15 +71,7 @@ class Nats(ProtocolBase):
         return server.startswith(b"INFO {") or client.startswith(b"CONNECT {")
 
     def split(self, data: bytes, side: str) -> list[int]:
-        ends: list[int] = []
-        at = 0
-        while at < len(data):
-            end = message_end(data, at)
-            if end is None or end <= at:
-                break
-            ends.append(end)
-            at = end
-        return ends
+        return ends_of(data, message_end)
 
     def volatile(self, message: bytes) -> list[tuple[int, int]]:
         if not message.startswith(b"CONNECT "):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import ProtocolBase, printable
+from .base import ProtocolBase, ends_of, printable
 
 _LINE_TYPES = frozenset(b"+-:_,#(")
 _BULK_TYPES = frozenset(b"$!=")
@@ -126,15 +126,7 @@ class Redis(ProtocolBase):
         return end is not None and client[1 : end - 2].isdigit() and client[end : end + 1] == b"$"
 
     def split(self, data: bytes, side: str) -> list[int]:
-        ends: list[int] = []
-        at = 0
-        while at < len(data):
-            end = value_end(data, at)
-            if end is None or end <= at:
-                break
-            ends.append(end)
-            at = end
-        return ends
+        return ends_of(data, value_end)
 
     def volatile(self, message: bytes) -> list[tuple[int, int]]:
         args = arguments(message)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-from .base import ProtocolBase, printable
+from .base import ProtocolBase, ends_of, printable
 
 _VERBS = frozenset(
     (
@@ -139,15 +139,7 @@ class Smtp(ProtocolBase):
 
     def split(self, data: bytes, side: str) -> list[int]:
         find = command_end if side == "client" else reply_end
-        ends: list[int] = []
-        at = 0
-        while at < len(data):
-            end = find(data, at)
-            if end is None or end <= at:
-                break
-            ends.append(end)
-            at = end
-        return ends
+        return ends_of(data, find)
 
     def volatile(self, message: bytes) -> list[tuple[int, int]]:
         if not is_command(message):
