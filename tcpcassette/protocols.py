@@ -11,9 +11,9 @@ escapes bytes for ``render``.
 from ._core.protocols import KNOWN as KNOWN
 from ._core.protocols import detect as detect
 from ._core.protocols.base import ProtocolBase as ProtocolBase
+from ._core.protocols.base import WireProtocol as WireProtocol
 from ._core.protocols.base import ends_of as ends_of
 from ._core.protocols.base import printable as printable
-from ._core.protocols.base import WireProtocol as WireProtocol
 from ._core.protocols.http import Http as Http
 from ._core.protocols.redis import Redis as Redis
 
