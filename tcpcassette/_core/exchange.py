@@ -11,7 +11,7 @@ end is not replayed in this mode; faults need the default script mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .actions import Abort, Action, Disconnect, Problem, Send, WakeAt
@@ -34,8 +34,16 @@ class Exchange:
     uses: int = field(default=0)
 
 
-def exchanges_of(index: int, connection: Connection) -> list[Exchange]:
-    """Cut a recorded connection into exchanges, in order."""
+def exchanges_of(
+    index: int, connection: Connection, split: Callable[[bytes], list[int]] | None = None
+) -> list[Exchange]:
+    """Cut a recorded connection into exchanges, in order.
+
+    With a protocol's ``split``, each request message is an exchange of its
+    own (those before a reply with none), so requests that pooled clients
+    group otherwise than recorded (a ``noreply`` store, then a read) still
+    match one by one.
+    """
     out: list[Exchange] = []
     request = bytearray()
     reply: list[bytes] = []
@@ -66,7 +74,24 @@ def exchanges_of(index: int, connection: Connection) -> list[Exchange]:
             reply.append(event.data)
     if request or reply:
         emit()
-    return out
+    return out if split is None else [part for x in out for part in _by_message(x, split)]
+
+
+def _by_message(exchange: Exchange, split: Callable[[bytes], list[int]]) -> list[Exchange]:
+    ends = split(exchange.request)
+    if len(ends) < 2 or ends[-1] != len(exchange.request):
+        return [exchange]
+    starts = [0, *ends[:-1]]
+    return [
+        Exchange(
+            connection=exchange.connection,
+            position=exchange.position,
+            request=exchange.request[start:end],
+            reply=exchange.reply if end == ends[-1] else (),
+            order=exchange.order,
+        )
+        for start, end in zip(starts, ends, strict=True)
+    ]
 
 
 class ExchangeBook:
@@ -84,8 +109,13 @@ class ExchangeBook:
         *,
         rule: MessageRule | None = None,
         repeat: bool = False,
+        split_of: Callable[[int], Callable[[bytes], list[int]] | None] = lambda index: None,
     ) -> None:
-        found = [x for index, c in connections for x in exchanges_of(index, c)]
+        found = [
+            x
+            for index, c in connections
+            for x in exchanges_of(index, c, None if rule is not None else split_of(index))
+        ]
         self.exchanges = sorted(found, key=lambda x: x.order)
         self._rule = rule
         self._repeat = repeat

@@ -19,7 +19,7 @@ errors for connections the cassette cannot serve are kept here too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -260,6 +260,7 @@ class _Exchanges:
                 [(i, c) for i, c in enumerate(router.connections) if c.target == target],
                 rule=router.options.rule,
                 repeat=router.options.repeat,
+                split_of=router.client_split,
             )
         return book
 
@@ -361,6 +362,17 @@ class Router:
                 for c in self.connections
             ]
         return [data for i, data in enumerate(self._server_bytes) if i != besides and data]
+
+    def client_split(self, index: int) -> Callable[[bytes], list[int]] | None:
+        """How recorded connection ``index``'s protocol frames client messages (None: raw)."""
+        protocol = self.protocol_of(index)
+        if protocol is None:
+            return None
+
+        def split(data: bytes) -> list[int]:
+            return protocol.split(data, "client")
+
+        return split
 
     def protocol_of(self, index: int) -> WireProtocol | None:
         """The protocol recorded connection ``index`` speaks (None: none known, or raw)."""

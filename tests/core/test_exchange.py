@@ -490,3 +490,34 @@ def test_machine_answers_the_same_however_the_requests_are_cut(data: st.DataObje
     actions = run(machine(book(get_set())), pieces)
     assert sent(actions) == [b"VALUE a\r\n", b"STO", b"RED\r\n"]
     assert actions[-1] == Disconnect()
+
+
+def test_with_a_protocol_requests_grouped_otherwise_still_match_one_by_one() -> None:
+    from tcpcassette._core.protocols.memcached import Memcached
+
+    protocol = Memcached()
+
+    def split(data: bytes) -> list[int]:
+        return protocol.split(data, "client")
+
+    def store_then_read(key: bytes) -> Connection:
+        return conn(
+            ClientData(data=b"set %s 0 0 1 noreply\r\nv\r\nget %s\r\n" % (key, key)),
+            ServerData(data=b"VALUE %s 0 1\r\nv\r\nEND\r\n" % key),
+        )
+
+    b = ExchangeBook(
+        [(0, store_then_read(b"a")), (1, store_then_read(b"b"))], split_of=lambda i: split
+    )
+    m = machine(b)
+    # One pooled connection carries both stores first, then both reads.
+    sent = m.feed(
+        b"set a 0 0 1 noreply\r\nv\r\nset b 0 0 1 noreply\r\nv\r\nget b\r\nget a\r\n", 0.0
+    )
+    assert [a.data for a in sent if isinstance(a, Send)] == [
+        b"VALUE b 0 1\r\nv\r\nEND\r\n",
+        b"VALUE a 0 1\r\nv\r\nEND\r\n",
+    ]
+    # Without the protocol the whole run is one request, and the regrouping fails.
+    plain = machine(ExchangeBook([(0, store_then_read(b"a")), (1, store_then_read(b"b"))]))
+    assert isinstance(plain.feed(b"set a 0 0 1 noreply\r\nv\r\nset b", 0.0)[0], Problem)
