@@ -257,6 +257,8 @@ def _chosen_value(old: bytes, new: bytes) -> bool:
     now and then: an IMAP tag prefix of four letters from sixteen keeps two
     different letters in all but about one run in a thousand.)
     """
+    if not old.strip() or not new.strip():
+        return False  # line ends and spaces are structure, never a value
     if not (_is_token(old) and _is_token(new)):
         return True
     prefix = _common_prefix(old, new)

@@ -9,7 +9,9 @@ so pipelined requests are matched one by one.  What differs between runs:
 * every WebSocket frame a client sends is masked with a random key; frames
   are compared unmasked (:meth:`Http.normalise`), so the payload must match
   and the mask may differ;
-* a multipart boundary is random, and tolerated by the generic rules.
+* a multipart boundary is random, and tolerated by the generic rules;
+* ``User-Agent`` names the client library and its version, which another
+  release of the library changes: its value is volatile.
 """
 
 from __future__ import annotations
@@ -160,6 +162,14 @@ class Http(ProtocolBase):
             at += end
             ends.append(at)
         return ends
+
+    def volatile(self, message: bytes) -> list[tuple[int, int]]:
+        """The ``User-Agent`` value of a request (a library's version changes with it)."""
+        end = _head_end(message)
+        if end is None or _is_frame(message):
+            return []
+        found = re.search(rb"\r\nUser-Agent[ \t]*:[ \t]*([^\r\n]*)", message[:end], re.I)
+        return [(found.start(1), found.end(1))] if found else []
 
     def normalise(self, message: bytes) -> bytes:
         """Client frames unmasked; requests as they are."""
