@@ -242,6 +242,19 @@ class Stoppable(Protocol):
     def stop(self) -> None: ...
 
 
+def record_then_stop(
+    server: Stoppable, workload: Callable[[int], object], expected: object, directory: Path
+) -> int:
+    """Record ``workload`` against the live ``server`` into cassette ``default``, then
+    stop the server (replay must not need it); returns the port it listened on."""
+    try:
+        with tcpcassette.use_cassette("default", record_mode="all", cassette_dir=directory):
+            assert workload(server.port) == expected
+    finally:
+        server.stop()
+    return server.port
+
+
 def record_and_compare(
     name: str,
     server: Stoppable,

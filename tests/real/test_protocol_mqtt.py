@@ -11,9 +11,6 @@ which is what the reset test checks.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ import pytest
 from tcpcassette import use_cassette
 
 from ..commands import run_cli
+from ..realservers import in_fresh_process
 from ..realservers_mqtt import MosquittoServer
 
 mqtt = pytest.importorskip("paho.mqtt.client")
@@ -127,17 +125,13 @@ def recorded(tmp_path: Path) -> Iterator[tuple[Path, int]]:
 def replay(
     directory: Path, port: int, *, client_id: str = "", reset_after: int | None = None
 ) -> dict[str, Any]:
-    args = [str(directory), str(port), client_id, "" if reset_after is None else str(reset_after)]
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return in_fresh_process(
+        SCRIPT,
+        str(directory),
+        str(port),
+        client_id,
+        "" if reset_after is None else str(reset_after),
     )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def test_default_paho_mqtt_replays_in_a_fresh_process(recorded: tuple[Path, int]) -> None:

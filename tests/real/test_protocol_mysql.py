@@ -21,11 +21,10 @@ import pytest
 from pymysql._auth import scramble_native_password
 
 import tcpcassette
-from tcpcassette import use_cassette
 from tcpcassette._core.protocols.mysql import login
 
 from ..commands import run_cli
-from ..realservers import in_fresh_process
+from ..realservers import in_fresh_process, record_then_stop
 from ..realservers_mysql import DATABASE, PASSWORD, USER, MariaDbServer
 
 SCRIPT = textwrap.dedent(
@@ -93,13 +92,7 @@ def workload(port: int) -> list[Any]:
 
 @pytest.fixture
 def recorded(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    server = MariaDbServer()
-    try:
-        with use_cassette("default", record_mode="all", cassette_dir=tmp_path):
-            assert workload(server.port) == EXPECTED
-    finally:
-        server.stop()
-    yield tmp_path, server.port
+    yield tmp_path, record_then_stop(MariaDbServer(), workload, EXPECTED, tmp_path)
 
 
 def replay(

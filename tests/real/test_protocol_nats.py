@@ -15,10 +15,8 @@ from typing import Any
 
 import pytest
 
-from tcpcassette import use_cassette
-
 from ..commands import run_cli
-from ..realservers import in_fresh_process
+from ..realservers import in_fresh_process, record_then_stop
 from ..realservers_nats import NatsServer
 
 nats = pytest.importorskip("nats")
@@ -82,13 +80,7 @@ def workload(port: int) -> Any:
 
 @pytest.fixture
 def recorded(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    server = NatsServer()
-    try:
-        with use_cassette("default", record_mode="all", cassette_dir=tmp_path):
-            assert workload(server.port) == EXPECTED
-    finally:
-        server.stop()
-    yield tmp_path, server.port
+    yield tmp_path, record_then_stop(NatsServer(), workload, EXPECTED, tmp_path)
 
 
 def replay(

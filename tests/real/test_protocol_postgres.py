@@ -24,7 +24,7 @@ import pytest
 from tcpcassette import use_cassette
 
 from ..commands import run_cli
-from ..realservers import in_fresh_process
+from ..realservers import in_fresh_process, record_then_stop
 from ..realservers_postgres import DATABASE, PASSWORD, USER, PostgresServer
 
 SCRIPT = textwrap.dedent(
@@ -81,13 +81,10 @@ async def workload(port: int) -> list[Any]:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     directory = tmp_path_factory.mktemp("postgres")
-    server = PostgresServer()
-    try:
-        with use_cassette("default", record_mode="all", cassette_dir=directory):
-            assert asyncio.run(workload(server.port)) == EXPECTED
-    finally:
-        server.stop()
-    yield directory, server.port
+    port = record_then_stop(
+        PostgresServer(), lambda port: asyncio.run(workload(port)), EXPECTED, directory
+    )
+    yield directory, port
 
 
 def replay(

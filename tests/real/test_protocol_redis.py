@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import redis
 
-from tcpcassette import load, use_cassette
+from tcpcassette import load
 
 from ..commands import run_cli
-from ..realservers import RedisServer, in_fresh_process
+from ..realservers import RedisServer, in_fresh_process, record_then_stop
 
 SCRIPT = textwrap.dedent(
     """
@@ -57,13 +57,7 @@ def workload(port: int) -> list[Any]:
 
 @pytest.fixture
 def recorded(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    server = RedisServer()
-    try:
-        with use_cassette("default", record_mode="all", cassette_dir=tmp_path):
-            assert workload(server.port) == EXPECTED
-    finally:
-        server.stop()
-    yield tmp_path, server.port
+    yield tmp_path, record_then_stop(RedisServer(), workload, EXPECTED, tmp_path)
 
 
 def replay(
