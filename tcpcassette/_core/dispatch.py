@@ -171,6 +171,24 @@ class Dispatcher:
         self.plays[index] += 1
         return play
 
+    def take(self, index: int) -> int:
+        """Claim recording ``index`` for a live connection moving to it; its play number."""
+        return self._claim(index)
+
+    def give_back(self, index: int) -> None:
+        """A live connection moved away from ``index``: as if it never played it."""
+        self.plays[index] -= 1
+        self.release(index)
+
+    def movable_to(self, target: str, like: int) -> list[int]:
+        """Unclaimed recordings to ``target`` a connection playing ``like`` may move to:
+        served the same way (the server speaking first or not), in recorded order."""
+        return [
+            i
+            for i in self._servable(target)
+            if i != like and self._speaks_first[i] == self._speaks_first[like]
+        ]
+
     def release(self, index: int) -> None:
         """A fault cut the play of ``index`` short: its next play may serve a retry."""
         self._claimed[index] = False

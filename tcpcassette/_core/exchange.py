@@ -101,6 +101,10 @@ class ExchangeBook:
         connections: ``(index, connection)`` pairs, all to one target.
         rule: how to compare requests (None: equal bytes).
         repeat: let a used exchange answer again once no unused one matches.
+        split_of: how recorded connection ``index``'s protocol frames requests.
+        tolerant: a second look at a request no recorded one equals, such as
+            the noise rules give: the bytes of ``inbox`` it takes, -1 when it
+            does not fit, None when more bytes may decide.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class ExchangeBook:
         rule: MessageRule | None = None,
         repeat: bool = False,
         split_of: Callable[[int], Callable[[bytes], list[int]] | None] = lambda index: None,
+        tolerant: Callable[[Exchange, bytes, bool], int | None] | None = None,
     ) -> None:
         found = [
             x
@@ -119,6 +124,22 @@ class ExchangeBook:
         self.exchanges = sorted(found, key=lambda x: x.order)
         self._rule = rule
         self._repeat = repeat
+        self._tolerant = tolerant
+        self._of: dict[int, list[Exchange]] = {}
+        for x in sorted(found, key=lambda x: x.position):
+            self._of.setdefault(x.connection, []).append(x)
+
+    def mark_played(self, index: int, before: int) -> None:
+        """A script play of connection ``index`` reached event ``before``: the
+        exchanges it played are used."""
+        for x in self._of.get(index, ()):
+            if x.position >= before:
+                break
+            x.uses = max(x.uses, 1)
+
+    def all_used(self, index: int) -> bool:
+        """True when every exchange recorded on connection ``index`` was used."""
+        return all(x.uses for x in self._of.get(index, ()))
 
     def take_greeting(self) -> Exchange | None:
         """The earliest unused greeting (a reply sent before any request).
@@ -152,6 +173,18 @@ class ExchangeBook:
                     return x, taken
             if waiting:
                 return True
+            if self._tolerant is not None:
+                for x in self.exchanges:
+                    if not x.request or (x.uses and not allow_used):
+                        continue
+                    taken = self._tolerant(x, inbox, eof)
+                    if taken is None:
+                        waiting = True
+                    elif taken > 0:
+                        x.uses += 1
+                        return x, taken
+                if waiting:
+                    return True
         return False
 
     def _take(self, request: bytes, inbox: bytes, *, eof: bool) -> int | None:

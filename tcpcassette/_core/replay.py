@@ -159,6 +159,7 @@ class ReplayMachine:
         self._pos = 0  # index of the event being played
         self._matched = 0  # bytes of events[_pos] (a ClientData) already received
         self._inbox = bytearray()  # client bytes received and not yet matched
+        self._consumed = 0  # client bytes matched so far
         self._client_eof = False
         self._slicing: _Slicing | None = None
         self._cut_short = False
@@ -179,6 +180,11 @@ class ReplayMachine:
     def complete(self) -> bool:
         """True when every event of the script has been played."""
         return self._pos >= len(self._events)
+
+    @property
+    def consumed(self) -> int:
+        """How many of the client's bytes the script has matched so far."""
+        return self._consumed
 
     @property
     def position(self) -> int:
@@ -345,6 +351,7 @@ class ReplayMachine:
                 return False
             return self._match_noisy(expected, actions)
         del inbox[:take]
+        self._consumed += take
         self._matched += take
         if self._matched < len(expected):
             return self._match_bytes(expected, actions) if self._client_eof else False
@@ -377,6 +384,7 @@ class ReplayMachine:
             actions += self._end(problem, Abort())
             return False
         del self._inbox[: length - self._matched]
+        self._consumed += length - self._matched
         self._last_client = (expected, live)
         for found in verdict.substitutions:
             (self._shared if found.anchor == "anywhere" else self._bindings).add([found])
@@ -427,6 +435,7 @@ class ReplayMachine:
             actions.append(Abort())
             return False
         del self._inbox[:taken]
+        self._consumed += taken
         self._pos += 1
         return True
 

@@ -24,13 +24,14 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from . import diagnose
-from .actions import Machine, Problem
+from .actions import Action, Machine, Problem
+from .binding import MOVE_TRIES, LiveConnection, replay_inputs, stateless
 from .connection import Connection
 from .dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
 from .errors import CassetteError
 from .events import ClientData, ServerData
-from .exchange import ExchangeBook, ExchangeMachine
-from .noise import Bindings, NoiseMode, explain
+from .exchange import Exchange, ExchangeBook, ExchangeMachine
+from .noise import Bindings, NoiseMode, explain, judge
 from .options import Limits, ReplayOptions
 from .protocols import by_name, detect
 from .protocols.base import WireProtocol
@@ -97,6 +98,8 @@ class Serve:
     machine: Machine
     pending: bytes = b""
     eof: bool = False
+    #: The machine changes the router's state: call it under the session's lock.
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,8 @@ class _Strategy(Protocol):
 
     def unplayed(self, completed: set[int]) -> list[str]: ...
 
+    def now_playing(self, play: Play, machine: Machine | None) -> Play: ...
+
 
 class _Script:
     """Each live connection plays one recorded connection, chosen by :class:`Dispatcher`."""
@@ -156,6 +161,10 @@ class _Script:
             protocol_of=router.protocol_of,
             elsewhere=lambda index: router.server_bytes(besides=index),
         )
+        self._live: dict[str, list[LiveConnection]] = {}
+        self._books: dict[str, ExchangeBook] = {}
+        # How far finished plays (and connections now answered per request) got.
+        self._reached: dict[int, int] = {}
 
     def on_connect(self, target: str) -> ConnectDecision | None:
         decision = self._dispatcher.on_connect(target)
@@ -207,27 +216,129 @@ class _Script:
     def opening_bytes(self, index: int) -> bytes:
         return self._dispatcher.opening_bytes(index)
 
-    def _serve(
-        self, target: str, claimed: Claimed, pending: bytes = b"", eof: bool = False
-    ) -> Serve:
+    def _machine(self, index: int, play: int) -> ReplayMachine:
         router = self._router
-        machine = ReplayMachine(
-            router.connections[claimed.index].events,
-            play=claimed.play,
+        return ReplayMachine(
+            router.connections[index].events,
+            play=play,
             hang_bound=router.limits.max_silence,
             stall_bound=router.limits.stall_timeout,
             rule=router.options.rule,
             speed=router.options.speed,
             noise=router.options.noise,
             shared=router.bindings,
-            volatile=router.connections[claimed.index].volatile,
-            protocol=router.protocol_of(claimed.index),
-            elsewhere=lambda: router.server_bytes(besides=claimed.index),
+            volatile=router.connections[index].volatile,
+            protocol=router.protocol_of(index),
+            elsewhere=lambda: router.server_bytes(besides=index),
         )
-        return Serve(Play(target, claimed.index, claimed.play), machine, pending, eof)
+
+    def _serve(
+        self, target: str, claimed: Claimed, pending: bytes = b"", eof: bool = False
+    ) -> Serve:
+        machine = self._machine(claimed.index, claimed.play)
+        play = Play(target, claimed.index, claimed.play)
+        if len(self._router.recordings_of(target)) < 2:
+            return Serve(play, machine, pending, eof)
+        # Another recording may turn out to fit this client better.
+        live = LiveConnection(target, claimed.index, claimed.play, machine, self)
+        live.watched = target in self._books
+        self._live.setdefault(target, []).append(live)
+        return Serve(play, live, pending, eof, shared=True)
+
+    # -- late binding (see .binding) ------------------------------------------------
+
+    def _fit(
+        self, index: int, play: int, inputs: Sequence[bytes | None], now: float
+    ) -> tuple[ReplayMachine, list[Action]] | None:
+        machine = self._machine(index, play)
+        actions = replay_inputs(machine, inputs, now)
+        return None if actions is None else (machine, actions)
+
+    def _bind(self, live: LiveConnection, index: int, machine: Machine) -> None:
+        live.index, live.play, live.machine = index, self._dispatcher.take(index), machine
+
+    def rebind(self, live: LiveConnection, now: float) -> list[Action] | None:
+        """``live`` diverged from its recording: move it to one that fits what it sent."""
+        assert live.inputs is not None
+        dispatcher, old = self._dispatcher, live.index
+        free = dispatcher.movable_to(live.target, old)[:MOVE_TRIES]
+        for index in free:
+            fit = self._fit(index, dispatcher.plays[index], live.inputs, now)
+            if fit is not None:
+                dispatcher.give_back(old)
+                self._bind(live, index, fit[0])
+                return fit[1]
+        # A recording another live connection holds only tentatively.
+        others = [o for o in self._live.get(live.target, ()) if o is not live and o.movable]
+        for other in others[:MOVE_TRIES]:
+            assert other.inputs is not None
+            fit = self._fit(other.index, other.play, live.inputs, now)
+            if fit is None:
+                continue
+            for spare, play in [(old, live.play), *((i, dispatcher.plays[i]) for i in free)]:
+                theirs = self._fit(spare, play, other.inputs, now)
+                if theirs is not None:
+                    taken = other.index
+                    dispatcher.give_back(old)
+                    dispatcher.give_back(taken)
+                    self._bind(other, spare, theirs[0])  # answered already: its actions go
+                    self._bind(live, taken, fit[0])
+                    return fit[1]
+        return self._answer_per_request(live, now)
+
+    def _answer_per_request(self, live: LiveConnection, now: float) -> list[Action] | None:
+        """For protocols whose requests stand alone: answer from the target's exchanges."""
+        router, machine = self._router, live.machine
+        if not isinstance(machine, ReplayMachine) or not stateless(router.protocol_of(live.index)):
+            return None
+        book = self._book(live.target)
+        book.mark_played(live.index, machine.position)
+        serving = ExchangeMachine(book, stall_bound=router.limits.stall_timeout)
+        rest = live.sent()[machine.consumed :]
+        actions = serving.feed(rest, now) if rest else []
+        if live.inputs and live.inputs[-1] is None:
+            actions += serving.feed_eof(now)
+        if any(isinstance(a, Problem) for a in actions):
+            return None  # the script's own mismatch says more
+        self._reached[live.index] = max(self._reached.get(live.index, 0), machine.position)
+        live.index, live.machine = -1, serving
+        return actions
+
+    def _book(self, target: str) -> ExchangeBook:
+        """The target's exchanges, those script plays served marked used."""
+        book = self._books.get(target)
+        if book is None:
+            router = self._router
+            book = self._books[target] = router.exchange_book(target)
+            for index, reached in self._reached.items():
+                book.mark_played(index, reached)
+            for live in self._live.get(target, ()):
+                live.watched = True
+                self.progress(live)
+        return book
+
+    def progress(self, live: LiveConnection) -> None:
+        book = self._books.get(live.target)
+        if book is not None and live.index >= 0 and isinstance(live.machine, ReplayMachine):
+            book.mark_played(live.index, live.machine.position)
+
+    def left(self, live: LiveConnection) -> None:
+        lives = self._live.get(live.target, [])
+        if live in lives:
+            lives.remove(live)
+        if live.index >= 0 and isinstance(live.machine, ReplayMachine):
+            reached = live.machine.position
+            self._reached[live.index] = max(self._reached.get(live.index, 0), reached)
+            self.progress(live)
+
+    def now_playing(self, play: Play, machine: Machine | None) -> Play:
+        if isinstance(machine, LiveConnection):
+            return Play(machine.target, machine.index, machine.play)
+        return play
 
     def release(self, play: Play) -> None:
-        self._dispatcher.release(play.index)
+        if play.index >= 0:
+            self._dispatcher.release(play.index)
 
     def play_counts(self) -> list[int]:
         return list(self._dispatcher.plays)
@@ -235,6 +346,9 @@ class _Script:
     def unplayed(self, completed: set[int]) -> list[str]:
         left = []
         for index, connection in enumerate(self._router.connections):
+            book = self._books.get(connection.target)
+            if book is not None and book.all_used(index):
+                continue  # served request by request
             if self._dispatcher.plays[index] == 0:
                 left.append(f"connection {index} ({connection.target}): never connected")
             elif index not in completed and any(type(e) is ClientData for e in connection.events):
@@ -256,13 +370,11 @@ class _Exchanges:
         book = self._books.get(target)
         if book is None:
             router = self._router
-            book = self._books[target] = ExchangeBook(
-                [(i, c) for i, c in enumerate(router.connections) if c.target == target],
-                rule=router.options.rule,
-                repeat=router.options.repeat,
-                split_of=router.client_split,
-            )
+            book = self._books[target] = router.exchange_book(target)
         return book
+
+    def now_playing(self, play: Play, machine: Machine | None) -> Play:
+        return play
 
     def on_connect(self, target: str) -> ConnectDecision | None:
         # Any number of connections share a target's exchanges.
@@ -342,8 +454,11 @@ class Router:
         self.options = options
         self.limits = limits
         self.hosts = {n: tuple(a) for n, a in (hosts or {}).items()}
+        self._by_target: dict[str, list[int]] = {}
+        for index, connection in enumerate(self.connections):
+            self._by_target.setdefault(connection.target, []).append(index)
         #: Distinct recorded targets, in recorded order.
-        self.recorded_targets = list(dict.fromkeys(c.target for c in self.connections))
+        self.recorded_targets = list(self._by_target)
         self._known = set(self.recorded_targets)
         self.table = TargetTable(self.hosts, targets=targets, ignore=ignore)
         self._strategy: _Strategy = _Exchanges(self) if options.exchange else _Script(self)
@@ -362,6 +477,37 @@ class Router:
                 for c in self.connections
             ]
         return [data for i, data in enumerate(self._server_bytes) if i != besides and data]
+
+    def exchange_book(self, target: str) -> ExchangeBook:
+        """The exchanges recorded for ``target``, each request framed by its protocol."""
+        return ExchangeBook(
+            [(i, self.connections[i]) for i in self.recordings_of(target)],
+            rule=self.options.rule,
+            repeat=self.options.repeat,
+            split_of=self.client_split,
+            tolerant=self.tolerant,
+        )
+
+    def recordings_of(self, target: str) -> list[int]:
+        """The recorded connections to ``target``, in recorded order."""
+        return self._by_target.get(target, [])
+
+    def tolerant(self, exchange: Exchange, inbox: bytes, eof: bool) -> int | None:
+        """How much of ``inbox`` the noise rules take as ``exchange``'s request
+        (-1: it is not; None: more bytes may decide)."""
+        if self.options.noise is NoiseMode.OFF or self.options.rule is not None:
+            return -1
+        judged = judge(
+            exchange.request,
+            inbox,
+            eof=eof,
+            mode=self.options.noise,
+            replies=[b"".join(exchange.reply)],
+            protocol=self.protocol_of(exchange.connection),
+        )
+        if judged is None:
+            return None
+        return judged.length if judged.verdict.ok else -1
 
     def client_split(self, index: int) -> Callable[[bytes], list[int]] | None:
         """How recorded connection ``index``'s protocol frames client messages (None: raw)."""
@@ -470,23 +616,28 @@ class Router:
         expected = self._strategy.opening_bytes(index) if index is not None else b""
         return diagnose.stalled_opening(self.name, target, received, index, expected)
 
-    def on_problem(self, play: Play, problem: Problem) -> CassetteError:
+    def on_problem(
+        self, play: Play, problem: Problem, machine: Machine | None = None
+    ) -> CassetteError:
         """The error for what a play's machine found."""
+        play = self._strategy.now_playing(play, machine)
         if play.index < 0:
             return diagnose.exchange_problem(self.name, play.target, self.connections, problem)
         return diagnose.problem(self.name, play.index, self.connections[play.index], problem)
 
-    def on_cut_short(self, play: Play) -> None:
+    def on_cut_short(self, play: Play, machine: Machine | None = None) -> None:
         """A fault ended ``play`` early: its recording may serve the client's retry."""
-        self._strategy.release(play)
+        self._strategy.release(self._strategy.now_playing(play, machine))
 
-    def on_finished(self, play: Play, *, complete: bool) -> None:
+    def on_finished(self, play: Play, *, complete: bool, machine: Machine | None = None) -> None:
         """``play`` is over; ``complete`` when its whole script was played."""
+        play = self._strategy.now_playing(play, machine)
         if complete and play.index >= 0:
             self._completed.add(play.index)
 
     def tolerated(self, play: Play, machine: Machine) -> list[str]:
         """What the noise rules accepted in ``play``, one line each (rule first)."""
+        play = self._strategy.now_playing(play, machine)
         spans = machine.tolerated
         where = f"connection {play.index} ({play.target})" if play.index >= 0 else play.target
         return [

@@ -38,7 +38,7 @@ from . import intercept
 from . import loop as _loop
 from .accepted import Accepted, Listener, Opening
 from .proxy import ProxyLink, Recording, UpstreamProtocol
-from .replay_server import ReplayLink
+from .replay_server import Locked, ReplayLink
 from .resolver import synthesise_addrinfo
 from .wire import SpecialPorts, reset_transport, special_ports
 
@@ -446,21 +446,22 @@ class Session:
         task.add_done_callback(self._tasks.discard)
 
     def _serve(self, connection: Accepted, transport: asyncio.Transport, serve: Serve) -> None:
-        play, machine = serve.play, serve.machine
+        play = serve.play
+        machine = Locked(serve.machine, self._lock) if serve.shared else serve.machine
 
         def problem(found: Problem) -> None:
             with self._lock:
-                error = self.router.on_problem(play, found)
+                error = self.router.on_problem(play, found, serve.machine)
             self._error(error)
 
         def cut_short() -> None:
             with self._lock:
-                self.router.on_cut_short(play)
+                self.router.on_cut_short(play, serve.machine)
 
         def done(link: ReplayLink) -> None:
             with self._lock:
-                self.router.on_finished(play, complete=machine.complete)
-                self._tolerated += self.router.tolerated(play, machine)
+                self.router.on_finished(play, complete=machine.complete, machine=serve.machine)
+                self._tolerated += self.router.tolerated(play, serve.machine)
             self._links.discard(link)
 
         link = ReplayLink(

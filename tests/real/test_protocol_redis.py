@@ -104,3 +104,65 @@ def test_a_reset_after_the_handshake_is_redis_pys_own_connection_error(
     reply = next(line for line in lines[setinfo + 1 :] if "server → client" in line).split()[0]
     outcome = replay(directory, port, reset_after=int(reply))
     assert outcome.get("client_error") == "ConnectionError", outcome
+
+
+POOL_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, threading
+    import redis
+    from tcpcassette import use_cassette
+
+    directory, port, record_mode = sys.argv[1:4]
+    out = {}
+    try:
+        with use_cassette("pool", cassette_dir=directory, record_mode=record_mode) as cassette:
+            client = redis.Redis(host="127.0.0.1", port=int(port))  # one default pool
+            barrier = threading.Barrier(8)
+            results, errors = {}, []
+
+            def work(i):
+                barrier.wait()
+                try:
+                    key = f"thread-{i}"
+                    results[i] = [
+                        client.set(key, i), client.incr(key, 10), client.get(key).decode(),
+                        client.rpush(key + ":list", "a", "b"), client.lrange(key + ":list", 0, -1),
+                    ]
+                except Exception as exc:
+                    errors.append(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
+
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            client.close()
+            out["result"] = [results.get(i) for i in range(8)]
+            if errors:
+                out["client_error"] = errors[0]
+        out["connections"] = len(cassette.connections)
+    except Exception as exc:
+        out["cassette_error"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(out, default=lambda b: b.decode()))
+    """
+)
+
+POOL_EXPECTED = [[True, 10 + i, str(10 + i), 2, ["a", "b"]] for i in range(8)]
+
+
+def test_a_default_pool_shared_by_eight_threads_replays_in_fresh_processes(
+    tmp_path: Path,
+) -> None:
+    # Every connection opens with the same HELLO 3 and CLIENT SETINFO, and the
+    # threads take the pool's connections in another order, and send their
+    # commands on other connections, in every run.
+    server = RedisServer()
+    try:
+        recorded = in_fresh_process(POOL_SCRIPT, str(tmp_path), str(server.port), "all")
+    finally:
+        server.stop()
+    assert recorded["result"] == POOL_EXPECTED, recorded
+    assert recorded["connections"] > 1  # a pool, not one connection
+    for _run in range(4):
+        replayed = in_fresh_process(POOL_SCRIPT, str(tmp_path), str(server.port), "none")
+        assert replayed == {"result": POOL_EXPECTED, "connections": recorded["connections"]}

@@ -64,7 +64,15 @@ class WireProtocol(Protocol):
 
 class ProtocolBase:
     """Defaults for the optional parts of :class:`WireProtocol`: subclass it and
-    implement ``name``, ``detect``, ``split`` and ``render``."""
+    implement ``name``, ``detect``, ``split`` and ``render``.
+
+    Set ``stateless = True`` when each request stands alone, whichever
+    connection carries it (Redis, memcached, HTTP): a pooled client that
+    spreads requests over its connections otherwise than recorded is then
+    answered request by request.
+    """
+
+    stateless = False
 
     def volatile(self, message: bytes) -> list[tuple[int, int]]:
         return []

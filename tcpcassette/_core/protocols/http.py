@@ -141,6 +141,8 @@ class Http(ProtocolBase):
     """HTTP/1.1 requests and responses, and WebSocket frames after an upgrade."""
 
     name = "http"
+    #: Requests stand alone: a pool may send one on any keep-alive connection.
+    stateless = True
 
     def detect(self, client: bytes, server: bytes) -> bool:
         found = _REQUEST_LINE.match(client[:8192])

@@ -124,6 +124,8 @@ class Memcached(ProtocolBase):
     """The memcached text protocol: commands with data blocks, replies up to ``END``."""
 
     name = "memcached"
+    #: Each command stands alone: a pooled client may send it on any connection.
+    stateless = True
 
     def detect(self, client: bytes, server: bytes) -> bool:
         end = client.find(b"\r\n", 0, MAX_LINE)

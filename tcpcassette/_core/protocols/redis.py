@@ -118,6 +118,8 @@ class Redis(ProtocolBase):
     """The Redis serialisation protocol (RESP2 and RESP3)."""
 
     name = "redis"
+    #: Commands stand alone: a pooled client may send one on any connection.
+    stateless = True
 
     def detect(self, client: bytes, server: bytes) -> bool:
         if not client.startswith(b"*"):
