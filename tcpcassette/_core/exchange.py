@@ -154,12 +154,23 @@ class ExchangeBook:
         return None
 
     def find(self, inbox: bytes, *, eof: bool) -> tuple[Exchange, int] | bool:
-        """The exchange whose request begins ``inbox``, and its length in bytes.
+        """The exchange whose request begins ``inbox``, and its length in bytes
+        (the exchange is used from now on).
 
         Returns:
             ``(exchange, length)``; True when more bytes may still match;
             False when nothing can.
         """
+        found = self._search(inbox, eof=eof)
+        if isinstance(found, tuple):
+            found[0].uses += 1
+        return found
+
+    def answers(self, inbox: bytes, *, eof: bool) -> bool:
+        """True when some exchange may answer ``inbox`` (or more bytes may decide)."""
+        return self._search(inbox, eof=eof) is not False
+
+    def _search(self, inbox: bytes, *, eof: bool) -> tuple[Exchange, int] | bool:
         waiting = False
         for allow_used in (False, True) if self._repeat else (False,):
             for x in self.exchanges:
@@ -169,7 +180,6 @@ class ExchangeBook:
                 if taken is None:
                     waiting = True
                 elif taken >= 0:
-                    x.uses += 1
                     return x, taken
             if waiting:
                 return True
@@ -181,7 +191,6 @@ class ExchangeBook:
                     if taken is None:
                         waiting = True
                     elif taken > 0:
-                        x.uses += 1
                         return x, taken
                 if waiting:
                     return True

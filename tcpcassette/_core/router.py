@@ -190,6 +190,11 @@ class _Script:
             return self._serve(target, decision, received, eof)
         if isinstance(decision, NeedMore):
             return Await(stall=bool(received))
+        if received and self._stateless(target):
+            # A pool's connection whose first request was recorded on another one.
+            book = self._book(target)
+            if book.answers(received, eof=eof):
+                return self._per_request(target, book, received, eof)
         router = self._router
         if router.record:
             return RecordHere()  # new_episodes: a connection the cassette lacks
@@ -237,7 +242,7 @@ class _Script:
     ) -> Serve:
         machine = self._machine(claimed.index, claimed.play)
         play = Play(target, claimed.index, claimed.play)
-        if len(self._router.recordings_of(target)) < 2:
+        if len(self._router.recordings_of(target)) < 2 and not self._stateless(target):
             return Serve(play, machine, pending, eof)
         # Another recording may turn out to fit this client better.
         live = LiveConnection(target, claimed.index, claimed.play, machine, self)
@@ -246,6 +251,16 @@ class _Script:
         return Serve(play, live, pending, eof, shared=True)
 
     # -- late binding (see .binding) ------------------------------------------------
+
+    def _stateless(self, target: str) -> bool:
+        """True when the target's recordings speak a protocol whose requests stand alone."""
+        recordings = self._router.recordings_of(target)
+        return bool(recordings) and stateless(self._router.protocol_of(recordings[0]))
+
+    def _per_request(self, target: str, book: ExchangeBook, pending: bytes, eof: bool) -> Serve:
+        machine = ExchangeMachine(book, stall_bound=self._router.limits.stall_timeout)
+        live = LiveConnection(target, -1, 0, machine, self)
+        return Serve(Play(target, -1), live, pending, eof, shared=True)
 
     def _fit(
         self, index: int, play: int, inputs: Sequence[bytes | None], now: float

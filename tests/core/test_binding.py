@@ -182,3 +182,28 @@ def test_replaying_inputs_gives_the_last_inputs_actions_or_none_when_they_do_not
     assert replay_inputs(machine(), [b"HELLO\n", b"B\n"], 0.0) is None
     # The recording ends (the client closes) before this client's last input.
     assert replay_inputs(machine(), [b"HELLO\n", b"A\n", None, b"more"], 0.0) is None
+
+
+def test_a_first_request_recorded_on_another_connection_is_answered_per_request() -> None:
+    # HTTP pools open with the request itself: recorded A then C on one
+    # connection, B on the other; live, C opens a connection of its own.
+    r = router(
+        talk((b"A\n", b"a\n"), (b"C\n", b"c\n")),
+        talk((b"B\n", b"b\n")),
+        protocol=Lines(),
+    )
+    first = connect(r, b"A\n")
+    assert begin(first) == b"a\n"
+    third = connect(r, b"C\n")  # no recording begins with C
+    assert isinstance(third.machine, LiveConnection) and third.machine.index == -1
+    assert begin(third) == b"c\n"
+    second = connect(r, b"B\n")
+    assert begin(second) == b"b\n"
+
+
+def test_a_first_request_nothing_recorded_is_rejected_with_the_closest_recordings() -> None:
+    r = router(talk((b"A\n", b"a\n")), talk((b"B\n", b"b\n")), protocol=Lines())
+    r.on_connect(T)
+    decision = r.on_first_bytes(T, b"Z\n", eof=False)
+    assert not isinstance(decision, Serve)
+    assert "no unplayed recording begins with" in str(getattr(decision, "error", ""))

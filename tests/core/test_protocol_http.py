@@ -133,3 +133,38 @@ def test_another_payload_under_a_new_mask_is_a_mismatch() -> None:
 )
 def test_messages_render_in_one_line(message: bytes, side: str, shown: str) -> None:
     assert H.render(message, side) == shown
+
+
+def get(host: bytes, agent: bytes = b"python-httpx/0.28.1") -> bytes:
+    return b"GET /a HTTP/1.1\r\nHost: " + host + b"\r\nUser-Agent: " + agent + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("host", "port"),
+    [(b"127.0.0.1:8000", b"8000"), (b"localhost:41234", b"41234"), (b"[::1]:5000", b"5000")],
+)
+def test_the_dialled_port_in_host_and_the_user_agent_are_volatile(host: bytes, port: bytes) -> None:
+    message = get(host)
+    spans = [message[start:end] for start, end in H.volatile(message)]
+    assert spans == [port, b"python-httpx/0.28.1"]
+
+
+def test_a_host_without_a_port_has_nothing_volatile_but_the_user_agent() -> None:
+    assert [get(b"example.test")[a:b] for a, b in H.volatile(get(b"example.test"))] == [
+        b"python-httpx/0.28.1"
+    ]
+
+
+def test_a_request_to_another_port_replays_and_another_host_or_path_does_not() -> None:
+    events = (ClientData(data=get(b"127.0.0.1:8000")), ServerData(data=b"HTTP/1.1 204 OK\r\n\r\n"))
+
+    def replies(live: bytes) -> list[object]:
+        m = ReplayMachine(events, hang_bound=30.0, stall_bound=5.0, protocol=H)
+        m.start(0.0)
+        return m.feed(live, 0.0)
+
+    assert replies(get(b"127.0.0.1:49152", b"python-httpx/0.29.0")) == [
+        Send(b"HTTP/1.1 204 OK\r\n\r\n")
+    ]
+    assert isinstance(replies(get(b"10.0.0.1:8000"))[0], Problem)
+    assert isinstance(replies(get(b"127.0.0.1:8000").replace(b"/a", b"/b"))[0], Problem)

@@ -11,7 +11,9 @@ so pipelined requests are matched one by one.  What differs between runs:
   and the mask may differ;
 * a multipart boundary is random, and tolerated by the generic rules;
 * ``User-Agent`` names the client library and its version, which another
-  release of the library changes: its value is volatile.
+  release of the library changes: its value is volatile;
+* the port in ``Host`` is the one the client dialled: a test server on a new
+  ephemeral port, or ``cassette.address()``, gives another one every run.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ _METHODS = (
 )  # fmt: skip
 _REQUEST_LINE = re.compile(rb"([A-Z]+) (\S+) HTTP/1\.[01]\r?\n")
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_USER_AGENT = re.compile(rb"\r\nUser-Agent[ \t]*:[ \t]*([^\r\n]*)", re.I)
+_HOST_PORT = re.compile(rb"\r\nHost[ \t]*:[ \t]*(?:\[[^\]\r\n]*\]|[^:\r\n]*):(\d+)[ \t]*\r\n", re.I)
 #: Largest head read when framing (a longer one is matched as raw bytes).
 MAX_HEAD = 64 * 1024
 #: Bytes of a body shown when a message is rendered.
@@ -166,12 +170,15 @@ class Http(ProtocolBase):
         return ends
 
     def volatile(self, message: bytes) -> list[tuple[int, int]]:
-        """The ``User-Agent`` value of a request (a library's version changes with it)."""
+        """The ``User-Agent`` value of a request (a library's version changes with
+        it) and the port in ``Host`` (the dialled port)."""
         end = _head_end(message)
         if end is None or _is_frame(message):
             return []
-        found = re.search(rb"\r\nUser-Agent[ \t]*:[ \t]*([^\r\n]*)", message[:end], re.I)
-        return [(found.start(1), found.end(1))] if found else []
+        head = message[:end]
+        spans = [(m.start(1), m.end(1)) for m in _USER_AGENT.finditer(head)]
+        spans += [(m.start(1), m.end(1)) for m in _HOST_PORT.finditer(head)]
+        return sorted(spans)
 
     def normalise(self, message: bytes) -> bytes:
         """Client frames unmasked; requests as they are."""
