@@ -166,3 +166,63 @@ def test_a_default_pool_shared_by_eight_threads_replays_in_fresh_processes(
     for _run in range(4):
         replayed = in_fresh_process(POOL_SCRIPT, str(tmp_path), str(server.port), "none")
         assert replayed == {"result": POOL_EXPECTED, "connections": recorded["connections"]}
+
+
+ASYNC_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    import redis.asyncio as aioredis
+    from tcpcassette import use_cassette
+
+    directory, port, record_mode, protocol = sys.argv[1:5]
+
+    async def main():
+        extra = {"protocol": int(protocol)} if protocol else {}
+        client = aioredis.Redis(host="127.0.0.1", port=int(port), **extra)  # one default pool
+
+        async def work(i):
+            key = f"task-{i}"
+            await client.set(key, i)
+            return [await client.incr(key, 5), (await client.get(key)).decode()]
+
+        results = await asyncio.gather(*(work(i) for i in range(6)))
+        pubsub = client.pubsub()
+        await pubsub.subscribe("news")
+        await client.publish("news", "extra")
+        heard = []
+        for _ in range(20):
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if message is not None:
+                heard.append(message["data"].decode())
+                break
+        await pubsub.aclose()
+        await client.aclose()
+        return [list(r) for r in results], heard
+
+    out = {}
+    try:
+        async def run():
+            async with use_cassette("async", cassette_dir=directory, record_mode=record_mode):
+                out["result"] = await main()
+        asyncio.run(run())
+    except Exception as exc:
+        out["cassette_error"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.parametrize("protocol", ["", "2"], ids=["resp3-default", "resp2"])
+def test_asyncio_tasks_sharing_a_pool_and_pub_sub_replay_in_fresh_processes(
+    protocol: str, tmp_path: Path
+) -> None:
+    server = RedisServer()
+    try:
+        recorded = in_fresh_process(ASYNC_SCRIPT, str(tmp_path), str(server.port), "all", protocol)
+    finally:
+        server.stop()
+    expected = [[[5 + i, str(5 + i)] for i in range(6)], ["extra"]]
+    assert recorded == {"result": expected}
+    for _run in range(3):
+        replayed = in_fresh_process(ASYNC_SCRIPT, str(tmp_path), str(server.port), "none", protocol)
+        assert replayed == {"result": expected}
