@@ -124,3 +124,45 @@ class Machine(Protocol):
     def shutdown(self, now: float) -> list[Action]:
         """The cassette is leaving: how to end this connection now."""
         ...
+
+
+class Wrapper:
+    """A :class:`Machine` that hands every call to the ``machine`` it wraps;
+    subclasses change what they need."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+
+    @property
+    def cut_short(self) -> bool:
+        return self.machine.cut_short
+
+    @property
+    def finished(self) -> bool:
+        return self.machine.finished
+
+    @property
+    def complete(self) -> bool:
+        return self.machine.complete
+
+    @property
+    def tolerated(self) -> list[tuple[int, Span]]:
+        return self.machine.tolerated
+
+    def start(self, now: float) -> list[Action]:
+        return self.machine.start(now)
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        return self.machine.feed(data, now)
+
+    def feed_eof(self, now: float) -> list[Action]:
+        return self.machine.feed_eof(now)
+
+    def feed_reset(self, now: float) -> list[Action]:
+        return self.machine.feed_reset(now)
+
+    def wake(self, now: float) -> list[Action]:
+        return self.machine.wake(now)
+
+    def shutdown(self, now: float) -> list[Action]:
+        return self.machine.shutdown(now)

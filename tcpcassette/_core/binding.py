@@ -27,12 +27,9 @@ more stays with its recording.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from .actions import Abort, Action, Disconnect, Machine, Problem, SendEof
-
-if TYPE_CHECKING:
-    from .noise import Span
+from .actions import Abort, Action, Disconnect, Machine, Problem, SendEof, Wrapper
 
 #: Client bytes kept per live connection to try other recordings with.
 KEPT_BYTES = 1024 * 1024
@@ -91,7 +88,7 @@ def replay_inputs(
     return steps[-1]
 
 
-class LiveConnection:
+class LiveConnection(Wrapper):
     """A :class:`Machine` serving one live connection, which may change recordings.
 
     Attributes:
@@ -107,10 +104,10 @@ class LiveConnection:
     def __init__(
         self, target: str, index: int, play: int, machine: Machine, binder: Binder
     ) -> None:
+        super().__init__(machine)
         self.target = target
         self.index = index
         self.play = play
-        self.machine = machine
         self.inputs: list[bytes | None] | None = []
         self.watched = False
         self._kept = 0
@@ -126,23 +123,7 @@ class LiveConnection:
         """Every byte the client sent (only while :attr:`inputs` are kept)."""
         return b"".join(item for item in self.inputs or () if item is not None)
 
-    # -- the Machine interface, forwarded ----------------------------------------
-
-    @property
-    def cut_short(self) -> bool:
-        return self.machine.cut_short
-
-    @property
-    def finished(self) -> bool:
-        return self.machine.finished
-
-    @property
-    def complete(self) -> bool:
-        return self.machine.complete
-
-    @property
-    def tolerated(self) -> list[tuple[int, Span]]:
-        return self.machine.tolerated
+    # -- the Machine interface (the rest is the wrapper's) -------------------------
 
     def start(self, now: float) -> list[Action]:
         return self._after(self.machine.start(now), now)

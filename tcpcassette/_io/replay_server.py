@@ -11,13 +11,19 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
 
-from .._core.actions import Abort, Action, Disconnect, Machine, Problem, Send, SendEof, WakeAt
+from .._core.actions import (
+    Abort,
+    Action,
+    Disconnect,
+    Machine,
+    Problem,
+    Send,
+    SendEof,
+    WakeAt,
+    Wrapper,
+)
 from .wire import reset_transport, set_nodelay
-
-if TYPE_CHECKING:
-    from .._core.noise import Span
 
 
 class ReplayLink:
@@ -135,50 +141,34 @@ class ReplayLink:
             self._on_done(self)
 
 
-class Locked:
+class Locked(Wrapper):
     """A machine whose every call holds ``lock``: one that changes state shared
     with other connections (a live connection that may change recordings)."""
 
     def __init__(self, machine: Machine, lock: AbstractContextManager[object]) -> None:
-        self._machine = machine
+        super().__init__(machine)
         self._lock = lock
-
-    @property
-    def cut_short(self) -> bool:
-        return self._machine.cut_short
-
-    @property
-    def finished(self) -> bool:
-        return self._machine.finished
-
-    @property
-    def complete(self) -> bool:
-        return self._machine.complete
-
-    @property
-    def tolerated(self) -> list[tuple[int, Span]]:
-        return self._machine.tolerated
 
     def start(self, now: float) -> list[Action]:
         with self._lock:
-            return self._machine.start(now)
+            return super().start(now)
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         with self._lock:
-            return self._machine.feed(data, now)
+            return super().feed(data, now)
 
     def feed_eof(self, now: float) -> list[Action]:
         with self._lock:
-            return self._machine.feed_eof(now)
+            return super().feed_eof(now)
 
     def feed_reset(self, now: float) -> list[Action]:
         with self._lock:
-            return self._machine.feed_reset(now)
+            return super().feed_reset(now)
 
     def wake(self, now: float) -> list[Action]:
         with self._lock:
-            return self._machine.wake(now)
+            return super().wake(now)
 
     def shutdown(self, now: float) -> list[Action]:
         with self._lock:
-            return self._machine.shutdown(now)
+            return super().shutdown(now)
