@@ -109,6 +109,13 @@ def ignorable(protocol: object, message: bytes) -> bool:
     return bool(method(message)) if callable(method) else False
 
 
+def has_ignorable(protocol: object) -> bool:
+    """True when ``protocol`` may call client messages ignorable (it defines ``ignorable``
+    other than :class:`ProtocolBase`'s, which calls none so)."""
+    method = getattr(type(protocol), "ignorable", None)
+    return callable(method) and method is not ProtocolBase.ignorable
+
+
 def answer(protocol: object, message: bytes) -> bytes | None:
     """``protocol.answer(message)``, None for protocols without the method."""
     method = getattr(protocol, "answer", None)

@@ -26,6 +26,7 @@ What differs between runs of the same client in a fresh process:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from ..events import ClientData, ServerData
@@ -142,7 +143,7 @@ def decode_alone(block: bytes) -> list[tuple[bytes, bytes]] | None:
 def _frames(stream: bytes) -> list[tuple[int, int]]:
     """The ``(start, end)`` offsets of the whole frames in a server's byte stream."""
     starts = [0, *ends_of(stream, frame_end)]
-    return list(zip(starts, starts[1:], strict=False))
+    return list(pairwise(starts))
 
 
 def ping_ack(payload: bytes) -> bytes:
