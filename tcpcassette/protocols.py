@@ -3,9 +3,9 @@
 tcpcassette detects the protocols it knows (Redis, HTTP/1.1 with WebSocket)
 from the recorded bytes.  A protocol of your own subclasses
 :class:`ProtocolBase` and implements ``name``, ``detect``, ``split`` and
-``render``; ``volatile``, ``normalise``, ``rewrite`` and ``play`` are
-optional.  :func:`ends_of` walks messages for ``split``, and :func:`printable`
-escapes bytes for ``render``.
+``render``; ``volatile``, ``normalise``, ``rewrite``, ``play``,
+``ignorable`` and ``answer`` are optional.  :func:`ends_of` walks messages
+for ``split``, and :func:`printable` escapes bytes for ``render``.
 """
 
 from ._core.protocols import KNOWN as KNOWN

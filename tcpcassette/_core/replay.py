@@ -50,7 +50,7 @@ from .faults import (
 from .framing import Framer, split_messages
 from .matching import MessageRule
 from .noise import Bindings, NoiseMode, Span, explain, judge, replies_after
-from .protocols.base import WireProtocol
+from .protocols.base import WireProtocol, answer, has_ignorable, ignorable
 from .render import first_difference
 
 
@@ -129,6 +129,9 @@ class ReplayMachine:
         if self._protocol is not None:
             script = played(script, self._protocol)
         self._events, self._origin = script
+        # Client messages the protocol may skip (pings): bytes past the script may
+        # be the start of one, and are not extra until they make a message.
+        self._skips = has_ignorable(self._protocol)
         self._noise = noise
         # What the noise rules learned on this connection, and (values long
         # enough to recur anywhere) across the cassette.
@@ -276,6 +279,9 @@ class ReplayMachine:
             expected, received = partial
             stalled = self._problem("stalled", expected, received, offset=len(received))
             return self._end(stalled, Abort())
+        if self._inbox and self._skips:
+            self._client_eof = True  # no more is coming: what waited is extra
+            return self._extra_bytes()
         return self._end(Disconnect())
 
     # -- the script ------------------------------------------------------------
@@ -307,6 +313,8 @@ class ReplayMachine:
                 self._pos += 1
                 actions += self._end(Abort())
             elif kind is ClientClose or kind is ClientReset:
+                if self._inbox and self._skip_ignorable(b"", actions):
+                    continue
                 if self._inbox:
                     return actions + self._extra_bytes()
                 if not self._client_eof:
@@ -320,6 +328,8 @@ class ReplayMachine:
                 # Connect failures act before accept; the router handles them.
                 self._pos += 1
         if self.state is State.PLAYING and self._pos >= len(events):
+            while self._inbox and self._skip_ignorable(b"", actions):
+                pass
             if self._inbox:
                 return actions + self._extra_bytes()
             if self._client_eof:
@@ -346,6 +356,8 @@ class ReplayMachine:
         need = len(expected) - self._matched
         take = min(need, len(inbox))
         if inbox[:take] != expected[self._matched : self._matched + take]:
+            if self._skip_ignorable(expected, actions):
+                return self._match_bytes(expected, actions)
             if self._noise is NoiseMode.OFF:
                 actions += self._end(self._mismatch(expected), Abort())
                 return False
@@ -391,6 +403,31 @@ class ReplayMachine:
         self.tolerated += [(self.position, span) for span in verdict.accepted]
         self._pos += 1
         self._matched = 0
+        return True
+
+    def _skip_ignorable(self, expected: bytes, actions: list[Action]) -> bool:
+        """Skip the live client message at hand if the protocol calls it ignorable (one it
+        sends on timers: a ping) and it is not the recorded ``expected``; True if skipped.
+
+        Bytes of it that matched the start of ``expected`` count as its own.  The
+        protocol's answer to it, if any, is sent at once.
+        """
+        protocol = self._protocol
+        if protocol is None:
+            return False
+        received = expected[: self._matched] + bytes(self._inbox)
+        ends = protocol.split(received, "client")
+        if not ends or ends[0] < self._matched:
+            return False
+        message = received[: ends[0]]
+        if message == expected or not ignorable(protocol, message):
+            return False
+        del self._inbox[: ends[0] - self._matched]
+        self._consumed += ends[0] - self._matched
+        self._matched = 0
+        reply = answer(protocol, message)
+        if reply is not None:
+            actions.append(Send(reply))
         return True
 
     def _message_number(self) -> int:
@@ -551,6 +588,9 @@ class ReplayMachine:
         return None
 
     def _extra_bytes(self) -> list[Action]:
+        protocol = self._protocol if self._skips and not self._client_eof else None
+        if protocol is not None and not protocol.split(bytes(self._inbox), "client"):
+            return []  # perhaps an ignorable message, still arriving
         return self._end(self._problem("extra", b"", bytes(self._inbox), offset=0), Abort())
 
     def _mismatch(self, expected: bytes) -> Problem:

@@ -12,6 +12,7 @@ from tcpcassette import ClientClose, ClientData, ClientReset, ServerClose, Serve
 from tcpcassette._core.actions import Abort, Disconnect, Problem, Send, SendEof, WakeAt
 from tcpcassette._core.events import Event
 from tcpcassette._core.faults import FAULT_TYPES
+from tcpcassette._core.protocols.base import ProtocolBase, ends_of
 from tcpcassette._core.replay import _FAULTS, ReplayMachine, State
 from tcpcassette.faults import Close, Delay, Reset, Slice, Timeout, Truncate
 
@@ -304,3 +305,106 @@ def test_realtime_replay_waits_the_recorded_gap() -> None:
     assert m.feed(b"a", 10.0) == [WakeAt(10.5)]
     assert m.wake(10.5) == [Send(b"one"), WakeAt(11.5)]
     assert m.wake(11.5) == [Send(b"two")]
+
+
+class _Pinging(ProtocolBase):
+    """Lines; a client's ``PING`` line is sent on a timer and answered ``PONG``."""
+
+    name = "pinging"
+
+    def detect(self, client: bytes, server: bytes) -> bool:
+        return True
+
+    def split(self, data: bytes, side: str) -> list[int]:
+        return ends_of(data, lambda d, at: d.find(b"\n", at) + 1 or None)
+
+    def ignorable(self, message: bytes) -> bool:
+        return message.startswith(b"PING")
+
+    def answer(self, message: bytes) -> bytes | None:
+        return b"PONG" + message[4:]
+
+    def play(self, events: Sequence[Event]) -> Sequence[Event | None]:
+        return [None if type(e) is ClientData and self.ignorable(e.data) else e for e in events]
+
+    def render(self, message: bytes, side: str) -> str:
+        return message.decode()
+
+
+PINGED: tuple[Event, ...] = (
+    ClientData(data=b"GET a\n"),
+    ServerData(data=b"value a\n"),
+    ClientData(data=b"PING 1\n"),
+    ServerData(data=b"PONG 1\n"),  # left in: play() only drops the client's pings
+    ClientData(data=b"GET b\n"),
+    ServerData(data=b"value b\n"),
+)
+
+
+def pinged(events: tuple[Event, ...] = PINGED) -> ReplayMachine:
+    return ReplayMachine(events, hang_bound=30.0, stall_bound=5.0, protocol=_Pinging())
+
+
+def test_replay_skips_an_ignorable_client_message_and_sends_its_answer_at_once() -> None:
+    actions = run(pinged(), [b"PING 7\nGET a\n", b"PING 8\n", b"GET b\n", b"PING 9\n"])
+    assert sent(actions) == [
+        b"PONG 7\n",
+        b"value a\n",
+        b"PONG 1\n",
+        b"PONG 8\n",
+        b"value b\n",
+        b"PONG 9\n",
+    ]
+    assert actions[-1] == Disconnect()
+    assert not any(isinstance(a, Problem) for a in actions)
+
+
+def test_replay_does_not_need_the_recorded_ignorable_messages() -> None:
+    actions = run(pinged(), [b"GET a\nGET b\n"])
+    assert sent(actions) == [b"value a\n", b"PONG 1\n", b"value b\n"]
+    assert not any(isinstance(a, Problem) for a in actions)
+
+
+def test_replay_skips_an_ignorable_message_that_begins_like_the_recorded_one() -> None:
+    # "PIN" starts the ping and the recorded message alike: one byte at a
+    # time, the matched start counts as the live ping's own.
+    events: tuple[Event, ...] = (ClientData(data=b"PINE tree\n"), ServerData(data=b"ok\n"))
+    actions = run(pinged(events), [bytes([b]) for b in b"PING 2\nPINE tree\n"])
+    assert sent(actions) == [b"PONG 2\n", b"ok\n"]
+
+
+def test_a_recorded_ignorable_message_still_matches_where_the_client_sends_it() -> None:
+    m = ReplayMachine(PINGED, hang_bound=30.0, stall_bound=5.0, protocol=_PingingKept())
+    actions = run(m, [b"GET a\n", b"PING 1\n", b"GET b\n"])
+    assert sent(actions) == [b"value a\n", b"PONG 1\n", b"value b\n"]
+
+
+def test_other_client_bytes_are_still_a_mismatch() -> None:
+    actions = run(pinged(), [b"GET a\n", b"GET c\n"])
+    problems = [a for a in actions if isinstance(a, Problem)]
+    assert [p.reason for p in problems] == ["mismatch"]
+
+
+def test_protocols_without_ignorable_messages_match_as_before() -> None:
+    class Lines(ProtocolBase):
+        name = "lines"
+
+        def detect(self, client: bytes, server: bytes) -> bool:
+            return True
+
+        def split(self, data: bytes, side: str) -> list[int]:
+            return ends_of(data, lambda d, at: d.find(b"\n", at) + 1 or None)
+
+        def render(self, message: bytes, side: str) -> str:
+            return message.decode()
+
+    m = ReplayMachine(PINGED, hang_bound=30.0, stall_bound=5.0, protocol=Lines())
+    actions = run(m, [b"PING 7\n"])
+    assert [a.reason for a in actions if isinstance(a, Problem)] == ["mismatch"]
+
+
+class _PingingKept(_Pinging):
+    """Pings stay in the script: a live one where one was recorded matches it."""
+
+    def play(self, events: Sequence[Event]) -> Sequence[Event | None]:
+        return events

@@ -21,6 +21,7 @@ from ..connection import Connection
 from ..events import ClientData, ServerData
 from .base import ProtocolBase, WireProtocol
 from .http import Http
+from .http2 import Http2
 from .memcached import Memcached
 from .mqtt import Mqtt
 from .mysql import MySql
@@ -32,6 +33,7 @@ from .smtp import Smtp
 #: The protocols detected by default, in the order they are tried.
 KNOWN: tuple[WireProtocol, ...] = (
     Redis(),
+    Http2(),
     Http(),
     Postgres(),
     MySql(),

@@ -70,9 +70,24 @@ class ProtocolBase:
     connection carries it (Redis, memcached, HTTP): a pooled client that
     spreads requests over its connections otherwise than recorded is then
     answered request by request.
+
+    Override ``ignorable`` (and ``answer``) for client messages a client sends
+    on timers rather than in the exchange (HTTP/2 ``PING``, MQTT
+    ``PINGREQ``): replay skips such a live message wherever it comes, unless
+    it is the very message recorded there, and sends ``answer(message)`` at
+    once when that is not None.  ``play`` may then leave the recorded ones
+    out, so that a live client that sends fewer needs none of them.
     """
 
     stateless = False
+
+    def ignorable(self, message: bytes) -> bool:
+        """True for a client message replay may skip where the recording has none."""
+        return False
+
+    def answer(self, message: bytes) -> bytes | None:
+        """What replay sends at once for a skipped ``ignorable`` message (None: nothing)."""
+        return None
 
     def volatile(self, message: bytes) -> list[tuple[int, int]]:
         return []
@@ -85,6 +100,27 @@ class ProtocolBase:
 
     def play(self, events: Sequence[Event]) -> Sequence[Event | None]:
         return events
+
+
+def ignorable(protocol: object, message: bytes) -> bool:
+    """``protocol.ignorable(message)``, False for protocols without the method
+    (a :class:`WireProtocol` need not have it)."""
+    method = getattr(protocol, "ignorable", None)
+    return bool(method(message)) if callable(method) else False
+
+
+def has_ignorable(protocol: object) -> bool:
+    """True when ``protocol`` may call client messages ignorable (it defines ``ignorable``
+    other than :class:`ProtocolBase`'s, which calls none so)."""
+    method = getattr(type(protocol), "ignorable", None)
+    return callable(method) and method is not ProtocolBase.ignorable
+
+
+def answer(protocol: object, message: bytes) -> bytes | None:
+    """``protocol.answer(message)``, None for protocols without the method."""
+    method = getattr(protocol, "answer", None)
+    reply = method(message) if callable(method) else None
+    return bytes(reply) if reply else None
 
 
 def ends_of(data: bytes, end_at: Callable[[bytes, int], int | None]) -> list[int]:
