@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import random
+from collections.abc import Sequence
 
 import pytest
 
@@ -158,7 +159,7 @@ def test_a_host_without_a_port_has_nothing_volatile_but_the_user_agent() -> None
 def test_a_request_to_another_port_replays_and_another_host_or_path_does_not() -> None:
     events = (ClientData(data=get(b"127.0.0.1:8000")), ServerData(data=b"HTTP/1.1 204 OK\r\n\r\n"))
 
-    def replies(live: bytes) -> list[object]:
+    def replies(live: bytes) -> Sequence[object]:
         m = ReplayMachine(events, hang_bound=30.0, stall_bound=5.0, protocol=H)
         m.start(0.0)
         return m.feed(live, 0.0)
