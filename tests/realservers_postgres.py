@@ -3,7 +3,13 @@
 The cluster is made with ``initdb`` in a temporary directory, owned by the
 unprivileged ``postgres`` user when the tests run as root (PostgreSQL refuses
 to run as root).  Clients log in over TCP with a password, checked with
-SCRAM-SHA-256 (``pg_hba.conf``: ``host all all 127.0.0.1/32 scram-sha-256``).
+SCRAM-SHA-256 (``pg_hba.conf``: ``host all all 127.0.0.1/32 scram-sha-256``),
+or with MD5 (``auth="md5"``).
+
+PostgreSQL 15's ``initdb`` stores the password of ``--pwfile`` as SCRAM
+whatever the method, and a SCRAM secret makes an ``md5`` line in
+``pg_hba.conf`` ask for SCRAM.  So for MD5 the password is set again in
+single-user mode with ``password_encryption=md5``, before the server listens.
 """
 
 from __future__ import annotations
@@ -41,7 +47,10 @@ class PostgresServer:
 
     ATTEMPTS = 5
 
-    def __init__(self) -> None:
+    def __init__(self, *, auth: str = "scram-sha-256") -> None:
+        if auth not in ("scram-sha-256", "md5"):
+            raise ValueError(f"unknown auth method {auth!r}")
+        self.auth = auth
         initdb, postgres = BINARIES / "initdb", BINARIES / "postgres"
         if not initdb.exists() or not postgres.exists():
             missing("PostgreSQL 15 (Debian package postgresql-15)")
@@ -62,8 +71,8 @@ class PostgresServer:
                 "-U",
                 USER,
                 f"--pwfile={pwfile}",
-                "--auth-local=scram-sha-256",
-                "--auth-host=scram-sha-256",
+                f"--auth-local={auth}",
+                f"--auth-host={auth}",
                 "--no-sync",
             ],
             user=self.user,
@@ -71,6 +80,8 @@ class PostgresServer:
             capture_output=True,
             timeout=120,
         )
+        if auth == "md5":
+            self._store_password_as_md5(postgres, data)
         log = ""
         for _attempt in range(self.ATTEMPTS):
             self.port = offered_port()
@@ -88,7 +99,7 @@ class PostgresServer:
                         "-h",
                         "127.0.0.1",
                         "-c",
-                        "password_encryption=scram-sha-256",
+                        f"password_encryption={auth}",
                         "-c",
                         "fsync=off",
                     ],
@@ -107,6 +118,19 @@ class PostgresServer:
                     break  # not a port clash: retrying would not help
         shutil.rmtree(self.dir, ignore_errors=True)
         raise RuntimeError("postgres did not start:\n" + log)
+
+    def _store_password_as_md5(self, postgres: Path, data: Path) -> None:
+        """Set the user's password again, stored as MD5 (single-user mode: no network)."""
+        done = subprocess.run(
+            [str(postgres), "--single", "-D", str(data), "-c", "password_encryption=md5", DATABASE],
+            user=self.user,
+            input=f"ALTER ROLE {USER} PASSWORD '{PASSWORD}';\n".encode(),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        if b"ERROR" in done.stdout + done.stderr:
+            raise RuntimeError("could not store the password as md5:\n" + done.stderr.decode())
 
     def _wait_until_ready(self, logfile: Path) -> None:
         """Accepting is not ready: until its log says so, the server refuses logins

@@ -10,7 +10,7 @@ from tcpcassette import ClientData, Connection, ServerData
 from tcpcassette._core.actions import Problem, Send
 from tcpcassette._core.dispatch import Claimed, Dispatcher, NoMatch
 from tcpcassette._core.protocols import detect
-from tcpcassette._core.protocols.mqtt import Mqtt, packet_end, varint
+from tcpcassette._core.protocols.mqtt import Mqtt, connect_level, packet_end, properties, varint
 from tcpcassette._core.replay import ReplayMachine
 
 M = Mqtt()
@@ -108,6 +108,106 @@ def test_packets_render_in_one_line() -> None:
     assert M.render(PACKETS[5], "client") == "PUBACK id=2"
     assert M.render(b"\xd0\x00", "server") == "PINGRESP"
     assert M.render(b"\x10\x01", "client") == "CONNECT (malformed)"
+
+
+M5 = Mqtt(level=5)
+#: mosquitto's CONNACK to an MQTT 5 client with the empty client id.
+CONNACK_5 = packet(
+    0x20,
+    b"\x00\x00"
+    + remaining(50)
+    + b"\x22\x00\x0a"
+    + b"\x12"
+    + string(b"auto-F3309B48-B481-7310-DA6C-4EC979940D44")
+    + b"\x21\x00\x14",
+)
+SUBSCRIBE_5 = packet(0x82, b"\x00\x01\x00" + string(b"t/#") + b"\x01")
+SUBACK_5 = packet(0x90, b"\x00\x01\x00\x01")
+PUBLISH_5 = packet(0x32, string(b"t/a") + b"\x00\x02" + b"\x00" + b"hello")
+
+
+def test_mqtt_5_packets_split_as_one_message_each() -> None:
+    for message in (connect(b"", level=5), CONNACK_5, SUBSCRIBE_5, SUBACK_5, PUBLISH_5):
+        assert M5.split(message, "server") == [len(message)]
+
+
+def test_a_connection_is_rendered_by_the_level_its_connect_asks_for() -> None:
+    assert connect_level(connect(b"", level=5)) == 5
+    assert connect_level(connect(b"x")) == 4
+    assert connect_level(b"\x10\x02\x00") is None
+    conn = Connection(target="h:1", events=(ClientData(data=connect(b"", level=5)),))
+    found = detect(conn)
+    assert isinstance(found, Mqtt) and found.level == 5
+    v3 = detect(Connection(target="h:1", events=(ClientData(data=connect(b"")),)))
+    assert isinstance(v3, Mqtt) and v3.level == 4
+    # Matching does not depend on the level: the same volatile spans.
+    message = connect(b"paho-abc", level=5)
+    assert M5.volatile(message) == M.volatile(message)
+
+
+def test_mqtt_5_packets_render_their_properties_not_as_payload_or_topics() -> None:
+    assert M5.render(CONNACK_5, "server") == (
+        "CONNACK session_present=0 rc=0 [topic_alias_maximum=10 "
+        "assigned_client_id=auto-F3309B48-B481-7310-DA6C-4EC979940D4… receive_maximum=20]"
+    )
+    # A CONNACK tells by its length: rendered alike without the level.
+    assert M.render(CONNACK_5, "server") == M5.render(CONNACK_5, "server")
+    assert M5.render(SUBSCRIBE_5, "client") == "SUBSCRIBE id=1 t/#(qos=1)"
+    assert M5.render(SUBACK_5, "server") == "SUBACK id=1 [1]"
+    assert M5.render(PUBLISH_5, "client") == "PUBLISH t/a qos=1 id=2 + 5 bytes: hello"
+    with_properties = packet(
+        0x30,
+        string(b"t/b")
+        + remaining(14)
+        + b"\x01\x01"
+        + b"\x26"
+        + string(b"k")
+        + string(b"v v")
+        + b"\x23\x00\x07"
+        + b"world",
+    )
+    assert M5.render(with_properties, "client") == (
+        'PUBLISH t/b qos=0 [payload_format=1 user:k="v v" topic_alias=7] + 5 bytes: world'
+    )
+    options = packet(0x82, b"\x00\x03\x02\x0b\x05" + string(b"t/#") + b"\x2d")
+    assert M5.render(options, "client") == (
+        "SUBSCRIBE id=3 [subscription_id=5] t/#(qos=1,no_local,retain_as_published,"
+        "retain_handling=2)"
+    )
+    assert M5.render(packet(0x40, b"\x00\x02\x10"), "server") == "PUBACK id=2 rc=16"
+    reason = packet(0x40, b"\x00\x02\x87" + remaining(5) + b"\x1f" + string(b"no"))
+    assert M5.render(reason, "server") == "PUBACK id=2 rc=135 [reason=no]"
+    assert M5.render(packet(0xB0, b"\x00\x04\x00\x00\x11"), "server") == "UNSUBACK id=4 [0,17]"
+    assert M5.render(packet(0xE0, b"\x04"), "client") == "DISCONNECT rc=4"
+    assert M5.render(b"\xe0\x00", "client") == "DISCONNECT"
+    connect_5 = packet(
+        0x10, string(b"MQTT") + b"\x05\x02\x00\x3c\x05\x11\x00\x00\x0e\x10" + string(b"c")
+    )
+    assert M5.render(connect_5, "client") == (
+        "CONNECT MQTT level=5 client_id=c keepalive=60 clean [session_expiry=3600]"
+    )
+
+
+def test_malformed_mqtt_5_properties_render_as_malformed() -> None:
+    assert properties(b"\x05\x11\x00", 0) is None  # longer than the packet
+    assert properties(b"\x02\x7f\x00", 0) is None  # an unknown property
+    assert properties(b"\x02\x21\x00", 0) is None  # a value cut short
+    assert properties(b"\x00", 0) == ([], 1)
+    assert M5.render(packet(0x30, string(b"t") + b"\x09"), "client") == "PUBLISH (malformed)"
+    assert M5.render(packet(0x20, b"\x00\x00\x03\x21"), "server") == "CONNACK (malformed)"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_any_bytes_render_at_either_level_without_raising(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(300):
+        first = rng.choice([0x10, 0x20, 0x32, 0x40, 0x82, 0x90, 0xB0, 0xE0, rng.randrange(256)])
+        data = bytes([first]) + bytes(rng.randrange(256) for _ in range(rng.randrange(30)))
+        for protocol in (M, M5):
+            for side in ("client", "server"):
+                protocol.split(data, side)
+                assert isinstance(protocol.render(data, side), str)
+        connect_level(data)
 
 
 def test_mqtt_is_detected_from_connect() -> None:

@@ -122,6 +122,59 @@ def test_the_scram_nonce_and_proof_are_volatile_and_a_password_is_not() -> None:
     assert P.volatile(msg(b"Q", b"select 'r=1'\x00")) == []
 
 
+def md5_answer(digest: bytes) -> bytes:
+    return msg(b"p", b"md5" + digest + b"\x00")
+
+
+def md5_events(answer: bytes) -> tuple[ClientData | ServerData, ...]:
+    return (
+        ClientData(data=SSL),
+        ServerData(data=b"N"),
+        ClientData(data=STARTUP),
+        ServerData(data=auth(5, b"\x8a\x1f\x03\xc4")),  # the salt
+        ClientData(data=answer),
+        ServerData(data=auth(0) + READY),
+    )
+
+
+RECORDED_MD5 = b"7f3b2e9c1a4d8e6f0b5c2a9d3e7f1c4b"
+OTHER_MD5 = b"e2c94a1f7b3d6c8e0a5f2b9d4c7e1a3f"  # another password: as random-looking
+
+
+def test_another_md5_answer_is_a_mismatch_not_a_random_value() -> None:
+    # The normalised form spells the body as bits, which no generic rule takes for random.
+    assert P.normalise(md5_answer(RECORDED_MD5)) != P.normalise(md5_answer(OTHER_MD5))
+    normalised = P.normalise(md5_answer(RECORDED_MD5))
+    assert set(normalised[5:]) <= set(b"01") and len(normalised) == 5 + 8 * 36
+    assert P.split(normalised, "client") == [len(normalised)]
+    for answer, outcome in ((RECORDED_MD5, "sent"), (OTHER_MD5, "mismatch")):
+        m = ReplayMachine(
+            md5_events(md5_answer(RECORDED_MD5)), hang_bound=30.0, stall_bound=5.0, protocol=P
+        )
+        m.start(0.0)
+        assert [a.data for a in m.feed(SSL + STARTUP, 0.0) if isinstance(a, Send)] == [
+            b"N",
+            auth(5, b"\x8a\x1f\x03\xc4"),
+        ]
+        actions = m.feed(md5_answer(answer), 0.0)
+        if outcome == "sent":
+            assert [a.data for a in actions if isinstance(a, Send)] == [auth(0) + READY]
+        else:
+            problem = actions[0]
+            assert isinstance(problem, Problem) and problem.reason == "mismatch", actions
+
+
+def test_a_long_cleartext_password_is_no_random_value_either() -> None:
+    one = msg(b"p", b"Xk9vQ2mR7tLpZ4wN8sYb\x00")
+    other = msg(b"p", b"Hq3nW6cJ1fVzA5uE0gTd\x00")
+    assert P.normalise(one) != P.normalise(other)
+    # SASL messages keep their form: their nonce and proof are volatile fields.
+    initial = sasl_initial(b"NONCE123")
+    assert P.normalise(initial) == initial
+    final = msg(b"p", b"c=biws,r=NONCE123SERVER,p=PROOF==")
+    assert P.normalise(final) == final
+
+
 def scram_events(nonce: bytes) -> tuple[ClientData | ServerData, ...]:
     server_first = b"r=" + nonce + b"SERVERNONCE,s=c2FsdA==,i=4096"
     return (

@@ -72,7 +72,9 @@ WORKLOAD = textwrap.dedent(
 """
 )
 
-SCRIPT = WORKLOAD + textwrap.dedent(
+#: Replays ``workload`` in a fresh process: the cassette directory, the port, a client
+#: id to give paho-mqtt (empty: its default) and an event to reset the connection after.
+REPLAY = textwrap.dedent(
     """
     import json, sys
     from tcpcassette import at, use_cassette
@@ -93,6 +95,7 @@ SCRIPT = WORKLOAD + textwrap.dedent(
     print(json.dumps(out))
     """
 )
+SCRIPT = WORKLOAD + REPLAY
 
 EXPECTED = {
     "messages": [["t/a", "hello", 1], ["t/b", "world", 0]],

@@ -47,12 +47,19 @@ KNOWN: tuple[WireProtocol, ...] = (
 def detect(
     connection: Connection, protocols: Sequence[WireProtocol] = KNOWN
 ) -> WireProtocol | None:
-    """The protocol the connection's first bytes belong to (None: none known)."""
+    """The protocol the connection's first bytes belong to (None: none known).
+
+    A protocol with a ``for_connection(client, server)`` method is asked for
+    the object to use for this connection (MQTT renders by its level).
+    """
     client = b"".join(e.data for e in connection.events[:8] if type(e) is ClientData)
     server = b"".join(e.data for e in connection.events[:8] if type(e) is ServerData)
     for protocol in protocols:
         if protocol.detect(client, server):
-            return protocol
+            # A protocol that renders by what the connection negotiated (MQTT's level).
+            specialise = getattr(protocol, "for_connection", None)
+            found: WireProtocol = specialise(client, server) if specialise else protocol
+            return found
     return None
 
 

@@ -31,7 +31,12 @@ client's ``SASLInitialResponse`` is answered by the recorded
 the exchange (unless told to require SCRAM, like libpq's
 ``require_auth=scram-sha-256`` or ``channel_binding=require``).  MD5 and
 cleartext passwords replay as recorded: the server's salt is recorded, so the
-live client computes the same answer.
+live client computes the same answer.  Another password must be a mismatch,
+yet an MD5 answer (32 hex digits) or a long password looks random to the
+generic ``random`` rule of :mod:`tcpcassette._core.noise`; so the compared
+form of a ``PasswordMessage`` spells its body out as ``0`` and ``1``
+characters, which no generic rule takes for random (as the MySQL protocol
+does with its auth response).  That form is only compared, never sent.
 """
 
 from __future__ import annotations
@@ -171,6 +176,17 @@ def _auth_code(message: bytes) -> int | None:
     return None
 
 
+def _is_password(message: bytes) -> bool:
+    """True for a ``PasswordMessage`` with a password or an MD5 answer, not SASL's."""
+    body = message[5:]
+    return (
+        message[:1] == b"p"
+        and len(message) >= 5
+        and not body.startswith(b"SCRAM-")
+        and not body.startswith(b"c=")
+    )
+
+
 class Postgres(ProtocolBase):
     """The PostgreSQL frontend/backend protocol, version 3."""
 
@@ -188,6 +204,11 @@ class Postgres(ProtocolBase):
         return _split(data, side)
 
     def normalise(self, message: bytes) -> bytes:
+        if _is_password(message):
+            # A password or its MD5 answer as bits: another password must not pass
+            # for a random value (see the module's docstring).
+            bits = "".join(f"{byte:08b}" for byte in message[5:]).encode()
+            return b"p" + struct.pack("!i", len(bits) + 4) + bits
         if not message or message[0] not in b"PBDCQE":
             return message
         body, count = _COUNTER_NAME.subn(rb"__asyncpg_\1_#__", message[5:])
