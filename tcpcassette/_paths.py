@@ -45,17 +45,45 @@ def cassette_path(name: str, directory: Path) -> Path:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]]+")
 
 
-def default_name(func: Callable[..., Any]) -> str:
-    """``<test module>/<test name>`` for a decorated test, with pytest's parameter ids."""
+def _safe(part: str) -> str:
+    return _UNSAFE.sub("_", part).strip("._") or "_"
+
+
+def node_name(nodeid: str) -> str:
+    """The default cassette name of a pytest test: its file's path, then its name.
+
+    ``tests/a/test_api.py::TestUser::test_get[x-1]`` is
+    ``tests/a/test_api/TestUser.test_get[x-1]``: the cassettes of a suite
+    mirror its files, so two modules of the same name never share one.
+    """
+    path, _, rest = nodeid.partition("::")
+    stem = path[: -len(".py")] if path.endswith(".py") else path
+    parts = [p for p in stem.replace("\\", "/").split("/") if p and p != "."]
+    folders = ["__" if p == ".." else _safe(p) for p in parts]  # never above the directory
+    test = ".".join(_safe(p) for p in rest.split("::") if p) or "test"
+    return "/".join([*folders, test])
+
+
+def default_names(func: Callable[..., Any]) -> tuple[str, str]:
+    """The default cassette name for a decorated test, and the name earlier
+    releases gave it (``<module>/<test>``), still read where it exists."""
     module = getattr(func, "__module__", "") or "tests"
     stem = module.rsplit(".", 1)[-1]
     # A test defined inside a function keeps only its own (and its class's) name.
     test_name: str = func.__qualname__.rsplit("<locals>.", 1)[-1]
-    # The running test's node id carries the parametrised id: "t.py::test_x[a-1]".
+    # The running test's node id carries its file and parametrised id: "t.py::test_x[a-1]".
     settings = current_settings()
     running = settings.current_test if settings is not None else None
     node = running.split("::")[-1] if running else ""
-    if node.split("[", 1)[0] == func.__name__:
-        test_name = test_name.rsplit(func.__name__, 1)[0] + node
-    safe = _UNSAFE.sub("_", test_name).strip("._") or "test"
-    return f"{_UNSAFE.sub('_', stem)}/{safe}"
+    legacy_test = test_name
+    if running and node.split("[", 1)[0] == func.__name__:
+        legacy_test = test_name.rsplit(func.__name__, 1)[0] + node
+        name = node_name(running)
+    else:
+        name = "/".join([*(_safe(p) for p in module.split(".")), _safe(test_name)])
+    return name, f"{_safe(stem)}/{_safe(legacy_test)}"
+
+
+def default_name(func: Callable[..., Any]) -> str:
+    """The default cassette name for a decorated test (see :func:`default_names`)."""
+    return default_names(func)[0]

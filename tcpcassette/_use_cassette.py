@@ -33,7 +33,7 @@ from ._core.protocols.base import WireProtocol
 from ._io import intercept as _intercept
 from ._io.session import new_session
 from ._io.storage import DEFAULT_LOCK_TIMEOUT, recording_lock
-from ._paths import cassette_path, default_name
+from ._paths import cassette_path, default_names
 from ._settings import (
     ENV_RECORD_MODE,
     Outcome,
@@ -50,10 +50,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _Activation:
     """One entry into a cassette: from loading it to saving it."""
 
-    def __init__(self, options: use_cassette, name: str) -> None:
+    def __init__(self, options: use_cassette, name: str, legacy: str | None = None) -> None:
         self.mode = resolve_record_mode(options.record_mode)
         directory = resolve_cassette_dir(options.cassette_dir)
         self.path = cassette_path(name, directory)
+        if legacy is not None and not self.path.exists():
+            # A default name as an earlier release spelt it: keep using that file.
+            old = cassette_path(legacy, directory)
+            if old.exists():
+                self.path = old
         self.options = options
         settings = current_settings()
         # --tcpcassette-learn: a cassette that exists is recorded once more, and
@@ -61,9 +66,13 @@ class _Activation:
         self.learning = bool(settings is not None and settings.learn and self.path.exists())
         if self.learning:
             self.mode = RecordMode.ALL
+        # --disable-tcpcassette: the code under test talks to the real servers.
+        self.disabled = bool(settings is not None and settings.disabled)
         self._lock = contextlib.ExitStack()
 
     def enter(self) -> Cassette:
+        if self.disabled:
+            return Cassette(path=self.path)
         if self.mode is not RecordMode.NONE:
             # Workers recording the same cassette take turns; whoever comes
             # second loads what the first saved.
@@ -124,6 +133,8 @@ class _Activation:
 
     def exit(self) -> None:
         """Stop intercepting, save what was recorded, raise what went wrong."""
+        if self.disabled:
+            return
         with self._lock:
             self._finish()
 
@@ -321,32 +332,57 @@ class use_cassette:
     # -- decorator ---------------------------------------------------------------
 
     def __call__(self, func: F) -> F:
+        if inspect.isclass(func):
+            return cast(F, self._decorate_class(func))
         name = self.name
 
-        def resolve() -> str:
-            return name if name is not None else default_name(func)
+        def activation() -> _Activation:
+            if name is not None:
+                return _Activation(self, name)
+            return _Activation(self, *default_names(func))
 
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                activation = _Activation(self, resolve())
+                active = activation()
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(None, activation.enter)
+                await loop.run_in_executor(None, active.enter)
                 try:
                     return await func(*args, **kwargs)
                 finally:
-                    await loop.run_in_executor(None, activation.exit)
+                    await loop.run_in_executor(None, active.exit)
 
             return cast(F, async_wrapper)
 
+        if not callable(func):
+            raise CassetteError(
+                f"use_cassette decorates functions, methods and test classes, not {func!r}"
+            )
+
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            activation = _Activation(self, resolve())
-            activation.enter()
+            active = activation()
+            active.enter()
             try:
                 return func(*args, **kwargs)
             finally:
-                activation.exit()
+                active.exit()
 
         return cast(F, wrapper)
+
+    def _decorate_class(self, cls: type) -> type:
+        """Each test method of ``cls`` (``test*``) gets the cassette, as pytest collects them."""
+        tests = [
+            name
+            for name, value in vars(cls).items()
+            if name.startswith("test") and inspect.isfunction(value)
+        ]
+        if not tests:
+            raise CassetteError(
+                f"use_cassette on class {cls.__name__}: it has no test methods (test*) to "
+                "give the cassette to; decorate the methods, or the functions, instead"
+            )
+        for name in tests:
+            setattr(cls, name, self(vars(cls)[name]))
+        return cls

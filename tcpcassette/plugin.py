@@ -1,21 +1,32 @@
-"""The pytest plugin: ``--record-mode``, ini options, and a summary of cassettes used.
+"""The pytest plugin: the ``tcpcassette`` marker and fixtures, ``--record-mode``, ini
+options, and a summary of the cassettes used.
 
 It imports only the light parts of tcpcassette: the I/O layer loads when a
 test first uses a cassette, so installing tcpcassette costs other pytest
 runs nothing.  Its state lives in ``config.stash``.
+
+pytest-recording registers ``--record-mode`` too; when it is installed,
+tcpcassette reads that option instead of registering it a second time, so
+one flag drives both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
+import inspect
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import _settings
-from ._core.errors import ReplayError
+from ._core.errors import CassetteError, ReplayError
+from ._paths import node_name
 from ._settings import Outcome, PytestSettings, RecordMode
+
+if TYPE_CHECKING:
+    from ._cassette import Cassette
 
 _WORKER_KEY = "tcpcassette_outcomes"
 #: Cassettes named one by one in the summary; more are counted (-v names them).
@@ -25,15 +36,42 @@ _SETTINGS = pytest.StashKey[PytestSettings]()
 _FROM_WORKERS = pytest.StashKey[list[Outcome]]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+#: The marker, as ``pytest --markers`` lists it.
+MARKER = (
+    "tcpcassette(name=None, **options): record or replay the test's TCP connections in "
+    "cassette <name> (default: mirrors the test's file and name), from the start of its "
+    "setup to the end of its teardown; options are use_cassette's"
+)
+#: pytest-recording's plugin, which registers ``--record-mode`` as well.
+_RECORDING_PLUGIN = "recording"
+
+
+def _shares_record_mode(pluginmanager: pytest.PytestPluginManager) -> bool:
+    """True when pytest-recording will register ``--record-mode`` (installed, not blocked)."""
+    if pluginmanager.is_blocked(_RECORDING_PLUGIN):
+        return False
+    if pluginmanager.has_plugin(_RECORDING_PLUGIN):
+        return True
+    return importlib.util.find_spec("pytest_recording") is not None
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("tcpcassette", "record and replay TCP connections")
+    if not _shares_record_mode(pluginmanager):
+        group.addoption(
+            "--record-mode",
+            action="store",
+            default=None,
+            choices=[m.value for m in RecordMode],
+            help="when to record cassettes: none (replay only, the default), once, "
+            "new_episodes or all. Overrides record_mode= arguments and markers.",
+        )
     group.addoption(
-        "--record-mode",
-        action="store",
-        default=None,
-        choices=[m.value for m in RecordMode],
-        help="when to record cassettes: none (replay only, the default), once, "
-        "new_episodes or all. Overrides record_mode= arguments.",
+        "--disable-tcpcassette",
+        action="store_true",
+        default=False,
+        help="run tests that use cassettes against the real servers: no cassette is read "
+        "or written",
     )
     group.addoption(
         "--tcpcassette-learn",
@@ -61,12 +99,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+    cli_mode = config.getoption("record_mode", default=None)
+    if cli_mode == "rewrite":  # pytest-recording's name for recording everything afresh
+        cli_mode = RecordMode.ALL.value
     settings = PytestSettings(
-        cli_record_mode=config.getoption("--record-mode"),
+        cli_record_mode=cli_mode,
         ini_record_mode=config.getini("tcpcassette_record_mode") or None,
         ini_cassette_dir=config.getini("tcpcassette_dir") or None,
         ini_noise=config.getini("tcpcassette_noise") or None,
         learn=bool(config.getoption("--tcpcassette-learn")),
+        disabled=bool(config.getoption("--disable-tcpcassette")),
         rootdir=Path(config.rootpath),
     )
     config.stash[_SETTINGS] = settings
@@ -78,6 +121,82 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     settings = config.stash.get(_SETTINGS, None)
     if settings is not None:
         _settings.pop(settings)
+
+
+# -- the marker and fixtures -------------------------------------------------------
+
+
+@pytest.fixture
+def tcpcassette_config() -> dict[str, Any]:
+    """Default ``use_cassette`` options for the tests that use a cassette: override
+    it in a conftest.py or a module (it may use other fixtures, such as a server's
+    port).  Marker arguments override it; ``--record-mode`` overrides both."""
+    return {}
+
+
+def _options(
+    request: pytest.FixtureRequest, config: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The cassette name and ``use_cassette`` options for the test being set up."""
+    if not isinstance(config, Mapping):
+        raise CassetteError(
+            f"{request.node.nodeid}: the tcpcassette_config fixture must return a dict of "
+            f"use_cassette options, not {type(config).__name__}"
+        )
+    options = dict(config)
+    name: str | None = options.pop("name", None)
+    # Farthest first (module, class), so the marker nearest the test wins.
+    for marker in reversed(list(request.node.iter_markers("tcpcassette"))):
+        if len(marker.args) > 1:
+            raise CassetteError(
+                f"{request.node.nodeid}: @pytest.mark.tcpcassette takes one name at most, "
+                f"got {marker.args!r}; give options as keywords"
+            )
+        if marker.args:
+            name = marker.args[0]
+        options.update(marker.kwargs)
+        name = options.pop("name", name)
+    return name or node_name(request.node.nodeid), options
+
+
+def _use(name: str, options: dict[str, Any], where: str) -> Any:
+    from ._use_cassette import use_cassette  # loads the I/O layer: only when a cassette is used
+
+    known = set(inspect.signature(use_cassette).parameters) - {"name"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise CassetteError(
+            f"{where}: unknown tcpcassette option(s) {', '.join(unknown)}; use_cassette takes "
+            f"{', '.join(sorted(known))}"
+        )
+    return use_cassette(name, **options)
+
+
+@pytest.fixture
+def tcpcassette(
+    request: pytest.FixtureRequest, tcpcassette_config: dict[str, Any]
+) -> Iterator[Cassette | None]:
+    """The cassette of the running test, in use from here to the end of its teardown.
+
+    A test marked ``@pytest.mark.tcpcassette`` gets it before its other fixtures;
+    asking for the fixture in an unmarked test uses a cassette the same way.  Its
+    ``play_count``, ``play_counts``, ``all_played`` and ``recording`` are live while
+    the test runs.  With ``--disable-tcpcassette`` it is None: the test talks to
+    the real servers.
+    """
+    if request.config.getoption("--disable-tcpcassette"):
+        yield None
+        return
+    name, options = _options(request, tcpcassette_config)
+    with _use(name, options, request.node.nodeid) as cassette:
+        yield cassette
+
+
+@pytest.fixture(autouse=True)
+def _tcpcassette_marked(request: pytest.FixtureRequest) -> None:
+    """Marked tests use their cassette from the start of their setup."""
+    if request.node.get_closest_marker("tcpcassette") is not None:
+        request.getfixturevalue("tcpcassette")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -601,7 +601,8 @@ def test_decorator_names_the_cassette_after_the_test(cassette_dir: Path, serve: 
         return echo_once(server.port)
 
     assert test_something() == b"PING"
-    assert (cassette_dir / "test_use_cassette" / "test_something.msgpack").exists()
+    # Not the running test: named after its module's dotted path, as folders.
+    assert (cassette_dir / "tests" / "test_use_cassette" / "test_something.msgpack").exists()
 
 
 def test_decorator_on_methods_and_coroutines(cassette_dir: Path, serve: Serve) -> None:
