@@ -327,3 +327,43 @@ def test_a_class_without_tests_fails_loudly():
     record_then_replay(pytester, echo_server, 3)
     assert client_bytes(pytester.path / "cassettes/test_cls/TestThings.test_a.msgpack") == [b"a"]
     assert client_bytes(pytester.path / "cassettes/test_cls/TestThings.test_b.msgpack") == [b"b"]
+
+
+def test_pytest_recording_installed_alongside_shares_record_mode(
+    pytester: pytest.Pytester, echo_server: ThreadedServer
+) -> None:
+    pytest.importorskip("pytest_recording", reason="pytest-recording (pip install -e '.[test]')")
+    pytester.makepyfile(
+        test_both="""
+import http.server, threading, urllib.request
+import pytest
+from echohelp import echo
+
+@pytest.fixture
+def web():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+@pytest.mark.vcr
+def test_http_by_vcrpy(web):
+    assert urllib.request.urlopen(web, timeout=5).status == 200
+
+@pytest.mark.tcpcassette
+def test_tcp_by_tcpcassette():
+    assert echo(b"both") == b"BOTH"
+"""
+    )
+    result = pytester.runpytest("--record-mode=once", "-p", "recording")
+    result.assert_outcomes(passed=2)
+    assert (pytester.path / "cassettes/test_both/test_tcp_by_tcpcassette.msgpack").exists()
+    assert list(pytester.path.glob("**/test_http_by_vcrpy.yaml"))  # vcrpy recorded its own
+    # "rewrite", pytest-recording's mode for recording afresh, records afresh here too.
+    before = echo_server.connections
+    pytester.runpytest("--record-mode=rewrite", "-k", "tcp").assert_outcomes(passed=1)
+    assert echo_server.connections == before + 1
+    # With pytest-recording turned off, tcpcassette registers the option itself.
+    result = pytester.runpytest("-p", "no:recording", "--record-mode=once", "-k", "tcp")
+    result.assert_outcomes(passed=1)
