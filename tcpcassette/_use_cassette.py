@@ -233,11 +233,19 @@ class use_cassette:
         CassetteFormatError: the cassette file is invalid.
         ReplayError: on leaving the block, if the code under test did
             something the cassette does not hold.
+
+    Written bare, ``@use_cassette`` is ``@use_cassette()``: the decorated
+    function itself comes back, so pytest still collects the test.
     """
+
+    def __new__(cls, name: Any = None, **options: Any) -> Any:
+        if callable(name) and not isinstance(name, str):
+            return cls()(name)  # @use_cassette without parentheses
+        return super().__new__(cls)
 
     def __init__(
         self,
-        name: str | None = None,
+        name: str | Callable[..., Any] | None = None,
         *,
         record_mode: str | RecordMode | None = None,
         cassette_dir: str | os.PathLike[str] | None = None,
@@ -259,7 +267,8 @@ class use_cassette:
         settle_timeout: float = DEFAULT_SETTLE_TIMEOUT,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
-        self.name = name
+        # A callable name never gets here: __new__ decorated it.
+        self.name: str | None = None if callable(name) else name
         self.record_mode = record_mode
         self.cassette_dir = cassette_dir
         self.targets = list(targets) if targets is not None else None

@@ -367,3 +367,27 @@ def test_tcp_by_tcpcassette():
     # With pytest-recording turned off, tcpcassette registers the option itself.
     result = pytester.runpytest("-p", "no:recording", "--record-mode=once", "-k", "tcp")
     result.assert_outcomes(passed=1)
+
+
+def test_a_bare_decorator_is_collected_and_uses_the_default_cassette(
+    pytester: pytest.Pytester, echo_server: ThreadedServer
+) -> None:
+    pytester.makepyfile(
+        test_bare="""
+from tcpcassette import use_cassette
+from echohelp import echo
+
+@use_cassette
+def test_plain():
+    assert echo(b"plain") == b"PLAIN"
+
+class TestMethods:
+    @use_cassette
+    def test_method(self):
+        assert echo(b"m") == b"M"
+"""
+    )
+    record_then_replay(pytester, echo_server, 2)  # collected: two tests, not zero
+    c = pytester.path / "cassettes/test_bare"
+    assert client_bytes(c / "test_plain.msgpack") == [b"plain"]
+    assert client_bytes(c / "TestMethods.test_method.msgpack") == [b"m"]
