@@ -84,11 +84,22 @@ class PytestSettings:
     #: The node id of the test running now (pytest's own, with parameter ids).
     current_test: str | None = None
     outcomes: list[Outcome] = field(default_factory=list)
+    #: The cassettes each test used (by node id), for the summary of failing tests.
+    used: dict[str, list[Path]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def report(self, outcome: Outcome) -> None:
         with self._lock:
             self.outcomes.append(outcome)
+
+    def touch(self, path: Path) -> None:
+        """The running test uses the cassette at ``path``."""
+        if self.current_test is None:
+            return
+        with self._lock:
+            paths = self.used.setdefault(self.current_test, [])
+            if path not in paths:
+                paths.append(path)
 
 
 # pytest sessions nest (pytester runs pytest inside pytest); the innermost is current.

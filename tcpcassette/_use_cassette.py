@@ -61,6 +61,8 @@ class _Activation:
                 self.path = old
         self.options = options
         settings = current_settings()
+        if settings is not None:
+            settings.touch(self.path)
         # --tcpcassette-learn: a cassette that exists is recorded once more, and
         # only what differs from it is kept (as volatile spans).
         self.learning = bool(settings is not None and settings.learn and self.path.exists())

@@ -29,11 +29,14 @@ if TYPE_CHECKING:
     from ._cassette import Cassette
 
 _WORKER_KEY = "tcpcassette_outcomes"
+_WORKER_USED = "tcpcassette_used"
 #: Cassettes named one by one in the summary; more are counted (-v names them).
 _LISTED = 5
 
 _SETTINGS = pytest.StashKey[PytestSettings]()
 _FROM_WORKERS = pytest.StashKey[list[Outcome]]()
+_USED_BY_WORKERS = pytest.StashKey[dict[str, list[Path]]]()
+_FAILED = pytest.StashKey[list[str]]()
 
 
 #: The marker, as ``pytest --markers`` lists it.
@@ -114,6 +117,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[_SETTINGS] = settings
     config.stash[_FROM_WORKERS] = []
+    config.stash[_USED_BY_WORKERS] = {}
+    config.stash[_FAILED] = []
+    config.pluginmanager.register(_Failures(config), "tcpcassette-failures")
     _settings.push(settings)
 
 
@@ -249,6 +255,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             (str(o.path), o.replayed, o.recorded, o.learned, list(o.tolerated))
             for o in settings.outcomes
         ]
+        workeroutput[_WORKER_USED] = {
+            test: [str(p) for p in paths] for test, paths in settings.used.items()
+        }
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -259,13 +268,32 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         Outcome(Path(p), replayed, recorded, learned, tuple(tolerated))
         for p, replayed, recorded, learned, tolerated in rows
     ]
+    used = node.config.stash.get(_USED_BY_WORKERS, {})
+    for test, paths in getattr(node, "workeroutput", {}).get(_WORKER_USED, {}).items():
+        used.setdefault(test, []).extend(Path(p) for p in paths)
+
+
+class _Failures:
+    """Notes failing tests by node id (under xdist, the controller sees every worker's)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        failed = self.config.stash[_FAILED]
+        if report.failed and report.nodeid not in failed:
+            failed.append(report.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     settings = config.stash.get(_SETTINGS, None)
     mine = settings.outcomes if settings is not None else []
     rows = [*mine, *config.stash.get(_FROM_WORKERS, [])]
-    if not rows:
+    from_workers: dict[str, list[Path]] = config.stash.get(_USED_BY_WORKERS, {})
+    used = dict(from_workers)
+    used.update(settings.used if settings is not None else {})
+    failing = [(t, used[t]) for t in config.stash.get(_FAILED, []) if used.get(t)]
+    if not rows and not failing:
         return
     recorded: dict[Path, int] = {}
     replayed: dict[Path, int] = {}
@@ -318,3 +346,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             for path in sorted(tolerated):
                 for note in tolerated[path]:
                     terminalreporter.write_line(f"  {_relative(path, root)}: {note}")
+    if failing:
+        terminalreporter.write_line("cassettes of failing tests:")
+        for test, paths in failing:
+            shown = ", ".join(_relative(p, root) for p in paths)
+            terminalreporter.write_line(f"  {test}: {shown}")

@@ -391,3 +391,32 @@ class TestMethods:
     c = pytester.path / "cassettes/test_bare"
     assert client_bytes(c / "test_plain.msgpack") == [b"plain"]
     assert client_bytes(c / "TestMethods.test_method.msgpack") == [b"m"]
+
+
+def test_the_summary_names_the_cassettes_of_failing_tests(
+    pytester: pytest.Pytester, echo_server: ThreadedServer
+) -> None:
+    pytester.makepyfile(
+        test_fails="""
+import pytest
+from echohelp import echo
+
+@pytest.mark.tcpcassette
+def test_ok():
+    assert echo(b"ok") == b"OK"
+
+@pytest.mark.tcpcassette("broken")
+def test_broken():
+    assert echo(b"x") == b"nothing like it"
+"""
+    )
+    for args in ((), ("-n", "2", "-p", "no:benchmark")):
+        result = pytester.runpytest("--record-mode=all", *args)
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "cassettes of failing tests:",
+                "  test_fails.py::test_broken: cassettes/broken.msgpack",
+            ]
+        )
+        assert "test_ok:" not in result.stdout.str()
