@@ -16,9 +16,21 @@ from .errors import (
 from .render import first_difference, show_bytes, side_by_side
 from .transcript import connection_lines, event_label
 
+#: What to do about a difference on a connection the cassette holds.  Not
+#: new_episodes: it adds whole new connections, and this one is recorded.
 _RERECORD = (
-    "If the client's behaviour changed on purpose, re-record with --record-mode=all "
-    "(or record_mode='all'); to add only new connections use --record-mode=new_episodes."
+    "If the client now sends this on purpose, re-record with --record-mode=all "
+    "(or record_mode='all'). If it is a value that changes from run to run, let replay "
+    "accept it: record twice and run tcpcassette learn (or pytest --tcpcassette-learn), "
+    "or pass match= or filters= to use_cassette."
+)
+#: The same for a new connection whose opening no recording has: here
+#: new_episodes would record it (and keep the recordings there are).
+_RECORD_NEW = (
+    "If the client now opens this connection on purpose, record it with "
+    "--record-mode=new_episodes (the recordings there are stay), or re-record everything "
+    "with --record-mode=all; if its opening changes from run to run, record twice and run "
+    "tcpcassette learn, or pass match= or filters= to use_cassette."
 )
 
 
@@ -37,6 +49,7 @@ def unrecorded(
         f"Record it with --record-mode=new_episodes, re-record with --record-mode=all, "
         f"or leave {target} out with ignore=[{target!r}].",
         cassette=cassette,
+        target=target,
     )
 
 
@@ -88,7 +101,8 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
             f"recorded here and then nothing more; it was reset.\n"
             f"  waiting for: {show_bytes(found.expected[len(found.actual) :])}\n"
             f"  received:    {show_bytes(found.actual)}\n{context}\n"
-            "Check that the client flushes its writes, or re-record if the message changed."
+            "Check that the client flushes its writes; if it now sends a shorter message on "
+            "purpose, re-record with --record-mode=all."
         )
     else:
         kind = ClientStalledError
@@ -101,7 +115,14 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
         connection_lines(index, connection, mark=found.position, around=TRANSCRIPT_AROUND)
     )
     return kind(
-        text, cassette=cassette, connection=index, position=found.position, transcript=transcript
+        text,
+        cassette=cassette,
+        connection=index,
+        position=found.position,
+        transcript=transcript,
+        target=connection.target,
+        key=("event", index, found.position, found.reason, found.actual),
+        reset=True,
     )
 
 
@@ -110,28 +131,39 @@ def exchange_problem(
 ) -> ReplayError:
     if found.reason == "stalled" and (found.connection is None or not found.expected):
         return ClientStalledError(
-            f"{cassette}: exchange mode, a request to {target} began and never completed; "
-            f"it was reset.\n  received: {show_bytes(found.actual)}",
+            f"{cassette}: a request to {target}, answered request by request, began and "
+            f"never completed; it was reset.\n  received: {show_bytes(found.actual)}\n"
+            "Check that the client flushes its writes.",
             cassette=cassette,
+            target=target,
+            key=("exchange", target, None, None, found.reason, found.actual),
+            reset=True,
         )
     if found.connection is None:
         return ClientMismatchError(
             f"{cassette}: a request to {target} matches no unused recorded request (every one "
             f"was used); it was reset.\n  received: {show_bytes(found.actual)}\n"
-            "Allow reuse with allow_playback_repeats=True, or re-record.",
+            "If the client sends it more often than recorded on purpose, allow reuse with "
+            "allow_playback_repeats=True, or re-record with --record-mode=all.",
             cassette=cassette,
+            target=target,
+            key=("exchange", target, None, None, found.reason, found.actual),
+            reset=True,
         )
     index = found.connection
     base = problem(cassette, index, connections[index], found)
     kind = ClientStalledError if found.reason == "stalled" else ClientMismatchError
     return kind(
-        f"{cassette}: exchange mode, a request to {target} matches no unused recorded "
-        f"request; the closest is connection {index}, event {found.position}.\n"
+        f"{cassette}: a request to {target}, answered request by request, matches no unused "
+        f"recorded request; the closest is connection {index}, event {found.position}.\n"
         + str(base).split("\n", 1)[1],
         cassette=cassette,
         connection=index,
         position=found.position,
         transcript=base.transcript,
+        target=target,
+        key=("exchange", target, index, found.position, found.reason, found.actual),
+        reset=True,
     )
 
 
@@ -169,8 +201,14 @@ def no_match(
     else:
         lines.append(f"  received: {show_bytes(received)}")
         lines.append("  (every recorded connection to this target was already played)")
-    lines.append(_RERECORD)
-    return ClientMismatchError("\n".join(lines), cassette=cassette)
+    lines.append(_RECORD_NEW)
+    return ClientMismatchError(
+        "\n".join(lines),
+        cassette=cassette,
+        target=target,
+        key=("opening", target, received),
+        reset=True,
+    )
 
 
 def stalled_opening(
@@ -186,4 +224,7 @@ def stalled_opening(
         cassette=cassette,
         connection=index,
         position=1,
+        target=target,
+        key=("stalled opening", target, received),
+        reset=True,
     )
