@@ -13,6 +13,9 @@ from .errors import (
     UnplayedError,
     UnrecordedConnectionError,
 )
+from .events import ClientData, ServerData
+from .protocols import by_name, detect
+from .protocols.base import WireProtocol
 from .render import first_difference, show_bytes, side_by_side
 from .transcript import connection_lines, event_label
 
@@ -59,12 +62,55 @@ CONTEXT_EVENTS = 3
 TRANSCRIPT_AROUND = 8
 
 
+#: Messages of one chunk decoded in an error message; more are counted.
+DECODED_PER_CHUNK = 3
+
+
+def _protocol(connection: Connection) -> WireProtocol | None:
+    return by_name(connection.protocol) or detect(connection)
+
+
+def _decoded(protocol: WireProtocol | None, data: bytes, side: str) -> list[str]:
+    """The protocol's one-line rendering of each whole message in ``data``."""
+    if protocol is None or not data:
+        return []
+    try:
+        ends = protocol.split(data, side)
+        out, start = [], 0
+        for end in ends[:DECODED_PER_CHUNK]:
+            out.append(protocol.render(data[start:end], side))
+            start = end
+    except Exception:  # a protocol that cannot read these bytes must not hide the error
+        return []
+    if len(ends) > DECODED_PER_CHUNK:
+        out.append(f"… {len(ends) - DECODED_PER_CHUNK} more")
+    return out
+
+
+def _decoded_pair(protocol: WireProtocol | None, expected: bytes, actual: bytes) -> str:
+    """``recorded ⇒ SET hits 1`` over ``actual ⇒ SET misses 1``, when a protocol reads them."""
+    recorded = _decoded(protocol, expected, "client")
+    live = _decoded(protocol, actual, "client")
+    if not recorded and not live:
+        return ""
+    return (
+        f"  decoded:  recorded ⇒ {' | '.join(recorded) or '(no whole message)'}\n"
+        f"            actual   ⇒ {' | '.join(live) or '(no whole message)'}\n"
+    )
+
+
 def _context(connection: Connection, position: int) -> str:
     start = max(0, position - 1 - CONTEXT_EVENTS)
-    shown = [
-        f"    {n:>4}  {event_label(e)}"
-        for n, e in enumerate(connection.events[start : position - 1], start + 1)
-    ]
+    protocol = _protocol(connection)
+    shown = []
+    for n, event in enumerate(connection.events[start : position - 1], start + 1):
+        line = f"    {n:>4}  {event_label(event)}"
+        if type(event) in (ClientData, ServerData):
+            side = "client" if type(event) is ClientData else "server"
+            decoded = _decoded(protocol, event.data, side)
+            if decoded:
+                line += f"  ⇒ {' | '.join(decoded)}"
+        shown.append(line)
     if not shown:
         return "  (nothing before it was played)"
     return "  played before it:\n" + "\n".join(shown)
@@ -86,6 +132,7 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
         text = (
             f"{where}: the client sent other bytes than were recorded; it was reset.\n"
             f"{side_by_side(found.expected, found.actual, found.offset)}\n"
+            f"{_decoded_pair(_protocol(connection), found.expected, found.actual)}"
             f"{_notes(found)}{context}\n{_RERECORD}"
         )
     elif found.reason == "extra":
@@ -193,6 +240,9 @@ def no_match(
         offset = first_difference(opening, received)
         lines.append(f"  closest is connection {index}, event 1:")
         lines.append(side_by_side(opening, received, offset))
+        pair = _decoded_pair(_protocol(_connection), opening, received)
+        if pair:
+            lines.append(pair.rstrip("\n"))
         if notes:
             lines.append("  differences, by rule:")
             lines += [f"    {line}" for line in notes]
