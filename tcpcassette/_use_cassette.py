@@ -183,16 +183,17 @@ def _raise_for(errors: list[CassetteError], failure: BaseException | None) -> No
     failed with one of these very errors (raised through the client's
     connect).  The block's exception stays this error's ``__context__``, but
     is not printed above it, so the explanation comes first; its one-line
-    summary ends the message.  Otherwise (the block failed first, and the
-    cassette's errors, such as requests left unplayed, may follow from it),
-    both are printed, the block's first, as Python chains them.
+    summary ends the message (unless it is one of ``errors``, reported
+    already).  Otherwise (the block failed first, and the cassette's errors,
+    such as requests left unplayed, may follow from it), both are printed,
+    the block's first, as Python chains them.
 
     A ``failure`` that is no ``Exception`` (Ctrl-C, ``pytest.skip``,
     ``pytest.fail``) goes on as it is.
     """
     __tracebackhide__ = True
     error = gather(errors)
-    if failure is None or failure is error:
+    if failure is None:
         raise error
     if not isinstance(failure, Exception):
         return
@@ -200,6 +201,8 @@ def _raise_for(errors: list[CassetteError], failure: BaseException | None) -> No
     reset = any(isinstance(e, ReplayError) and e.reset for e in errors)
     if not (ours or reset):
         raise error
+    if error is failure:
+        error = copy.copy(error)  # the original keeps its traceback through the client
     if not ours:
         kind = type(failure)
         name = (

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tcpcassette import ClientMismatchError, UnplayedError, use_cassette
+from tcpcassette import (
+    ClientMismatchError,
+    UnplayedError,
+    UnrecordedConnectionError,
+    use_cassette,
+)
 from tcpcassette._io.storage import lock_path, recording_lock
 from tcpcassette._standalone import replay as standalone_replay
 
@@ -106,6 +111,19 @@ def test_ctrl_c_in_a_block_goes_on_as_it_is(cassette_dir: Path, recorded: int) -
             with pytest.raises(ConnectionResetError):
                 shout(recorded, b"alphX")
             raise KeyboardInterrupt
+
+
+def test_an_error_raised_through_the_clients_connect_is_shown_first(
+    cassette_dir: Path, recorded: int, refused_port: int
+) -> None:
+    with pytest.raises(UnrecordedConnectionError) as info:
+        with use_cassette("shout", cassette_dir=cassette_dir):
+            shout(refused_port, b"alpha")  # a port the cassette holds nothing for
+    error = info.value
+    original = error.__context__
+    assert isinstance(original, UnrecordedConnectionError) and original is not error
+    assert str(original) == str(error)  # reported once, not twice
+    assert error.__suppress_context__  # its traceback through the client stays there
 
 
 # -- the standalone replay server reports a problem once -------------------------------------

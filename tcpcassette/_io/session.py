@@ -181,6 +181,7 @@ class Session:
 
     def redirect(self, sock: socket.socket, address: Any) -> Any | None:
         """Where ``sock`` should really connect instead of ``address`` (None: leave it)."""
+        __tracebackhide__ = True  # a Forbidden error is raised through the client's connect
         if self._closed or threading.get_ident() == self._loop_thread:
             return None
         host, port = address[0], address[1]
