@@ -6,7 +6,7 @@ import contextlib
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from ._core.faults import at
@@ -72,53 +72,60 @@ def _client(port: int) -> list[str]:
     return seen
 
 
-@contextlib.contextmanager
-def _cassette_dir(directory: Path | None) -> Iterator[Path]:
-    if directory is not None:
-        yield directory
-    else:
-        with tempfile.TemporaryDirectory(prefix="tcpcassette-demo-") as tmp:
-            yield Path(tmp)
-
-
 def run_demo(*, directory: Path | None = None, out: Callable[[str], None] = print) -> int:
-    """Run the demo, writing what happens with ``out``; returns an exit status."""
-    with _cassette_dir(directory) as where:
-        server = _KeyValueServer()
-        port = server.port
-        out(f"1. Recording: a client talks to a real server on localhost:{port}")
-        with use_cassette("demo", record_mode="all", cassette_dir=where) as cassette:
-            live = _client(port)
-        for line in live:
-            out(f"     {line}")
-        out(f"   saved {cassette.path}\n")
-        out(format_transcript(cassette))
-        server.stop()
+    """Run the demo, writing what happens with ``out``; returns an exit status.
 
-        out("\n2. Replaying with the server stopped (nothing listens on that port now)")
-        with use_cassette("demo", record_mode="none", cassette_dir=where):
-            replayed = _client(port)
-        for line in replayed:
-            out(f"     {line}")
+    The cassette goes to ``directory``, or to a new temporary folder, and is
+    kept there either way; the demo says where, so the path it prints can be
+    opened with ``tcpcassette show``.
+    """
+    where = (
+        directory if directory is not None else Path(tempfile.mkdtemp(prefix="tcpcassette-demo-"))
+    )
+    result = _run(where, out)
+    out(
+        f"\nThe cassette is kept in {where}: `tcpcassette show {where / 'demo.msgpack'}` "
+        "prints it again. Delete the folder when you are done with it."
+    )
+    return result
 
-        out("\n3. Replaying with a reset injected after event 2 (the reply to SET)")
-        with use_cassette(
-            "demo",
-            record_mode="none",
-            cassette_dir=where,
-            faults=[at(Reset(), connection=0, after=2)],
-        ):
-            broken = _client(port)
-        for line in broken:
-            out(f"     {line}")
 
-        ok = replayed == live and broken[0] == live[0] and "ConnectionResetError" in broken[-1]
-        out(
-            "\n"
-            + (
-                "Replay matched the recording, and the reset reached the client."
-                if ok
-                else "Unexpected: the replay did not match the recording."
-            )
+def _run(where: Path, out: Callable[[str], None]) -> int:
+    server = _KeyValueServer()
+    port = server.port
+    out(f"1. Recording: a client talks to a real server on localhost:{port}")
+    with use_cassette("demo", record_mode="all", cassette_dir=where) as cassette:
+        live = _client(port)
+    for line in live:
+        out(f"     {line}")
+    out(f"   saved {cassette.path}\n")
+    out(format_transcript(cassette))
+    server.stop()
+
+    out("\n2. Replaying with the server stopped (nothing listens on that port now)")
+    with use_cassette("demo", record_mode="none", cassette_dir=where):
+        replayed = _client(port)
+    for line in replayed:
+        out(f"     {line}")
+
+    out("\n3. Replaying with a reset injected after event 2 (the reply to SET)")
+    with use_cassette(
+        "demo",
+        record_mode="none",
+        cassette_dir=where,
+        faults=[at(Reset(), connection=0, after=2)],
+    ):
+        broken = _client(port)
+    for line in broken:
+        out(f"     {line}")
+
+    ok = replayed == live and broken[0] == live[0] and "ConnectionResetError" in broken[-1]
+    out(
+        "\n"
+        + (
+            "Replay matched the recording, and the reset reached the client."
+            if ok
+            else "Unexpected: the replay did not match the recording."
         )
-        return 0 if ok else 1
+    )
+    return 0 if ok else 1

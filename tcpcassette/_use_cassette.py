@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import inspect
 import os
@@ -14,7 +15,7 @@ from typing import Any, TypeVar, cast
 
 from ._cassette import Cassette, load
 from ._core.cassette import continue_after
-from ._core.errors import CassetteError, CassetteNotFoundError, gather
+from ._core.errors import CassetteError, CassetteNotFoundError, ReplayError, gather
 from ._core.faults import Placement
 from ._core.framing import FramingSpec, resolve_framing
 from ._core.learn import learn
@@ -133,14 +134,21 @@ class _Activation:
             ignore=options.ignore,
         )
 
-    def exit(self) -> None:
-        """Stop intercepting, save what was recorded, raise what went wrong."""
+    def exit(self, failure: BaseException | None = None) -> None:
+        """Stop intercepting, save what was recorded, raise what went wrong.
+
+        ``failure`` is what the block itself raised, if anything (see
+        :func:`_raise_for`).
+        """
+        __tracebackhide__ = True
         if self.disabled:
             return
         with self._lock:
-            self._finish()
+            errors = self._finish()
+        if errors:
+            _raise_for(errors, failure)
 
-    def _finish(self) -> None:
+    def _finish(self) -> list[CassetteError]:
         _intercept.deactivate(self.session)
         result = self.session.close()
         self.cassette._live = None
@@ -176,8 +184,56 @@ class _Activation:
                     tolerated=tuple(result.tolerated),
                 )
             )
-        if result.errors:
-            raise gather(result.errors)
+        return result.errors
+
+
+def _raise_for(errors: list[CassetteError], failure: BaseException | None) -> None:
+    """Raise the cassette's ``errors`` (gathered) in place of the block's ``failure``.
+
+    The cassette's error is the one the test fails with when replay reset a
+    connection (the client's own exception, such as redis-py's
+    ``ConnectionError``, is then what that reset did) or when the block
+    failed with one of these very errors (raised through the client's
+    connect).  The block's exception stays this error's ``__context__``, but
+    is not printed above it, so the explanation comes first; its one-line
+    summary ends the message (unless it is one of ``errors``, reported
+    already).  Otherwise (the block failed first, and the cassette's errors,
+    such as requests left unplayed, may follow from it), both are printed,
+    the block's first, as Python chains them.
+
+    A ``failure`` that is no ``Exception`` (Ctrl-C, ``pytest.skip``,
+    ``pytest.fail``) goes on as it is.
+    """
+    __tracebackhide__ = True
+    error = gather(errors)
+    if failure is None:
+        raise error
+    if not isinstance(failure, Exception):
+        return
+    ours = any(failure is e for e in errors)
+    reset = any(isinstance(e, ReplayError) and e.reset for e in errors)
+    if not (ours or reset):
+        raise error
+    if error is failure:
+        error = copy.copy(error)  # the original keeps its traceback through the client
+    if not ours:
+        kind = type(failure)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else f"{kind.__module__}.{kind.__qualname__}"
+        )
+        summary = str(failure).splitlines()[0] if str(failure) else ""
+        error = copy.copy(error)
+        error.args = (
+            f"{error}\nThe code under test then raised {name}"
+            + (f": {summary}" if summary else "")
+            + " (kept as this error's __context__).",
+        )
+    error.__context__ = failure
+    error.__cause__ = None
+    error.__suppress_context__ = True
+    raise error
 
 
 class use_cassette:
@@ -320,7 +376,8 @@ class use_cassette:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stack.pop().exit()
+        __tracebackhide__ = True
+        self._stack.pop().exit(exc)
 
     async def __aenter__(self) -> Cassette:
         activation = self._activation(self.name)
@@ -337,8 +394,9 @@ class use_cassette:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        __tracebackhide__ = True
         activation = self._stack.pop()
-        await asyncio.get_running_loop().run_in_executor(None, activation.exit)
+        await asyncio.get_running_loop().run_in_executor(None, activation.exit, exc)
 
     # -- decorator ---------------------------------------------------------------
 
@@ -356,13 +414,17 @@ class use_cassette:
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                __tracebackhide__ = True
                 active = activation()
                 loop = asyncio.get_running_loop()
                 await loop.run_in_executor(None, active.enter)
                 try:
-                    return await func(*args, **kwargs)
-                finally:
-                    await loop.run_in_executor(None, active.exit)
+                    result = await func(*args, **kwargs)
+                except BaseException as failure:
+                    await loop.run_in_executor(None, active.exit, failure)
+                    raise
+                await loop.run_in_executor(None, active.exit)
+                return result
 
             return cast(F, async_wrapper)
 
@@ -373,12 +435,16 @@ class use_cassette:
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
             active = activation()
             active.enter()
             try:
-                return func(*args, **kwargs)
-            finally:
-                active.exit()
+                result = func(*args, **kwargs)
+            except BaseException as failure:
+                active.exit(failure)
+                raise
+            active.exit()
+            return result
 
         return cast(F, wrapper)
 

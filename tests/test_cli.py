@@ -36,8 +36,8 @@ def sample(path: Path) -> Path:
     return path
 
 
-def test_demo_records_replays_and_shows_the_injected_reset() -> None:
-    result = run_cli("demo")
+def test_demo_records_replays_and_shows_the_injected_reset(tmp_path: Path) -> None:
+    result = run_cli("demo", env={"TMPDIR": str(tmp_path)})  # the folder it keeps goes there
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "1. Recording" in out and "2. Replaying with the server stopped" in out

@@ -13,12 +13,27 @@ from .errors import (
     UnplayedError,
     UnrecordedConnectionError,
 )
+from .events import ClientData, ServerData
+from .protocols import by_name, detect
+from .protocols.base import WireProtocol
 from .render import first_difference, show_bytes, side_by_side
 from .transcript import connection_lines, event_label
 
+#: What to do about a difference on a connection the cassette holds.  Not
+#: new_episodes: it adds whole new connections, and this one is recorded.
 _RERECORD = (
-    "If the client's behaviour changed on purpose, re-record with --record-mode=all "
-    "(or record_mode='all'); to add only new connections use --record-mode=new_episodes."
+    "If the client now sends this on purpose, re-record with --record-mode=all "
+    "(or record_mode='all'). If it is a value that changes from run to run, let replay "
+    "accept it: record twice and run tcpcassette learn (or pytest --tcpcassette-learn), "
+    "or pass match= or filters= to use_cassette."
+)
+#: The same for a new connection whose opening no recording has: here
+#: new_episodes would record it (and keep the recordings there are).
+_RECORD_NEW = (
+    "If the client now opens this connection on purpose, record it with "
+    "--record-mode=new_episodes (the recordings there are stay), or re-record everything "
+    "with --record-mode=all; if its opening changes from run to run, record twice and run "
+    "tcpcassette learn, or pass match= or filters= to use_cassette."
 )
 
 
@@ -37,6 +52,7 @@ def unrecorded(
         f"Record it with --record-mode=new_episodes, re-record with --record-mode=all, "
         f"or leave {target} out with ignore=[{target!r}].",
         cassette=cassette,
+        target=target,
     )
 
 
@@ -46,12 +62,55 @@ CONTEXT_EVENTS = 3
 TRANSCRIPT_AROUND = 8
 
 
+#: Messages of one chunk decoded in an error message; more are counted.
+DECODED_PER_CHUNK = 3
+
+
+def _protocol(connection: Connection) -> WireProtocol | None:
+    return by_name(connection.protocol) or detect(connection)
+
+
+def _decoded(protocol: WireProtocol | None, data: bytes, side: str) -> list[str]:
+    """The protocol's one-line rendering of each whole message in ``data``."""
+    if protocol is None or not data:
+        return []
+    try:
+        ends = protocol.split(data, side)
+        out, start = [], 0
+        for end in ends[:DECODED_PER_CHUNK]:
+            out.append(protocol.render(data[start:end], side))
+            start = end
+    except Exception:  # a protocol that cannot read these bytes must not hide the error
+        return []
+    if len(ends) > DECODED_PER_CHUNK:
+        out.append(f"… {len(ends) - DECODED_PER_CHUNK} more")
+    return out
+
+
+def _decoded_pair(protocol: WireProtocol | None, expected: bytes, actual: bytes) -> str:
+    """``recorded ⇒ SET hits 1`` over ``actual ⇒ SET misses 1``, when a protocol reads them."""
+    recorded = _decoded(protocol, expected, "client")
+    live = _decoded(protocol, actual, "client")
+    if not recorded and not live:
+        return ""
+    return (
+        f"  decoded:  recorded ⇒ {' | '.join(recorded) or '(no whole message)'}\n"
+        f"            actual   ⇒ {' | '.join(live) or '(no whole message)'}\n"
+    )
+
+
 def _context(connection: Connection, position: int) -> str:
     start = max(0, position - 1 - CONTEXT_EVENTS)
-    shown = [
-        f"    {n:>4}  {event_label(e)}"
-        for n, e in enumerate(connection.events[start : position - 1], start + 1)
-    ]
+    protocol = _protocol(connection)
+    shown = []
+    for n, event in enumerate(connection.events[start : position - 1], start + 1):
+        line = f"    {n:>4}  {event_label(event)}"
+        if type(event) in (ClientData, ServerData):
+            side = "client" if type(event) is ClientData else "server"
+            decoded = _decoded(protocol, event.data, side)
+            if decoded:
+                line += f"  ⇒ {' | '.join(decoded)}"
+        shown.append(line)
     if not shown:
         return "  (nothing before it was played)"
     return "  played before it:\n" + "\n".join(shown)
@@ -73,6 +132,7 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
         text = (
             f"{where}: the client sent other bytes than were recorded; it was reset.\n"
             f"{side_by_side(found.expected, found.actual, found.offset)}\n"
+            f"{_decoded_pair(_protocol(connection), found.expected, found.actual)}"
             f"{_notes(found)}{context}\n{_RERECORD}"
         )
     elif found.reason == "extra":
@@ -88,7 +148,8 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
             f"recorded here and then nothing more; it was reset.\n"
             f"  waiting for: {show_bytes(found.expected[len(found.actual) :])}\n"
             f"  received:    {show_bytes(found.actual)}\n{context}\n"
-            "Check that the client flushes its writes, or re-record if the message changed."
+            "Check that the client flushes its writes; if it now sends a shorter message on "
+            "purpose, re-record with --record-mode=all."
         )
     else:
         kind = ClientStalledError
@@ -101,7 +162,14 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
         connection_lines(index, connection, mark=found.position, around=TRANSCRIPT_AROUND)
     )
     return kind(
-        text, cassette=cassette, connection=index, position=found.position, transcript=transcript
+        text,
+        cassette=cassette,
+        connection=index,
+        position=found.position,
+        transcript=transcript,
+        target=connection.target,
+        key=("event", index, found.position, found.reason, found.actual),
+        reset=True,
     )
 
 
@@ -110,28 +178,39 @@ def exchange_problem(
 ) -> ReplayError:
     if found.reason == "stalled" and (found.connection is None or not found.expected):
         return ClientStalledError(
-            f"{cassette}: exchange mode, a request to {target} began and never completed; "
-            f"it was reset.\n  received: {show_bytes(found.actual)}",
+            f"{cassette}: a request to {target}, answered request by request, began and "
+            f"never completed; it was reset.\n  received: {show_bytes(found.actual)}\n"
+            "Check that the client flushes its writes.",
             cassette=cassette,
+            target=target,
+            key=("exchange", target, None, None, found.reason, found.actual),
+            reset=True,
         )
     if found.connection is None:
         return ClientMismatchError(
             f"{cassette}: a request to {target} matches no unused recorded request (every one "
             f"was used); it was reset.\n  received: {show_bytes(found.actual)}\n"
-            "Allow reuse with allow_playback_repeats=True, or re-record.",
+            "If the client sends it more often than recorded on purpose, allow reuse with "
+            "allow_playback_repeats=True, or re-record with --record-mode=all.",
             cassette=cassette,
+            target=target,
+            key=("exchange", target, None, None, found.reason, found.actual),
+            reset=True,
         )
     index = found.connection
     base = problem(cassette, index, connections[index], found)
     kind = ClientStalledError if found.reason == "stalled" else ClientMismatchError
     return kind(
-        f"{cassette}: exchange mode, a request to {target} matches no unused recorded "
-        f"request; the closest is connection {index}, event {found.position}.\n"
+        f"{cassette}: a request to {target}, answered request by request, matches no unused "
+        f"recorded request; the closest is connection {index}, event {found.position}.\n"
         + str(base).split("\n", 1)[1],
         cassette=cassette,
         connection=index,
         position=found.position,
         transcript=base.transcript,
+        target=target,
+        key=("exchange", target, index, found.position, found.reason, found.actual),
+        reset=True,
     )
 
 
@@ -161,6 +240,9 @@ def no_match(
         offset = first_difference(opening, received)
         lines.append(f"  closest is connection {index}, event 1:")
         lines.append(side_by_side(opening, received, offset))
+        pair = _decoded_pair(_protocol(_connection), opening, received)
+        if pair:
+            lines.append(pair.rstrip("\n"))
         if notes:
             lines.append("  differences, by rule:")
             lines += [f"    {line}" for line in notes]
@@ -169,8 +251,14 @@ def no_match(
     else:
         lines.append(f"  received: {show_bytes(received)}")
         lines.append("  (every recorded connection to this target was already played)")
-    lines.append(_RERECORD)
-    return ClientMismatchError("\n".join(lines), cassette=cassette)
+    lines.append(_RECORD_NEW)
+    return ClientMismatchError(
+        "\n".join(lines),
+        cassette=cassette,
+        target=target,
+        key=("opening", target, received),
+        reset=True,
+    )
 
 
 def stalled_opening(
@@ -186,4 +274,7 @@ def stalled_opening(
         cassette=cassette,
         connection=index,
         position=1,
+        target=target,
+        key=("stalled opening", target, received),
+        reset=True,
     )

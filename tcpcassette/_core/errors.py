@@ -20,7 +20,8 @@ what to do next.  Errors that happen on tcpcassette's own threads (in the
 recording proxy or the replay server) are collected and raised in the test's
 own thread when the ``use_cassette`` block exits; when there are several, the
 first is raised with its fields intact and the others in its ``others``
-attribute (see :func:`gather`).
+attribute (see :func:`gather`).  A client that retries a connection replay
+reset meets the same problem again: such repeats are counted, not repeated.
 
 Errors from elsewhere become tcpcassette's where they enter: operating-system
 errors of cassette files in the storage module, a stuck loop thread in the
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class CassetteError(Exception):
@@ -77,6 +79,13 @@ class ReplayError(CassetteError):
         position: the event concerned (from 1), where known.
         transcript: the connection around that event, as ``tcpcassette show``
             prints it (the pytest plugin adds it to the failing test's report).
+        target: the target (``host:port``) of the live connection, where known.
+        key: what makes this problem this one: two errors with equal keys are
+            the same problem met twice (a client retrying what replay reset);
+            None when the error is one of a kind.
+        reset: replay reset the client's connection over it, so the client
+            may retry: a later connection to ``target`` that the cassette has
+            nothing left for is one of its retries.
     """
 
     def __init__(
@@ -87,12 +96,18 @@ class ReplayError(CassetteError):
         connection: int | None = None,
         position: int | None = None,
         transcript: str | None = None,
+        target: str | None = None,
+        key: tuple[object, ...] | None = None,
+        reset: bool = False,
     ) -> None:
         super().__init__(message)
         self.cassette = cassette
         self.connection = connection
         self.position = position
         self.transcript = transcript
+        self.target = target
+        self.key = key
+        self.reset = reset
 
 
 class UnrecordedConnectionError(ReplayError):
@@ -111,19 +126,104 @@ class UnplayedError(ReplayError):
     """With ``strict=True``: recorded connections or requests the client never used."""
 
 
+#: Distinct further problems a gathered error spells out; more are counted.
+LISTED_OTHERS = 3
+
+
+@dataclass
+class _Report:
+    """One problem and how often the client met it again."""
+
+    error: CassetteError
+    repeats: int = 0  # the same problem again (same key)
+    unserved: int = 0  # a retry the cassette had no recording left for
+
+    def text(self) -> str:
+        again = self.repeats + self.unserved
+        if not again:
+            return str(self.error)
+        retried = isinstance(self.error, ReplayError) and self.error.reset
+        what = (
+            f"and {again} more attempt{'s' if again != 1 else ''} by the client's retries"
+            if retried
+            else f"and {again} more like it"
+        )
+        if self.unserved == again:
+            what += (
+                ", on a new connection the cassette had no recording left for"
+                if again == 1
+                else ", on new connections the cassette had no recording left for"
+            )
+        elif self.unserved:
+            what += (
+                f" ({self.unserved} of them on a new connection the cassette had no "
+                "recording left for)"
+            )
+        return f"{self.error}\n  {what}"
+
+
+class Problems:
+    """Errors as they are found, one report per problem (see :func:`gather`)."""
+
+    def __init__(self) -> None:
+        self.reports: list[_Report] = []
+        self._by_key: dict[tuple[object, ...], _Report] = {}
+
+    def add(self, error: CassetteError) -> bool:
+        """Take ``error``; True when it is a problem not met before."""
+        key = error.key if isinstance(error, ReplayError) else None
+        if key is not None and key in self._by_key:
+            self._by_key[key].repeats += 1
+            return False
+        target = error.target if isinstance(error, ReplayError) else None
+        if isinstance(error, UnrecordedConnectionError) and target is not None:
+            # Replay reset a connection, and then came one more to the same
+            # target with nothing left to serve it: the client retrying.
+            for report in reversed(self.reports):
+                earlier = report.error
+                if isinstance(earlier, ReplayError) and earlier.reset and earlier.target == target:
+                    report.unserved += 1
+                    return False
+        report = _Report(error)
+        self.reports.append(report)
+        if key is not None:
+            self._by_key[key] = report
+        return True
+
+
 def gather(errors: Sequence[CassetteError]) -> CassetteError:
     """One error to raise for ``errors`` (at least one): the first, telling of the others.
 
+    Errors that are the same problem (equal ``key``: the same recorded event
+    and the same live bytes, or the same unmatched opening) are reported once,
+    with how many more attempts the client made; so is a retry the cassette
+    had no recording left for, after replay reset a connection to the same
+    target.  Distinct problems are all reported: the first few in full, the
+    rest counted.
+
     The first keeps its type and fields (``cassette``, ``connection``,
     ``position``, ``transcript``), so the pytest plugin can still show its
-    transcript; its message lists the others, and ``others`` holds them.
+    transcript; ``others`` holds every other error, repeats included.
     """
     first = errors[0]
     if len(errors) == 1:
         return first
-    rest = tuple(errors[1:])
-    listed = "\n".join(f"- {e}" for e in rest)
+    problems = Problems()
+    for error in errors:
+        problems.add(error)
+    reports = problems.reports
+    lines = [reports[0].text()]
+    rest = reports[1:]
+    if rest:
+        lines.append(f"{len(rest)} more:")
+        lines += [f"- {r.text()}" for r in rest[:LISTED_OTHERS]]
+        if len(rest) > LISTED_OTHERS:
+            hidden = len(rest) - LISTED_OTHERS
+            lines.append(
+                f"- and {hidden} more problem{'s' if hidden != 1 else ''} "
+                "(each in this error's .others)"
+            )
     combined = copy.copy(first)
-    combined.args = (f"{first}\n{len(rest)} more:\n{listed}",)
-    combined.others = rest
+    combined.args = ("\n".join(lines),)
+    combined.others = tuple(errors[1:])
     return combined

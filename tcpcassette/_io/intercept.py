@@ -58,6 +58,7 @@ def _is_tcp(sock: socket.socket) -> bool:
 
 
 def _connect(self: socket.socket, address: Any) -> None:
+    __tracebackhide__ = True
     router = _active
     if router is not None and _is_tcp(self):
         redirected = router.redirect(self, address)
@@ -67,6 +68,7 @@ def _connect(self: socket.socket, address: Any) -> None:
 
 
 def _connect_ex(self: socket.socket, address: Any) -> int:
+    __tracebackhide__ = True
     router = _active
     if router is not None and _is_tcp(self):
         redirected = router.redirect(self, address)

@@ -17,7 +17,7 @@ from typing import Any
 from .._core.actions import Problem
 from .._core.cassette import CassetteModel
 from .._core.connection import Connection
-from .._core.errors import CassetteError
+from .._core.errors import CassetteError, Problems
 from .._core.events import ConnectRefused, ConnectTimedOut
 from .._core.matching import redact
 from .._core.options import Limits, ReplayOptions
@@ -86,7 +86,8 @@ class Session:
         # client's threads, accepts on the loop.  Re-entrant so that an error
         # can be reported while it is held.
         self._lock = threading.RLock()
-        #: Called with each error as it is found (on whichever thread finds it).
+        #: Called with each error as it is found (on whichever thread finds it),
+        #: once per problem: a client's retries that meet it again are only counted.
         self.on_error: Callable[[CassetteError], None] | None = None
         self._listeners: dict[str, Listener] = {}
         self._own_ports: set[int] = set()
@@ -94,6 +95,7 @@ class Session:
         self._pending: dict[int, tuple[Recording, socket.socket]] = {}
         self._recordings: list[Recording] = []
         self._errors: list[CassetteError] = []
+        self._problems = Problems()
         self._tolerated: list[str] = []
         self._links: set[ProxyLink | ReplayLink] = set()
         self._openings: set[Opening] = set()
@@ -179,6 +181,7 @@ class Session:
 
     def redirect(self, sock: socket.socket, address: Any) -> Any | None:
         """Where ``sock`` should really connect instead of ``address`` (None: leave it)."""
+        __tracebackhide__ = True  # a Forbidden error is raised through the client's connect
         if self._closed or threading.get_ident() == self._loop_thread:
             return None
         host, port = address[0], address[1]
@@ -480,7 +483,8 @@ class Session:
     def _error(self, error: CassetteError) -> None:
         with self._lock:
             self._errors.append(error)
-        if self.on_error is not None:
+            new = self._problems.add(error)
+        if new and self.on_error is not None:
             self.on_error(error)
 
 

@@ -149,7 +149,7 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def lock_path(path: Path) -> Path:
-    """The lock file beside a cassette: ``.<name>.lock``."""
+    """The lock file beside a cassette while it is being recorded: ``.<name>.lock``."""
     return path.with_name(f".{path.name}.lock")
 
 
@@ -158,7 +158,9 @@ def recording_lock(path: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iter
     """Hold an exclusive lock on ``path``'s lock file while recording into it.
 
     Two processes (pytest-xdist workers) recording into one cassette take
-    turns: the second waits, then loads what the first saved.
+    turns: the second waits, then loads what the first saved.  The lock file
+    exists only while someone records: its holder removes it before letting
+    go, whether the cassette was saved or not.
 
     Raises:
         CassetteInUseError: the lock was not free within ``timeout`` seconds.
@@ -167,29 +169,59 @@ def recording_lock(path: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iter
         yield
         return
     lock = lock_path(path)
+    fd = _take_lock(path, lock, time.monotonic() + timeout, timeout)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise CassetteError(
-            f"{path}: cannot create the recording lock {lock} ({exc.strerror or exc}); the "
-            "cassette directory must be writable to record. Replay with --record-mode=none, "
-            "or choose a writable cassette_dir."
-        ) from exc
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise CassetteInUseError(
-                        f"{path}: another process has been recording this cassette for over "
-                        f"{timeout:g} s (lock file {lock}). Give the tests different cassette "
-                        "names, or raise lock_timeout."
-                    ) from None
-                time.sleep(0.02)
         yield
     finally:
+        # Removed while still held, so that whoever waits on this file finds
+        # it gone once the lock is theirs, and takes a fresh one (see _take_lock).
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
         os.close(fd)  # closing releases the lock
+
+
+def _take_lock(path: Path, lock: Path, deadline: float, timeout: float) -> int:
+    """A descriptor of ``lock``, locked, that is still the file at that path."""
+    assert fcntl is not None
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CassetteError(
+                f"{path}: cannot create the recording lock {lock} ({exc.strerror or exc}); the "
+                "cassette directory must be writable to record. Replay with --record-mode=none, "
+                "or choose a writable cassette_dir."
+            ) from exc
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise CassetteInUseError(
+                            f"{path}: another process has been recording this cassette for over "
+                            f"{timeout:g} s (lock file {lock}). Give the tests different "
+                            "cassette names, or raise lock_timeout."
+                        ) from None
+                    time.sleep(0.02)
+            held = _is_at(fd, lock)
+        except BaseException:
+            os.close(fd)
+            raise
+        if held:
+            return fd
+        # The previous holder removed this file as it left; someone may have
+        # made and locked a fresh one since: queue on that one.
+        os.close(fd)
+
+
+def _is_at(fd: int, lock: Path) -> bool:
+    """Whether the open file ``fd`` is the file now at ``lock``."""
+    opened = os.fstat(fd)
+    try:
+        there = os.stat(lock)
+    except FileNotFoundError:
+        return False
+    return (opened.st_dev, opened.st_ino) == (there.st_dev, there.st_ino)
