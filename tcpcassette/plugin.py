@@ -168,7 +168,7 @@ def _options(
 def _use(name: str, options: dict[str, Any], where: str) -> Any:
     from ._use_cassette import use_cassette  # loads the I/O layer: only when a cassette is used
 
-    known = set(inspect.signature(use_cassette).parameters) - {"name"}
+    known = set(inspect.signature(use_cassette.__init__).parameters) - {"self", "name"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise CassetteError(
