@@ -264,7 +264,8 @@ def named_doc(version: int, target: object) -> bytes:
         "hosts": {},
         "connections": [{"target": target, "events": [["client", 0.0, b"x"]]}],
     }
-    return msgpack.packb(doc, use_bin_type=True)
+    packed: bytes = msgpack.packb(doc, use_bin_type=True)
+    return packed
 
 
 def test_a_version_1_cassette_with_a_name_is_refused_saying_names_need_version_2() -> None:
