@@ -29,6 +29,7 @@ from tcpcassette import (
     load,
     use_cassette,
 )
+from tcpcassette import _standalone as standalone
 from tcpcassette._io.session import Session
 
 from . import servers
@@ -485,3 +486,47 @@ def test_live_works_only_inside_the_block(cassette_dir: Path) -> None:
     with pytest.raises(CassetteError, match="only inside the use_cassette block"):
         with cassette.live():
             pass
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [None, "shout"])
+def test_the_standalone_replay_serves_a_named_target(
+    cassette_dir: Path, shout: ShoutServer, target: str | None
+) -> None:
+    with use_cassette(
+        "named",
+        record_mode="all",
+        cassette_dir=cassette_dir,
+        targets={"shout": f"127.0.0.1:{shout.port}"},
+    ):
+        assert talk("127.0.0.1", shout.port) == b"HELLO\n"
+    shout.stop()
+    ready: list[tuple[str, int]] = []
+    stop = threading.Event()
+    found: list[list[CassetteError]] = []
+
+    def serve() -> None:
+        found.append(
+            standalone.replay(
+                cassette_dir / "named.msgpack",
+                target=target,
+                stop=stop,
+                exit_when_played=True,
+                on_ready=lambda host, port: ready.append((host, port)),
+            )
+        )
+
+    worker = threading.Thread(target=serve)
+    worker.start()
+    try:
+        assert wait_for(lambda: bool(ready) or not worker.is_alive())
+        assert ready, "the replay server did not start"
+        assert talk(*ready[0]) == b"HELLO\n"
+        worker.join(20)  # --exit-when-played: it ends once the recording was played
+        assert not worker.is_alive()
+    finally:
+        stop.set()
+        worker.join(20)
+    assert found == [[]]
