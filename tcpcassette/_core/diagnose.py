@@ -60,8 +60,8 @@ def unrecorded(
         host = target.rsplit(":", 1)[0]
         lines = [
             f"{cassette}: the cassette holds no connection to {target}, but it holds {others}: "
-            "the server's port changed since recording (a server on an ephemeral port gets a "
-            f"new one every run); in record mode {mode!r} nothing reaches the network.",
+            "the server's port has likely changed since recording (a server on an ephemeral "
+            f"port gets a new one every run); in record mode {mode!r} nothing reaches the network.",
             "Name the target so the port may change: use_cassette(..., "
             f'targets={{"name": "{host}:<this run\'s port>"}}) records and replays it as '
             '"name" whatever its port; re-record once with the name (--record-mode=all). '
