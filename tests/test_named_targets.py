@@ -217,7 +217,7 @@ def test_a_port_that_changed_without_a_name_says_so_and_suggests_naming_it(
                 talk("localhost", port)
     message = str(caught.value)
     assert f"no connection to localhost:{port}, but it holds localhost:{recorded_port}" in message
-    assert "targets={" in message and "port changed" in message
+    assert "targets={" in message and "port has likely changed" in message
     assert f"Recorded targets: localhost:{recorded_port}." in message
     assert "new_episodes" not in message
 
