@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -14,9 +15,14 @@ from ._io.storage import read_cassette, write_cassette
 
 
 class _LiveSession(Protocol):
+    @property
+    def recording(self) -> bool: ...
+
     def address(self, target: str) -> tuple[str, int]: ...
 
     def play_counts(self) -> list[int]: ...
+
+    def live(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 class Cassette(CassetteModel):
@@ -67,7 +73,9 @@ class Cassette(CassetteModel):
 
         For clients Python cannot redirect (a C library, a subprocess): point
         them here, and their connections are recorded and replayed like
-        intercepted ones.  Only valid inside ``use_cassette``.
+        intercepted ones.  ``target`` is ``"host:port"`` or a target name
+        given in ``use_cassette(targets={"name": "host:port"})`` (or recorded
+        in the cassette).  Only valid inside ``use_cassette``.
 
         Raises:
             CassetteError: the cassette is not in use, or ``target`` cannot be served.
@@ -75,6 +83,37 @@ class Cassette(CassetteModel):
         if self._live is None:
             raise CassetteError(f"{self.label}: address() works only inside the use_cassette block")
         return self._live.address(target)
+
+    @property
+    def recording(self) -> bool:
+        """True while the cassette records from real servers, False while it only replays.
+
+        Recording: record mode ``all`` or ``new_episodes``, ``once`` with no
+        cassette file yet, and ``--tcpcassette-learn``.  Outside the
+        ``use_cassette`` block it is False.  Start the real server a test
+        needs only when this is True: replay never reaches it.
+        """
+        return self._live is not None and self._live.recording
+
+    @contextlib.contextmanager
+    def live(self) -> Iterator[None]:
+        """Connects made by the calling thread in here go straight to the network.
+
+        They are neither recorded nor replayed, and their name lookups are
+        not kept: for a fixture probing whether the server it started is
+        ready.  Only the calling thread is affected, so the threads of the
+        code under test stay intercepted.  While the cassette only replays,
+        a connect in here raises :class:`CassetteError` at once (replay never
+        reaches the network); guard the probe with :attr:`recording`.
+
+        Raises:
+            CassetteError: the cassette is not in use (on entering), or a
+                connect in the block while the cassette only replays.
+        """
+        if self._live is None:
+            raise CassetteError(f"{self.label}: live() works only inside the use_cassette block")
+        with self._live.live():
+            yield
 
     @property
     def play_counts(self) -> list[int]:

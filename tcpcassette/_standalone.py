@@ -148,7 +148,7 @@ def replay(
                 f"({', '.join(targets) or 'none'}); choose one with --target"
             )
         target = targets[0]
-    target = _normalise(target)
+    target = target if target in targets else _normalise(target)  # a name is kept as it is
     if target not in targets:
         raise CassetteError(f"{path}: no connection to {target}; it has {', '.join(targets)}")
     options = ReplayOptions.build(noise=noise)

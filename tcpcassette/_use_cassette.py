@@ -8,14 +8,20 @@ import copy
 import functools
 import inspect
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from ._cassette import Cassette, load
 from ._core.cassette import continue_after
-from ._core.errors import CassetteError, CassetteNotFoundError, ReplayError, gather
+from ._core.errors import (
+    CassetteError,
+    CassetteNotFoundError,
+    InvalidOptionError,
+    ReplayError,
+    gather,
+)
 from ._core.faults import Placement
 from ._core.framing import FramingSpec, resolve_framing
 from ._core.learn import learn
@@ -31,6 +37,7 @@ from ._core.options import (
     ReplayOptions,
 )
 from ._core.protocols.base import WireProtocol
+from ._core.targets import named_targets
 from ._io import intercept as _intercept
 from ._io.session import new_session
 from ._io.storage import DEFAULT_LOCK_TIMEOUT, recording_lock
@@ -248,6 +255,9 @@ class use_cassette:
         with use_cassette("x", targets=["localhost:6379"]) as cassette:
             host, port = cassette.address("localhost:6379")
 
+        with use_cassette("y", targets={"redis": f"localhost:{port}"}):
+            ...  # recorded and replayed as "redis", whatever the port
+
     Args:
         name: the cassette's name: ``<cassette_dir>/<name>.msgpack``.  A
             decorated test without a name gets ``<test module>/<test name>``.
@@ -255,7 +265,12 @@ class use_cassette:
             see :mod:`tcpcassette._settings` for how it combines with the
             command line, ini file and environment.
         cassette_dir: the directory holding cassettes.
-        targets: intercept only connections to these ``"host:port"`` targets.
+        targets: intercept only connections to these ``"host:port"`` targets;
+            or a map of target names to this run's ``"host:port"``
+            (``{"redis": f"localhost:{port}"}``): connections are recorded
+            under the name and replay serves the name at whatever address
+            it maps to in the replaying run, so a server's port may change.
+            A name is letters, digits, ``_``, ``.`` and ``-``.
         ignore: never intercept these targets (``"host:port"``) or hosts.
         faults: faults placed for this use only (see :func:`tcpcassette.at`);
             the file is not changed.
@@ -307,7 +322,7 @@ class use_cassette:
         *,
         record_mode: str | RecordMode | None = None,
         cassette_dir: str | os.PathLike[str] | None = None,
-        targets: Iterable[str] | None = None,
+        targets: Iterable[str] | Mapping[str, str] | None = None,
         ignore: Iterable[str] = (),
         faults: Sequence[Placement] = (),
         match: Matcher | None = None,
@@ -329,7 +344,17 @@ class use_cassette:
         self.name: str | None = None if callable(name) else name
         self.record_mode = record_mode
         self.cassette_dir = cassette_dir
-        self.targets = list(targets) if targets is not None else None
+        self.targets: list[str] | dict[str, str] | None
+        if isinstance(targets, Mapping):
+            named_targets(targets)  # InvalidOptionError now, not at the first use
+            self.targets = dict(targets)
+        elif isinstance(targets, str):
+            raise InvalidOptionError(
+                f"targets={targets!r}: give a list of 'host:port' targets, or a map of names "
+                "to them, not one string"
+            )
+        else:
+            self.targets = list(targets) if targets is not None else None
         self.ignore = list(ignore)
         self.faults = list(faults)
         self.framer = resolve_framing(framing)

@@ -20,7 +20,7 @@ from .connection import Connection
 from .errors import CassetteError, CassetteFormatError, InvalidFaultError
 from .events import CONNECT_FAILURES, RECORDED_EVENT_TYPES, ClientData, Event, ServerData
 from .faults import FAULT_TYPES, Fault
-from .targets import format_target, is_ip, parse_target
+from .targets import format_target, is_ip, is_name, parse_target
 
 FORMAT_NAME = "tcpcassette"
 #: The newest version this tcpcassette writes; it reads every version in
@@ -39,7 +39,8 @@ _DATA_BY_KIND: dict[str, type[ClientData] | type[ServerData]] = {
 #: that needs more keys is a new version).
 TOP_LEVEL_KEYS = ("format", "version", "hosts", "connections")
 CONNECTION_KEYS_V1 = ("target", "start", "events")
-#: Version 2 adds learned volatile spans and the detected protocol to connections.
+#: Version 2 adds learned volatile spans and the detected protocol to connections,
+#: and named targets (a ``target`` without a port, like ``"redis"``).
 CONNECTION_KEYS = (*CONNECTION_KEYS_V1, "volatile", "protocol")
 #: Events packed per msgpack call when saving: large enough to amortise the
 #: call, small enough that the batch buffer stays small.
@@ -57,7 +58,8 @@ class CassetteContents:
 
 def version_for(contents: CassetteContents) -> int:
     """The oldest format version that holds ``contents``."""
-    return 2 if any(c.volatile or c.protocol for c in contents.connections) else 1
+    newer = any(c.volatile or c.protocol or is_name(c.target) for c in contents.connections)
+    return 2 if newer else 1
 
 
 def encode(contents: CassetteContents) -> bytes:
@@ -284,12 +286,23 @@ class _Decoder:
         return out
 
     def target(self, where: str, target: object) -> str:
-        """``target`` if it is ``host:port`` as tcpcassette writes it."""
+        """``target`` if it is ``host:port`` as tcpcassette writes it, or (from
+        version 2 on) a target name."""
         problem = (
             "must be a 'host:port' string with a port from 1 to 65535 ('[address]:port' for IPv6)"
         )
+        if self.read_version >= 2:
+            problem += " or a target name (letters, digits, '_', '.' and '-')"
         if not isinstance(target, str):
             raise self.fail(where, f"'target' {problem}, not {target!r:.60}")
+        if is_name(target):
+            if self.read_version >= 2:
+                return target
+            raise self.fail(
+                where,
+                f"'target' {target!r:.60} is not valid: it {problem}; a target without a port "
+                "is a target name, which needs format version 2",
+            )
         try:
             host, port = parse_target(target)
         except CassetteError:

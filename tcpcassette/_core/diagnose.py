@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .actions import Problem
 from .connection import Connection
@@ -17,6 +17,7 @@ from .events import ClientData, ServerData
 from .protocols import by_name, detect
 from .protocols.base import WireProtocol
 from .render import first_difference, show_bytes, side_by_side
+from .targets import format_target, is_name
 from .transcript import connection_lines, event_label
 
 #: What to do about a difference on a connection the cassette holds.  Not
@@ -38,19 +39,72 @@ _RECORD_NEW = (
 
 
 def unrecorded(
-    cassette: str, target: str, *, recorded: int, mode: str
+    cassette: str,
+    target: str,
+    *,
+    recorded: int,
+    mode: str,
+    recorded_targets: Sequence[str] = (),
+    same_host: Sequence[str] = (),
+    mapped: Mapping[str, tuple[str, int]] | None = None,
 ) -> UnrecordedConnectionError:
+    """A connection to ``target`` that the cassette cannot serve and may not record.
+
+    Args:
+        recorded: how many connections to ``target`` the cassette holds (all played).
+        recorded_targets: every target the cassette holds, in recorded order.
+        same_host: recorded targets on ``target``'s host with another port.
+        mapped: the target names ``targets=`` maps in this run, with their addresses.
+    """
+    mapped = mapped or {}
+    holds = ", ".join(recorded_targets) if recorded_targets else "no connections"
+    listed = f"Recorded targets: {holds}."
+    names = [t for t in recorded_targets if is_name(t) and t not in mapped]
+    lines: list[str]
     if recorded:
-        what = (
-            f"the client opened more connections to {target} than the {recorded} recorded "
-            "(every one was already played)"
-        )
+        lines = [
+            f"{cassette}: the client opened more connections to {target} than the {recorded} "
+            f"recorded (every one was already played); in record mode {mode!r} nothing reaches "
+            "the network.",
+            "If the client reconnects on purpose, let replay serve a recording again with "
+            "allow_playback_repeats=True; to record the extra connection use "
+            "--record-mode=new_episodes.",
+        ]
+    elif same_host:
+        others = " and ".join(same_host)
+        host = target.rsplit(":", 1)[0]
+        lines = [
+            f"{cassette}: the cassette holds no connection to {target}, but it holds {others}: "
+            "the server's port has likely changed since recording (a server on an ephemeral "
+            f"port gets a new one every run); in record mode {mode!r} nothing reaches the network.",
+            "Name the target so the port may change: use_cassette(..., "
+            f'targets={{"name": "{host}:<this run\'s port>"}}) records and replays it as '
+            '"name" whatever its port; re-record once with the name (--record-mode=all). '
+            "Recording new episodes would only add a copy under each new port.",
+        ]
+    elif names and not is_name(target):
+        quoted = ", ".join(repr(n) for n in names)
+        example = ", ".join(f'"{n}": "host:port"' for n in names)
+        lines = [
+            f"{cassette}: the cassette holds no connection to {target}; its targets are named "
+            f"({quoted}) and this run maps no name to {target}; in record mode {mode!r} "
+            "nothing reaches the network.",
+            f"Map each name to this run's address: targets={{{example}}}.",
+        ]
     else:
-        what = f"the cassette holds no connection to {target}"
+        where = ""
+        if target in mapped:
+            where = f" (in this run {target} is {format_target(*mapped[target])})"
+        lines = [
+            f"{cassette}: the cassette holds no connection to {target}{where}; in record mode "
+            f"{mode!r} nothing reaches the network.",
+            "Record it with --record-mode=new_episodes, re-record with --record-mode=all, "
+            f"or leave {target} out with ignore=[{target!r}]."
+            if not is_name(target)
+            else "Record it with --record-mode=new_episodes, or re-record with --record-mode=all.",
+        ]
     return UnrecordedConnectionError(
-        f"{cassette}: {what}; in record mode {mode!r} nothing reaches the network. "
-        f"Record it with --record-mode=new_episodes, re-record with --record-mode=all, "
-        f"or leave {target} out with ignore=[{target!r}].",
+        "\n".join([*lines, listed]),
         cassette=cassette,
         target=target,
     )

@@ -37,7 +37,15 @@ from .protocols import by_name, detect
 from .protocols.base import WireProtocol
 from .render import show_bytes
 from .replay import ReplayMachine
-from .targets import TargetTable, format_target, parse_target
+from .targets import (
+    TargetSpec,
+    TargetTable,
+    format_target,
+    is_ip,
+    is_name,
+    normalise_ip,
+    parse_target,
+)
 
 #: Bytes of each other connection's server side searched for an echo.
 ELSEWHERE_BYTES = 256 * 1024
@@ -445,7 +453,8 @@ class Router:
         options: how replay matches, paces and redacts.
         limits: bounds on every wait.
         hosts: host names and their recorded addresses (answered without a resolver).
-        targets: intercept only these ``host:port`` targets (None: all).
+        targets: intercept only these ``host:port`` targets, or only the
+            addresses of these target names (None: all).
         ignore: never intercept these targets or hosts.
     """
 
@@ -459,7 +468,7 @@ class Router:
         options: ReplayOptions,
         limits: Limits,
         hosts: Mapping[str, Iterable[str]] | None = None,
-        targets: Iterable[str] | None = None,
+        targets: TargetSpec | None = None,
         ignore: Iterable[str] = (),
     ) -> None:
         self.connections = list(connections)
@@ -567,29 +576,53 @@ class Router:
         return self.hosts.get(host) or None
 
     def learn(self, host: str, addresses: Iterable[str]) -> None:
-        """While recording: ``host`` resolved to ``addresses``."""
-        if self.record:
+        """``host`` resolved to ``addresses`` (kept while recording, and for hosts
+        ``targets=`` names, so that their connects are recognised in replay too)."""
+        if self.record or self.table.mentions(host):
             self.table.learn(host, addresses)
+
+    def upstream_for(self, target: str) -> tuple[str, int] | None:
+        """The real server's host and port for ``target`` in this run (None: a name
+        ``targets=`` does not map)."""
+        return self.table.address_of(target)
 
     def hosts_for(self, recorded: Iterable[Connection]) -> dict[str, tuple[str, ...]]:
         """The host names (with addresses) the ``recorded`` connections were reached by."""
-        used = {parse_target(c.target)[0] for c in recorded}
+        used = set()
+        for c in recorded:
+            address = self.table.address_of(c.target)
+            if address is not None:
+                used.add(address[0])
         return {name: tuple(addrs) for name, addrs in self.table.names.items() if name in used}
 
     def check_address(self, target: str) -> str:
-        """The normalised target for ``address()``, if this cassette can serve it.
+        """The target for ``address()``, if this cassette can serve it.
+
+        ``target`` is a target name, or ``host:port`` (normalised; the address
+        of a name stands for the name).
 
         Raises:
-            CassetteError: the target is not ``host:port``, or is neither
-                recorded nor recordable.
+            CassetteError: the target is neither a name nor ``host:port``, or is
+                neither recorded nor recordable.
         """
+        name = target.strip()
+        if is_name(name) and (name in self.table.named or name in self._known):
+            return name
         try:
             host, port = parse_target(target)
         except CassetteError as exc:
             raise CassetteError(f"{self.name}: address(): {exc}") from None
         if port is None:
-            raise CassetteError(f"{self.name}: address() needs 'host:port', not {target!r}")
+            named = sorted({*self.table.named, *(t for t in self._known if is_name(t))})
+            raise CassetteError(
+                f"{self.name}: address() needs 'host:port' or a target name of this cassette "
+                f"(names: {named or 'none'}), not {target!r}. Name the target with "
+                f"targets={{{target!r}: 'host:port'}}, or give 'host:port'."
+            )
         key = format_target(host, port)
+        mapped = self.table.name_for(key)
+        if mapped is not None:
+            return mapped
         if key not in self._known and not self.record:
             raise CassetteError(
                 f"{self.name}: the cassette holds no connection to {key} and record mode "
@@ -676,4 +709,34 @@ class Router:
 
     def unrecorded(self, target: str) -> CassetteError:
         recorded = sum(1 for c in self.connections if c.target == target)
-        return diagnose.unrecorded(self.name, target, recorded=recorded, mode=self.mode)
+        return diagnose.unrecorded(
+            self.name,
+            target,
+            recorded=recorded,
+            mode=self.mode,
+            recorded_targets=self.recorded_targets,
+            same_host=self._same_host(target),
+            mapped=dict(self.table.named),
+        )
+
+    def _same_host(self, target: str) -> list[str]:
+        """Recorded ``host:port`` targets on the host of ``target`` but another port."""
+        if is_name(target):
+            return []
+        host, port = parse_target(target)
+        addresses = set(self._addresses_of(host))
+        out = []
+        for recorded in self.recorded_targets:
+            if is_name(recorded):
+                continue
+            other, other_port = parse_target(recorded)
+            if other_port != port and (
+                other == host or bool(addresses & set(self._addresses_of(other)))
+            ):
+                out.append(recorded)
+        return out
+
+    def _addresses_of(self, host: str) -> list[str]:
+        if is_ip(host):
+            return [normalise_ip(host)]
+        return list(self.table.names.get(host, ()))

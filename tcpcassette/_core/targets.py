@@ -1,11 +1,26 @@
-"""Targets: which ``host:port`` a connect is for, and whether to intercept it."""
+"""Targets: which ``host:port`` a connect is for, and whether to intercept it.
+
+A target is either an address (``"localhost:6379"``), recorded under the
+address the client dialled, or a *name* (``"redis"``) that the user maps to
+this run's address with ``targets={"redis": "localhost:6379"}``: connects to
+that address are recorded under the name, and replay serves the name
+wherever it points in the run that replays, so a server's port may change
+between runs.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 
-from .errors import CassetteError
+from .errors import CassetteError, InvalidOptionError
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+#: What ``targets=`` takes: addresses (``"host:port"`` or ``"host"``), or names
+#: mapped to ``"host:port"`` addresses.
+TargetSpec = Iterable[str] | Mapping[str, str]
 
 
 def parse_target(text: str) -> tuple[str, int | None]:
@@ -33,6 +48,53 @@ def parse_target(text: str) -> tuple[str, int | None]:
     if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise CassetteError(f"{text!r}: the port must be a number from 1 to 65535")
     return host, int(port_text)
+
+
+def is_name(target: str) -> bool:
+    """True when ``target`` is a target name (letters, digits, ``_ . -``), not ``host:port``."""
+    return _NAME.fullmatch(target) is not None
+
+
+def named_targets(names: Mapping[str, str]) -> dict[str, tuple[str, int]]:
+    """Check ``targets={"name": "host:port", ...}``: each name and the address it maps to.
+
+    Returns:
+        Each name with the host and port of its address in this run.
+
+    Raises:
+        InvalidOptionError: a name that is not letters, digits and ``_ . -``;
+            an address that is not ``host:port``; two names for one address.
+    """
+    out: dict[str, tuple[str, int]] = {}
+    owner: dict[tuple[str, int], str] = {}
+    for name, address in names.items():
+        if not isinstance(name, str) or not is_name(name):
+            raise InvalidOptionError(
+                f"targets: {name!r} is not a target name; a name is made of letters, digits, "
+                "'_', '.' and '-' (no colon, not empty), like 'redis' or 'api-v2'"
+            )
+        if not isinstance(address, str):
+            raise InvalidOptionError(
+                f"targets: {name!r} must map to a 'host:port' string, not {address!r:.60}"
+            )
+        try:
+            host, port = parse_target(address)
+        except CassetteError as exc:
+            raise InvalidOptionError(f"targets: {name!r}: {exc}") from None
+        if port is None:
+            raise InvalidOptionError(
+                f"targets: {name!r} maps to {address!r}, which has no port; write "
+                f"'{address.strip()}:PORT' (the port this run's server listens on)"
+            )
+        key = (normalise_ip(host) if is_ip(host) else host, port)
+        if key in owner:
+            raise InvalidOptionError(
+                f"targets: {owner[key]!r} and {name!r} both map to {format_target(host, port)}; "
+                "give each address one name"
+            )
+        owner[key] = name
+        out[name] = (host, port)
+    return out
 
 
 def format_target(host: str, port: int) -> str:
@@ -66,7 +128,9 @@ class TargetTable:
     Args:
         names: host name -> the addresses it resolves to (recorded, or seen
             in this process's lookups while the cassette is in use).
-        targets: when given, only these targets are intercepted.
+        targets: when given, only these targets are intercepted: a list of
+            ``host:port`` (or ``host``) targets, or a map of target names to
+            the ``host:port`` each stands for in this run.
         ignore: targets (``host:port``) or hosts (``host``) never intercepted.
     """
 
@@ -74,14 +138,52 @@ class TargetTable:
         self,
         names: Mapping[str, Iterable[str]],
         *,
-        targets: Iterable[str] | None = None,
+        targets: TargetSpec | None = None,
         ignore: Iterable[str] = (),
     ) -> None:
         self.names: dict[str, list[str]] = {
             n: [normalise_ip(a) for a in v] for n, v in names.items()
         }
-        self._targets = [parse_target(t) for t in targets] if targets is not None else None
+        #: Target name -> the host and port it stands for in this run.
+        self.named: dict[str, tuple[str, int]] = {}
+        self._targets: list[tuple[str, int | None]] | None
+        if isinstance(targets, Mapping):
+            self.named = named_targets(targets)
+            self._targets = list(self.named.values())
+        else:
+            self._targets = [parse_target(t) for t in targets] if targets is not None else None
         self._ignore = [parse_target(t) for t in ignore]
+
+    def mentions(self, host: str) -> bool:
+        """True when ``targets=`` names ``host`` (so lookups of it matter for matching)."""
+        return any(host == spec_host for spec_host, _port in self._targets or ())
+
+    def address_of(self, target: str) -> tuple[str, int] | None:
+        """The host and port a target stands for in this run (None: a name not mapped)."""
+        if target in self.named:
+            return self.named[target]
+        if is_name(target):
+            return None
+        host, port = parse_target(target)
+        return (host, port) if port is not None else None
+
+    def name_for(self, target: str) -> str | None:
+        """The target name that ``target`` (``host:port``) is mapped from, if one is."""
+        try:
+            host, port = parse_target(target)
+        except CassetteError:
+            return None
+        for name, (named_host, named_port) in self.named.items():
+            if named_port == port and (
+                named_host == host
+                or (
+                    is_ip(host)
+                    and is_ip(named_host)
+                    and normalise_ip(host) == normalise_ip(named_host)
+                )
+            ):
+                return name
+        return None
 
     def learn(self, name: str, addresses: Iterable[str]) -> None:
         """Remember that ``name`` resolved to ``addresses``."""
@@ -112,6 +214,11 @@ class TargetTable:
         """
         ip = normalise_ip(ip)
         if any(self._matches(spec, ip, port) for spec in self._ignore):
+            return None
+        for name, spec in self.named.items():
+            if self._matches(spec, ip, port):
+                return name
+        if self.named:
             return None
         if self._targets is not None:
             for host, spec_port in self._targets:

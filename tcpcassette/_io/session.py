@@ -8,9 +8,10 @@ and makes none of its own.  Its connect-time half runs in the client's thread
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ from .._core.router import (
     ToRefuse,
     ToReplay,
 )
-from .._core.targets import is_ip, normalise_ip, parse_target
+from .._core.targets import TargetSpec, is_ip, normalise_ip
 from . import intercept
 from . import loop as _loop
 from .accepted import Accepted, Listener, Opening
@@ -103,6 +104,8 @@ class Session:
         self._loop = _loop.get_loop()
         self._loop_thread: int | None = None
         self._closed = False
+        # Per thread: how deep inside live() it is (connects there are not intercepted).
+        self._direct = threading.local()
 
     # -- starting and stopping (caller's thread) -------------------------------
 
@@ -177,12 +180,49 @@ class Session:
         for listener in self._listeners.values():
             await listener.server.wait_closed()
 
+    # -- straight to the network (caller's thread) -----------------------------
+
+    @property
+    def recording(self) -> bool:
+        """True when connections the cassette lacks are recorded from the real server."""
+        return self.router.record
+
+    def _is_direct(self) -> bool:
+        return bool(getattr(self._direct, "depth", 0))
+
+    @contextlib.contextmanager
+    def live(self) -> Iterator[None]:
+        """Connects the calling thread makes in here go to the network, unseen.
+
+        While the cassette only replays, such a connect fails at once (it
+        could only reach the network, which replay never does).
+        """
+        self._direct.depth = getattr(self._direct, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._direct.depth -= 1
+
+    def _live_connect(self, address: Any) -> None:
+        """A connect inside live(): allowed while recording, refused while only replaying."""
+        if self.router.record:
+            return
+        raise CassetteError(
+            f"{self.name}: a connect to {address[0]}:{address[1]} inside cassette.live(), but "
+            f"the cassette only replays (record mode {self.router.mode!r}), and replay never "
+            "reaches the network. Connect live only while recording: "
+            "'if cassette.recording: with cassette.live(): ...'."
+        )
+
     # -- connect time (client's thread) --------------------------------------
 
     def redirect(self, sock: socket.socket, address: Any) -> Any | None:
         """Where ``sock`` should really connect instead of ``address`` (None: leave it)."""
         __tracebackhide__ = True  # a Forbidden error is raised through the client's connect
         if self._closed or threading.get_ident() == self._loop_thread:
+            return None
+        if self._is_direct():
+            self._live_connect(address)
             return None
         host, port = address[0], address[1]
         ip = host if is_ip(host) else self._first_address(host, port, sock.family)
@@ -285,6 +325,10 @@ class Session:
         self, host: str, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
     ) -> list[Any]:
         """Answer a lookup from the cassette's recorded names, or resolve and remember it."""
+        if self._is_direct() and self.router.record:
+            # live(): the real resolver, and nothing of it kept.
+            direct: list[Any] = self._getaddrinfo(host, port, family, type, proto, flags)
+            return direct
         recorded = self.router.recorded_addresses(host)
         if recorded:
             return synthesise_addrinfo(host, recorded, port, family, type, proto)
@@ -417,8 +461,18 @@ class Session:
 
     async def _attach_address(self, link: ProxyLink) -> None:
         loop = asyncio.get_running_loop()
-        host, port = parse_target(link.recording.target)
-        assert port is not None  # targets of recordings always carry a port
+        upstream = self.router.upstream_for(link.recording.target)
+        if upstream is None:
+            self._error(
+                CassetteError(
+                    f"{self.name}: cannot record a connection to the target name "
+                    f"{link.recording.target!r}: this run maps no address to it. Map it with "
+                    f"targets={{{link.recording.target!r}: 'host:port'}}."
+                )
+            )
+            link.fail_upstream()
+            return
+        host, port = upstream
         try:
             transport, _ = await asyncio.wait_for(
                 loop.create_connection(lambda: UpstreamProtocol(link), host, port),
@@ -496,7 +550,7 @@ def new_session(
     record: bool,
     options: ReplayOptions,
     limits: Limits,
-    targets: Iterable[str] | None = None,
+    targets: TargetSpec | None = None,
     ignore: Iterable[str] = (),
 ) -> Session:
     """A session that serves ``cassette`` (``replay``) and records what it lacks (``record``).
