@@ -155,6 +155,15 @@ class _Activation:
         if errors:
             _raise_for(errors, failure)
 
+    def check(self, failure: BaseException | None = None) -> None:
+        """Raise the errors found so far, in place of ``failure`` (see :func:`_raise_for`)."""
+        __tracebackhide__ = True
+        if self.disabled or not hasattr(self, "session"):
+            return
+        errors = self.session.take_errors()
+        if errors:
+            _raise_for(errors, failure)
+
     def _finish(self) -> list[CassetteError]:
         _intercept.deactivate(self.session)
         result = self.session.close()
@@ -403,6 +412,13 @@ class use_cassette:
     ) -> None:
         __tracebackhide__ = True
         self._stack.pop().exit(exc)
+
+    def _check(self, failure: BaseException | None = None) -> None:
+        """Raise now what the cassette in use found so far (the pytest plugin calls
+        this when a test's body ends, so the test fails with it, not its teardown)."""
+        __tracebackhide__ = True
+        if self._stack:
+            self._stack[-1].check(failure)
 
     async def __aenter__(self) -> Cassette:
         activation = self._activation(self.name)

@@ -37,6 +37,8 @@ _SETTINGS = pytest.StashKey[PytestSettings]()
 _FROM_WORKERS = pytest.StashKey[list[Outcome]]()
 _USED_BY_WORKERS = pytest.StashKey[dict[str, list[Path]]]()
 _FAILED = pytest.StashKey[list[str]]()
+#: The ``use_cassette`` of the running test's ``tcpcassette`` fixture.
+_IN_USE = pytest.StashKey[Any]()
 
 
 #: The marker, as ``pytest --markers`` lists it.
@@ -194,8 +196,29 @@ def tcpcassette(
         yield None
         return
     name, options = _options(request, tcpcassette_config)
-    with _use(name, options, request.node.nodeid) as cassette:
-        yield cassette
+    using = _use(name, options, request.node.nodeid)
+    with using as cassette:
+        request.node.stash[_IN_USE] = using
+        try:
+            yield cassette
+        finally:
+            del request.node.stash[_IN_USE]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """The test fails with what its cassette found during the test, not its teardown."""
+    __tracebackhide__ = True
+    using = item.stash.get(_IN_USE, None)
+    try:
+        result = yield
+    except BaseException as failure:
+        if using is not None:
+            using._check(failure)
+        raise
+    if using is not None:
+        using._check()
+    return result
 
 
 @pytest.fixture(autouse=True)

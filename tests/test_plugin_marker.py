@@ -420,3 +420,30 @@ def test_broken():
             ]
         )
         assert "test_ok:" not in result.stdout.str()
+
+
+def test_a_mismatch_fails_the_marked_test_itself_once_not_its_teardown(
+    pytester: pytest.Pytester, echo_server: ThreadedServer
+) -> None:
+    pytester.makepyfile(
+        test_change="""
+import os
+import pytest
+from echohelp import echo
+
+WORD = os.environ.get("WORD", "first").encode()
+
+@pytest.mark.tcpcassette
+def test_it():
+    assert echo(WORD) == WORD.upper()
+"""
+    )
+    pytester.runpytest("--record-mode=once").assert_outcomes(passed=1)
+    echo_server.stop()
+    os_env = pytester._monkeypatch  # the pytester's own monkeypatch, undone after the test
+    os_env.setenv("WORD", "other")
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)  # failed in the test, no error at teardown
+    text = result.stdout.str()
+    assert text.count("ClientMismatchError") == 2, text  # the failure and its summary line
+    result.stdout.fnmatch_lines(["*recorded: first*", "*actual:   other*"])

@@ -32,7 +32,7 @@ _RERECORD = (
 #: new_episodes would record it (and keep the recordings there are).
 _RECORD_NEW = (
     "If the client now opens this connection on purpose, record it with "
-    "--record-mode=new_episodes (the recordings there are stay), or re-record everything "
+    "--record-mode=new_episodes (the recordings already there stay), or re-record everything "
     "with --record-mode=all; if its opening changes from run to run, record twice and run "
     "tcpcassette learn, or pass match= or filters= to use_cassette."
 )

@@ -18,7 +18,7 @@ from typing import Any
 from .._core.actions import Problem
 from .._core.cassette import CassetteModel
 from .._core.connection import Connection
-from .._core.errors import CassetteError, Problems
+from .._core.errors import CassetteError, Problems, ReplayError
 from .._core.events import ConnectRefused, ConnectTimedOut
 from .._core.matching import redact
 from .._core.options import Limits, ReplayOptions
@@ -96,6 +96,7 @@ class Session:
         self._pending: dict[int, tuple[Recording, socket.socket]] = {}
         self._recordings: list[Recording] = []
         self._errors: list[CassetteError] = []
+        self._taken = 0  # errors handed out by take_errors
         self._problems = Problems()
         self._tolerated: list[str] = []
         self._links: set[ProxyLink | ReplayLink] = set()
@@ -138,7 +139,7 @@ class Session:
         return SessionResult(
             recorded=recorded,
             hosts=self.router.hosts_for(recorded),
-            errors=list(self._errors),
+            errors=self._untaken(),
             play_counts=self.play_counts(),
             tolerated=list(self._tolerated),
         )
@@ -534,12 +535,29 @@ class Session:
         )
         link.start(serve.pending, serve.eof)
 
+    def take_errors(self) -> list[CassetteError]:
+        """The errors found since the last call (the test is told of them now)."""
+        with self._lock:
+            errors = self._errors[self._taken :]
+            self._taken = len(self._errors)
+        return errors
+
+    def _untaken(self) -> list[CassetteError]:
+        """Errors not taken yet, leaving out repeats of problems already told."""
+        with self._lock:
+            told = {_key(e) for e in self._errors[: self._taken]} - {None}
+            return [e for e in self._errors[self._taken :] if _key(e) not in told]
+
     def _error(self, error: CassetteError) -> None:
         with self._lock:
             self._errors.append(error)
             new = self._problems.add(error)
         if new and self.on_error is not None:
             self.on_error(error)
+
+
+def _key(error: CassetteError) -> tuple[object, ...] | None:
+    return error.key if isinstance(error, ReplayError) else None
 
 
 def new_session(
