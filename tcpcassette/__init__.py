@@ -36,6 +36,7 @@ if _typing.TYPE_CHECKING:
     from ._core.errors import ClientStalledError as ClientStalledError
     from ._core.errors import InvalidFaultError as InvalidFaultError
     from ._core.errors import InvalidOptionError as InvalidOptionError
+    from ._core.errors import NetworkBlockedError as NetworkBlockedError
     from ._core.errors import ReplayError as ReplayError
     from ._core.errors import UnplayedError as UnplayedError
     from ._core.errors import UnrecordedConnectionError as UnrecordedConnectionError
@@ -82,6 +83,7 @@ _LAZY = {
     "framing": ".framing",
     "InvalidFaultError": "._core.errors",
     "InvalidOptionError": "._core.errors",
+    "NetworkBlockedError": "._core.errors",
     "Limits": "._core.options",
     "load": "._cassette",
     "matchers": ".matchers",
@@ -135,6 +137,7 @@ __all__ = [
     "InvalidOptionError",
     "Limits",
     "MatchingMode",
+    "NetworkBlockedError",
     "RecordMode",
     "ReplayError",
     "ServerClose",

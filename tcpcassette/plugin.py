@@ -72,6 +72,20 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
             "new_episodes or all. Overrides record_mode= arguments and markers.",
         )
     group.addoption(
+        "--tcpcassette-block-network",
+        action="store_true",
+        default=False,
+        help="make every outgoing TCP connection that no cassette serves fail at once, in "
+        "all tests (tcpcassette.NetworkBlockedError)",
+    )
+    group.addoption(
+        "--tcpcassette-allowed-hosts",
+        action="store",
+        default="",
+        help="with --tcpcassette-block-network: hosts (names or addresses, comma-separated) "
+        "that may still be reached",
+    )
+    group.addoption(
         "--disable-tcpcassette",
         action="store_true",
         default=False,
@@ -122,10 +136,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_USED_BY_WORKERS] = {}
     config.stash[_FAILED] = []
     config.pluginmanager.register(_Failures(config), "tcpcassette-failures")
+    if config.getoption("--tcpcassette-block-network"):
+        from ._io import intercept, network  # the I/O layer, only when asked for
+
+        allowed = str(config.getoption("--tcpcassette-allowed-hosts") or "").split(",")
+        intercept.guard(network.NetworkGuard(allowed))
     _settings.push(settings)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.getoption("--tcpcassette-block-network", default=False):
+        from ._io import intercept
+
+        intercept.guard(None)
     settings = config.stash.get(_SETTINGS, None)
     if settings is not None:
         _settings.pop(settings)

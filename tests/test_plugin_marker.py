@@ -447,3 +447,59 @@ def test_it():
     text = result.stdout.str()
     assert text.count("ClientMismatchError") == 2, text  # the failure and its summary line
     result.stdout.fnmatch_lines(["*recorded: first*", "*actual:   other*"])
+
+
+BLOCKED = """
+import socket
+import pytest
+from tcpcassette import NetworkBlockedError, use_cassette
+from echohelp import PORT, echo
+
+def test_unmarked_is_stopped():
+    with pytest.raises(NetworkBlockedError, match=f"127.0.0.1:{PORT}.*--tcpcassette-allowed-hosts"):
+        echo(b"nope")
+
+@pytest.mark.tcpcassette
+def test_a_cassette_serves_it():
+    assert echo(b"served") == b"SERVED"
+
+@pytest.mark.tcpcassette(targets=["127.0.0.9:1"])  # intercepts something else only
+def test_marked_but_not_intercepted_is_stopped():
+    with pytest.raises(NetworkBlockedError):
+        echo(b"nope")
+
+def test_unix_sockets_are_not_network(tmp_path):
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "s"))
+    server.listen()
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(str(tmp_path / "s"))
+    client.close()
+    server.close()
+"""
+
+
+def test_block_network_stops_what_no_cassette_serves_except_allowed_hosts(
+    pytester: pytest.Pytester, echo_server: ThreadedServer
+) -> None:
+    pytester.makepyfile(test_blocked=BLOCKED)
+    result = pytester.runpytest("--tcpcassette-block-network", "--record-mode=once")
+    result.assert_outcomes(passed=4)
+    assert echo_server.connections == 1  # the recorded one, and nothing else got through
+    # Replaying, the same: the cassette serves its connection with no network at all.
+    pytester.runpytest("--tcpcassette-block-network").assert_outcomes(passed=4)
+    assert echo_server.connections == 1
+
+    pytester.makepyfile(
+        test_allowed="""
+from echohelp import echo
+
+def test_allowed_host_is_reached():
+    assert echo(b"ok") == b"OK"
+"""
+    )
+    result = pytester.runpytest(
+        "--tcpcassette-block-network", "--tcpcassette-allowed-hosts=localhost", "test_allowed.py"
+    )
+    result.assert_outcomes(passed=1)  # localhost's addresses include 127.0.0.1
+    assert echo_server.connections == 2

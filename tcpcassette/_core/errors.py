@@ -62,6 +62,10 @@ class CassetteInUseError(CassetteError, RuntimeError):
     """``use_cassette`` was entered while another cassette is already active."""
 
 
+class NetworkBlockedError(CassetteError):
+    """A connection no cassette serves, made while ``--tcpcassette-block-network`` is on."""
+
+
 class InvalidOptionError(CassetteError, ValueError):
     """An option has a value it cannot take (a mode, a bound, a filter, a framing)."""
 

@@ -39,8 +39,15 @@ class Router(Protocol):
     ) -> list[Any]: ...
 
 
+#: What a router's ``redirect`` returns for a connect that is tcpcassette's own,
+#: or one it lets through on purpose (``cassette.live()``): no guard stops it.
+PASS = ("tcpcassette-pass",)
+
 _lock = threading.Lock()
 _active: Router | None = None
+#: Called with the address of every TCP connect no cassette serves (it may raise).
+_guard: Callable[[Any], None] | None = None
+_applied = False
 
 
 def original_connect(sock: socket.socket, address: Any) -> None:
@@ -57,24 +64,33 @@ def _is_tcp(sock: socket.socket) -> bool:
     return sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
 
 
+def _where(sock: socket.socket, address: Any) -> Any:
+    """Where a connect to ``address`` really goes: the cassette's listener, the
+    address itself, or nowhere (the guard raises)."""
+    __tracebackhide__ = True
+    if not _is_tcp(sock):
+        return address
+    router = _active
+    if router is not None:
+        redirected = router.redirect(sock, address)
+        if redirected is PASS:
+            return address
+        if redirected is not None:
+            return redirected
+    guard = _guard
+    if guard is not None:
+        guard(address)
+    return address
+
+
 def _connect(self: socket.socket, address: Any) -> None:
     __tracebackhide__ = True
-    router = _active
-    if router is not None and _is_tcp(self):
-        redirected = router.redirect(self, address)
-        if redirected is not None:
-            address = redirected
-    _ORIGINAL_CONNECT(self, address)
+    _ORIGINAL_CONNECT(self, _where(self, address))
 
 
 def _connect_ex(self: socket.socket, address: Any) -> int:
     __tracebackhide__ = True
-    router = _active
-    if router is not None and _is_tcp(self):
-        redirected = router.redirect(self, address)
-        if redirected is not None:
-            address = redirected
-    return _ORIGINAL_CONNECT_EX(self, address)
+    return _ORIGINAL_CONNECT_EX(self, _where(self, address))
 
 
 def _getaddrinfo(
@@ -108,6 +124,24 @@ _PATCHES: list[tuple[Any, str, Callable[..., Any]]] = [
 _saved: list[object] = []
 
 
+def _sync() -> None:
+    """Apply the patches while a cassette or a guard needs them; restore them after."""
+    global _applied
+    wanted = _active is not None or _guard is not None
+    if wanted and not _applied:
+        _saved[:] = [vars(owner).get(attr, _MISSING) for owner, attr, _ in _PATCHES]
+        for owner, attr, patched in _PATCHES:
+            setattr(owner, attr, patched)
+        _applied = True
+    elif not wanted and _applied:
+        for (owner, attr, _), original in zip(_PATCHES, _saved, strict=True):
+            if original is _MISSING:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
+        _applied = False
+
+
 def activate(router: Router) -> None:
     """Send every intercepted connect and lookup to ``router`` until :func:`deactivate`.
 
@@ -123,23 +157,26 @@ def activate(router: Router) -> None:
                 "Leave the other use_cassette block first."
             )
         _active = router
-        _saved[:] = [vars(owner).get(attr, _MISSING) for owner, attr, _ in _PATCHES]
-        for owner, attr, patched in _PATCHES:
-            setattr(owner, attr, patched)
+        _sync()
 
 
 def deactivate(router: Router) -> None:
-    """Restore the socket module exactly as it was."""
+    """Restore the socket module exactly as it was (unless a guard still needs it)."""
     global _active
     with _lock:
         if _active is not router:
             return
-        for (owner, attr, _), original in zip(_PATCHES, _saved, strict=True):
-            if original is _MISSING:
-                delattr(owner, attr)
-            else:
-                setattr(owner, attr, original)
         _active = None
+        _sync()
+
+
+def guard(check: Callable[[Any], None] | None) -> None:
+    """Call ``check(address)`` for every TCP connect no cassette serves, until
+    ``guard(None)``; it raises to stop the connect."""
+    global _guard
+    with _lock:
+        _guard = check
+        _sync()
 
 
 def is_patched() -> bool:

@@ -220,18 +220,20 @@ class Session:
     def redirect(self, sock: socket.socket, address: Any) -> Any | None:
         """Where ``sock`` should really connect instead of ``address`` (None: leave it)."""
         __tracebackhide__ = True  # a Forbidden error is raised through the client's connect
-        if self._closed or threading.get_ident() == self._loop_thread:
+        if self._closed:
             return None
+        if threading.get_ident() == self._loop_thread:
+            return intercept.PASS  # tcpcassette's own connect
         if self._is_direct():
             self._live_connect(address)
-            return None
+            return intercept.PASS
         host, port = address[0], address[1]
         ip = host if is_ip(host) else self._first_address(host, port, sock.family)
         if ip is None:
             return None
         ip = normalise_ip(ip)
         if port in self._own_ports and ip == LOOPBACK:
-            return None
+            return intercept.PASS
         with self._lock:
             target = self.router.target_for(ip, port)
             if target is None:
