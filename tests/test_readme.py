@@ -95,3 +95,38 @@ def test_ci_runs_the_readme_test_command_exactly() -> None:
     ci = (README.parent / ".ci" / "run").read_text()
     assert "test-command" in ci  # .ci/run reads the command from the README itself
     assert command.group(1).count("\n") == 0
+
+
+def pytest_examples() -> dict[str, str]:
+    """The README's pytest project: blocks that begin ``# pytest-example: <file name>``."""
+    found = {}
+    for lang, code in BLOCKS:
+        first = code.splitlines()[0] if code else ""
+        if lang == "python" and first.startswith("# pytest-example:"):
+            found[first.removeprefix("# pytest-example:").strip()] = code
+    return found
+
+
+def test_readme_pytest_project_records_and_replays_under_xdist(pytester: pytest.Pytester) -> None:
+    files = pytest_examples()
+    assert set(files) == {"conftest.py", "test_services.py"}
+    for name, code in files.items():
+        (pytester.path / name).write_text(code)
+    pytester.makeini("[pytest]\n")
+    recorded = pytester.runpytest_subprocess("--record-mode=once", "-n", "2", "-p", "no:benchmark")
+    recorded.assert_outcomes(passed=3)
+    cassettes = sorted(
+        str(p.relative_to(pytester.path)) for p in pytester.path.glob("cassettes/**/*.msgpack")
+    )
+    assert cassettes == [
+        "cassettes/test_services/test_shout.msgpack",
+        "cassettes/test_services/test_web.msgpack",
+        "cassettes/web-twice.msgpack",
+    ]
+    # Replaying: other ports, no server, and nothing may reach the network.
+    replayed = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:benchmark", "--tcpcassette-block-network"
+    )
+    replayed.assert_outcomes(passed=3)
+    targets = {c.target for p in cassettes for c in tcpcassette.load(pytester.path / p).connections}
+    assert targets == {"shout", "web"}

@@ -14,6 +14,7 @@ from ..realservers import RedisServer
 COUNTER = """
 import os
 
+import pytest
 import redis
 from tcpcassette import use_cassette
 
@@ -31,6 +32,12 @@ def test_with_block():
     with use_cassette("block"):
         r = redis.Redis(host="localhost", port=PORT)
         r.set(KEY, 1)
+
+
+@pytest.mark.tcpcassette
+def test_marked():
+    r = redis.Redis(host="localhost", port=PORT)
+    r.set(KEY, 1)
 """
 
 #: The failure's explanation must start within this many lines of its header.
@@ -63,16 +70,16 @@ def test_a_mismatch_redis_py_retries_is_explained_once_and_first(
     try:
         monkeypatch.setenv("TCPCASSETTE_TEST_PORT", str(server.port))
         monkeypatch.setenv("TCPCASSETTE_TEST_KEY", "hits")
-        pytester.runpytest("--record-mode=once").assert_outcomes(passed=2)
+        pytester.runpytest("--record-mode=once").assert_outcomes(passed=3)
     finally:
         server.stop()
 
     monkeypatch.setenv("TCPCASSETTE_TEST_KEY", "misses")  # another command than recorded
     result = pytester.runpytest()
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=3)  # in the tests themselves: no errors at teardown
     output = result.stdout.str()
     sections = failure_sections(output)
-    assert sorted(sections) == ["test_decorated", "test_with_block"], output
+    assert sorted(sections) == ["test_decorated", "test_marked", "test_with_block"], output
     for name, lines in sections.items():
         text = "\n".join(lines)
         assert text.count(EXPLANATION) == 1, f"{name}:\n{text}"
