@@ -111,6 +111,14 @@ def test_truncated_file_names_the_file(tmp_path: Path) -> None:
         load(path)
 
 
+@pytest.mark.parametrize("tail", [b"\x00", b"\x91\x01", b"\xc1"])
+def test_bytes_after_the_cassette_are_damage(tmp_path: Path, tail: bytes) -> None:
+    path = sample().save(tmp_path / "c.msgpack")
+    path.write_bytes(path.read_bytes() + tail)
+    with pytest.raises(CassetteFormatError, match=r"c\.msgpack: extra data after the cassette"):
+        load(path)
+
+
 def test_random_garbage_is_a_format_error(tmp_path: Path) -> None:
     path = tmp_path / "g.msgpack"
     path.write_bytes(b"\xc1\xff\x00garbage")
