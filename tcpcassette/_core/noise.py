@@ -216,6 +216,8 @@ def looks_random(value: bytes) -> bool:
         value = value[named.end() :]  # "r=<nonce>": judge the value, not its name
         if _UUID.fullmatch(value):
             return True
+    # "--<boundary>" and "--<boundary>--" (multipart): judge what the dashes delimit.
+    value = value.strip(b"-") or value
     if all(b in _TOKEN for b in value):
         if len(value) < MIN_RANDOM_TEXT:
             return False

@@ -279,6 +279,16 @@ def test_a_websocket_key_always_looks_random_even_ending_in_padding_after_letter
     assert looks_random(b"xqLNnwkeUgUFTfiVSouBsg==")
 
 
+@pytest.mark.parametrize("seed", range(300))
+def test_a_multipart_delimiter_looks_random_as_its_boundary_does(seed: int) -> None:
+    # requests' boundary is 32 hex digits; in the body it is "--<boundary>" and
+    # "--<boundary>--", once judged with the dashes as text (and missed 1 in 200).
+    boundary = random.Random(seed).randbytes(16).hex().encode()
+    for token in (boundary, b"--" + boundary, b"--" + boundary + b"--"):
+        assert looks_random(token), token
+    assert not looks_random(b"----") and not looks_random(b"--weekly-report--")
+
+
 def test_a_value_chosen_on_one_connection_and_echoed_on_another_is_accepted() -> None:
     # A consumer tag chosen on the control connection comes back in deliveries
     # on the data connection: the router offers the other connections' bytes.
