@@ -364,7 +364,11 @@ class _Script:
             self._dispatcher.release(play.index)
 
     def play_counts(self) -> list[int]:
-        return list(self._dispatcher.plays)
+        counts = list(self._dispatcher.plays)
+        for book in self._books.values():  # recordings answered request by request count too
+            for x in book.exchanges:
+                counts[x.connection] = max(counts[x.connection], x.uses)
+        return counts
 
     def unplayed(self, completed: set[int]) -> list[str]:
         left = []

@@ -207,3 +207,14 @@ def test_a_first_request_nothing_recorded_is_rejected_with_the_closest_recording
     decision = r.on_first_bytes(T, b"Z\n", eof=False)
     assert not isinstance(decision, Serve)
     assert "no unplayed recording begins with" in str(getattr(decision, "error", ""))
+
+
+def test_recordings_answered_request_by_request_count_as_played() -> None:
+    r = router(
+        talk((b"A\n", b"a\n"), (b"C\n", b"c\n")),
+        talk((b"B\n", b"b\n")),
+        protocol=Lines(),
+    )
+    assert begin(connect(r, b"B\n")) == b"b\n"  # its recording, by its script
+    assert begin(connect(r, b"C\n")) == b"c\n"  # recording 0's second request, on its own
+    assert r.play_counts() == [1, 1]
