@@ -126,10 +126,15 @@ def recorded(tmp_path: Path) -> Iterator[tuple[Path, int]]:
 
 
 def replay(
-    directory: Path, port: int, *, client_id: str = "", reset_after: int | None = None
+    directory: Path,
+    port: int,
+    *,
+    client_id: str = "",
+    reset_after: int | None = None,
+    script: str = SCRIPT,
 ) -> dict[str, Any]:
     return in_fresh_process(
-        SCRIPT,
+        script,
         str(directory),
         str(port),
         client_id,

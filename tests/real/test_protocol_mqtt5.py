@@ -21,9 +21,9 @@ import pytest
 from tcpcassette import use_cassette
 
 from ..commands import run_cli
-from ..realservers import in_fresh_process
 from ..realservers_mqtt import MosquittoServer
 from .test_protocol_mqtt import EXPECTED, REPLAY, WORKLOAD
+from .test_protocol_mqtt import replay as replay_v3_script
 
 pytest.importorskip("paho.mqtt.client")
 
@@ -57,12 +57,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, i
 def replay(
     directory: Path, port: int, *, client_id: str = "", reset_after: int | None = None
 ) -> dict[str, Any]:
-    return in_fresh_process(
-        SCRIPT,
-        str(directory),
-        str(port),
-        client_id,
-        "" if reset_after is None else str(reset_after),
+    return replay_v3_script(
+        directory, port, client_id=client_id, reset_after=reset_after, script=SCRIPT
     )
 
 
