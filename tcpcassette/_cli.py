@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from . import _standalone as standalone
 from ._cassette import Cassette, load
-from ._core.errors import CassetteError, ReplayError
+from ._core.errors import CassetteError, CassetteFormatError, ReplayError
 from ._core.faults import (
     Close,
     ConnectTimeout,
@@ -32,9 +35,9 @@ from ._core.faults import (
     Truncate,
 )
 from ._core.learn import learn
-from ._core.render import show_bytes
+from ._core.render import printable, show_bytes
 from ._core.targets import format_target
-from ._core.text import export_text, import_text
+from ._core.text import TEXT_FORMAT, export_text, import_text
 from ._core.transcript import format_transcript
 from ._demo import run_demo
 from ._io.storage import write_atomically
@@ -57,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Example: tcpcassette show cassettes/redis_roundtrip.msgpack",
     )
     parser.add_argument("--version", action="version", version=f"tcpcassette {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    debug_help = "show tracebacks on errors (the exit status stays the same)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = sub.add_parser(
@@ -124,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     import_.add_argument(
         "-o", "--output", type=Path, help="cassette to write (default: FILE with .msgpack)"
     )
+    import_.add_argument(
+        "--force", action="store_true", help="replace the default output if it exists already"
+    )
 
     learn = sub.add_parser(
         "learn",
@@ -162,7 +169,9 @@ def _parser() -> argparse.ArgumentParser:
         default="127.0.0.1:0",
         help="HOST:PORT to listen on (default: an ephemeral port on 127.0.0.1)",
     )
-    rec.add_argument("--append", action="store_true", help="keep the cassette's connections")
+    keep = rec.add_mutually_exclusive_group()
+    keep.add_argument("--append", action="store_true", help="keep the cassette's connections")
+    keep.add_argument("--force", action="store_true", help="replace a cassette that exists already")
 
     rep = sub.add_parser(
         "replay",
@@ -200,6 +209,11 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--connection", type=int, required=True)
     remove.add_argument("--event", type=int, required=True)
     remove.add_argument("-o", "--output", type=Path, help="write here instead of in place")
+    for command in sub.choices.values():
+        # --debug after the command too; SUPPRESS keeps one given before it.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help
+        )
     return parser
 
 
@@ -216,18 +230,30 @@ _FAULTS: dict[str, type[Fault]] = {
 
 def _fault_from(args: argparse.Namespace) -> Fault:
     cls = _FAULTS[args.fault]
-    options = {
+    given = {
         name: getattr(args, name)
         for name in ("seconds", "nbytes", "then", "size", "delay", "times")
         if getattr(args, name) is not None
     }
-    try:
-        return cls(**options)
-    except TypeError:
+    # The fault's own parameters first, then the shared --times.
+    params = sorted((f for f in fields(cls) if f.name != "time"), key=lambda f: f.name == "times")
+    required = [f.name for f in params if f.default is MISSING and f.default_factory is MISSING]
+    unknown = sorted(set(given) - {f.name for f in params})
+    missing = [name for name in required if name not in given]
+    if unknown or missing:
+        takes = ", ".join("--" + f.name for f in params) or "no options"
+        problem = (
+            f"does not take {', '.join('--' + o for o in unknown)}"
+            if unknown
+            else f"needs {' and '.join('--' + o for o in missing)}"
+        )
         raise CassetteError(
-            f"{args.fault} does not take {', '.join('--' + o for o in options)}; "
-            f"see tcpcassette inject --help"
-        ) from None
+            f"{args.fault} {problem} (it takes {takes}); see tcpcassette inject --help"
+        )
+    for name, value in given.items():
+        if isinstance(value, int) and not -(2**63) <= value < 2**64:
+            raise CassetteError(f"--{name} {value} is out of range for a cassette (64 bits)")
+    return cls(**given)
 
 
 def _use_color(choice: str) -> bool:
@@ -278,12 +304,7 @@ def _run(args: argparse.Namespace) -> int:
             write_atomically(args.output, text.encode())
         return EXIT_OK
     if args.command == "import":
-        output = args.output or args.file.with_suffix(".msgpack")
-        text = _read_text(args.file)
-        contents = import_text(text, source=str(args.file))
-        Cassette(path=output, connections=contents.connections, hosts=contents.hosts).save()
-        print(f"{output}: {len(contents.connections)} connection(s) written")
-        return EXIT_OK
+        return _import(args)
     if args.command == "edit":
         return _edit(args.path)
     if args.command == "record":
@@ -291,6 +312,60 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "replay":
         return _replay(args)
     raise AssertionError(args.command)
+
+
+def _import(args: argparse.Namespace) -> int:
+    output: Path = args.output or args.file.with_suffix(".msgpack")
+    replaced = output.exists()
+    if replaced and args.output is None and not args.force:
+        raise CassetteError(
+            f"{output} exists already; importing {args.file} would replace it. Name the "
+            "cassette to write with -o, or pass --force to replace it"
+        )
+    contents = import_text(_read_text(args.file), source=str(args.file))
+    Cassette(path=output, connections=contents.connections, hosts=contents.hosts).save()
+    what = " (it replaced the file that was there)" if replaced else ""
+    print(f"{output}: {len(contents.connections)} connection(s) written{what}")
+    return EXIT_OK
+
+
+#: How replay's hints, written for pytest and use_cassette, read on this command line.
+_COMMAND_HINTS = (
+    (re.compile(r"--record-mode=all(?: \(or record_mode='all'\))?"), "tcpcassette record --force"),
+    (re.compile(r"--record-mode=new_episodes"), "tcpcassette record --append"),
+    (re.compile(r"--record-mode=\w+"), "tcpcassette record"),
+)
+
+
+def _for_the_command(text: str) -> str:
+    for pattern, instead in _COMMAND_HINTS:
+        text = pattern.sub(instead, text)
+    return text
+
+
+def _explained(error: CassetteError, args: argparse.Namespace) -> str:
+    """The error's message, with what to do when a command was given the JSON text form."""
+    text = str(error)
+    if not isinstance(error, CassetteFormatError):
+        return text
+    for name in ("path", "second"):
+        path = getattr(args, name, None)
+        if isinstance(path, Path) and _is_text_form(path):
+            return (
+                f"{path} is the JSON text form of a cassette (what tcpcassette export writes), "
+                f"not a cassette; turn it back into one with: tcpcassette import {path} "
+                f"-o {path.with_suffix('.msgpack')}"
+            )
+    return text
+
+
+def _is_text_form(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"{") and TEXT_FORMAT.encode() in head
 
 
 def _read_text(path: Path) -> str:
@@ -375,16 +450,17 @@ def _ready(what: str) -> Callable[[str, int], None]:
 
 def _record(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
-    cassette = standalone.record(
+    recorded = standalone.record(
         args.path,
         args.target,
         listen=_listen_address(args.listen),
         append=args.append,
+        force=args.force,
         stop=stop,
         on_ready=_ready(f"recording {args.target}:"),
         on_status=_status_printer(),
     )
-    print(f"\nsaved {args.path}: {len(cassette.connections)} connection(s)", flush=True)
+    print(f"\n{recorded.summary}", flush=True)
     return EXIT_OK
 
 
@@ -392,7 +468,7 @@ def _replay(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
 
     def report(error: CassetteError) -> None:
-        print(f"tcpcassette: {error}", file=sys.stderr, flush=True)
+        _say(_for_the_command(str(error)))
 
     errors = standalone.replay(
         args.path,
@@ -420,10 +496,15 @@ def _learn(args: argparse.Namespace) -> int:
             f"{found.start}-{found.end}: {show_bytes(found.first)} / {show_bytes(found.second)}"
         )
     for note in learning.unpaired:
-        print(f"note: {note}")
+        print(f"note: {printable(note)}")
     spans = sum(len(c.volatile) for c in learning.connections)
     print(f"{written}: {spans} volatile span(s) stored ({len(learning.found)} found now)")
     return EXIT_OK
+
+
+def _say(text: str) -> None:
+    """One message on stderr, with anything from a cassette made safe to print."""
+    print(f"tcpcassette: {printable(text, lines=True)}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -431,16 +512,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except ReplayError as exc:
-        if args.debug:
-            raise
-        print(f"tcpcassette: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except CassetteError as exc:
         if args.debug:
-            raise
-        print(f"tcpcassette: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+            traceback.print_exc()
+        _say(_explained(exc, args))
+        return EXIT_FAILED if isinstance(exc, ReplayError) else EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -59,21 +59,60 @@ def _normalise(target: str) -> str:
     return format_target(host, port)
 
 
+def _open(session: Session, target: str, listen: tuple[str, int]) -> tuple[str, int]:
+    """Listen for ``target`` on ``listen``, then start the session's other listeners.
+
+    The asked-for address is taken first: opening the session listens on an
+    ephemeral loopback port for every recorded target, and a target already
+    served cannot move to another address.
+    """
+    try:
+        address = session.address(target, listen=listen)
+    except OSError as exc:
+        session.close()
+        raise CassetteError(
+            f"cannot listen on {format_target(*listen)} ({exc.strerror or exc}); "
+            "choose another address with --listen, or port 0 for a free one"
+        ) from None
+    session.open()
+    return address
+
+
 def _serve(
     session: Session,
-    target: str,
-    listen: tuple[str, int],
+    address: tuple[str, int],
     *,
     stop: threading.Event,
     on_ready: Callable[[str, int], None],
     on_status: Callable[[Status], None],
     until: Callable[[], bool],
 ) -> None:
-    host, port = session.address(target, listen=listen)
-    on_ready(host, port)
+    on_ready(*address)
     while not stop.wait(STATUS_INTERVAL) and not until():
         connections, sent, received = session.stats()
         on_status(Status(connections, sent, received, session.error_count))
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What ``record`` did to its cassette."""
+
+    cassette: Cassette
+    #: Connections this run recorded.
+    new: int
+    #: False when nothing was recorded and a cassette that was there was left as it was.
+    written: bool
+
+    @property
+    def summary(self) -> str:
+        """One line saying what was written."""
+        path, total = self.cassette.path, len(self.cassette.connections)
+        if not self.written:
+            return f"nothing recorded: {path} left as it was, {total} connection(s)"
+        kept = total - self.new
+        return f"saved {path}: {total} connection(s)" + (
+            f", {self.new} of them new" if kept else ""
+        )
 
 
 def record(
@@ -82,24 +121,39 @@ def record(
     *,
     listen: tuple[str, int] = ("127.0.0.1", 0),
     append: bool = False,
+    force: bool = False,
     stop: threading.Event,
     on_ready: Callable[[str, int], None] = lambda host, port: None,
     on_status: Callable[[Status], None] = lambda status: None,
-) -> Cassette:
+) -> Recorded:
     """Proxy ``listen`` to ``target``, recording every connection, until ``stop`` is set.
 
+    A cassette that exists already is never lost by accident: ``append``
+    keeps its connections and adds the new ones, ``force`` replaces it, and
+    without either the recording does not start.  A run that recorded
+    nothing leaves an existing cassette as it was.
+
     Returns:
-        The saved cassette (its earlier connections kept when ``append``).
+        The saved cassette, how many connections are new, and whether it was written.
+
+    Raises:
+        CassetteError: the cassette exists and neither ``append`` nor ``force``
+            was given, or ``listen`` cannot be listened on.
     """
     target = _normalise(target)
-    base = load(path) if append and Path(path).exists() else Cassette(path=path)
+    existing = Path(path).exists()
+    if existing and not (append or force):
+        raise CassetteError(
+            f"{path} exists already; recording would replace it. Pass --append to add "
+            "to its connections, or --force to replace it"
+        )
+    base = load(path) if append and existing else Cassette(path=path)
     session = _session(base, replay=False, record=True, target=target)
-    session.open()
+    address = _open(session, target, listen)
     try:
         _serve(
             session,
-            target,
-            listen,
+            address,
             stop=stop,
             on_ready=on_ready,
             on_status=on_status,
@@ -112,8 +166,12 @@ def record(
             connections=[*base.connections, *continue_after(base.connections, result.recorded)],
             hosts={**base.hosts, **result.hosts},
         )
-        saved.save()
-    return saved
+        written = bool(result.recorded) or not existing
+        if written:
+            saved.save()
+    if not written:
+        saved = load(path) if not append else base
+    return Recorded(saved, len(result.recorded), written)
 
 
 def replay(
@@ -154,19 +212,21 @@ def replay(
     options = ReplayOptions.build(noise=noise)
     session = _session(cassette, replay=True, record=False, target=target, options=options)
     session.on_error = on_error
-    session.open()
-    wanted = sum(1 for c in cassette.connections if c.target == target)
+    address = _open(session, target, listen)
+    mine = [i for i, c in enumerate(cassette.connections) if c.target == target]
+
+    def all_played() -> bool:
+        counts = session.play_counts()
+        return all(counts[i] for i in mine) and not session.busy
+
     try:
         _serve(
             session,
-            target,
-            listen,
+            address,
             stop=stop,
             on_ready=on_ready,
             on_status=on_status,
-            until=lambda: (
-                exit_when_played and sum(session.play_counts()) >= wanted and not session.busy
-            ),
+            until=lambda: exit_when_played and all_played(),
         )
     finally:
         result = session.close()

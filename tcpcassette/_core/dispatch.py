@@ -5,6 +5,8 @@ Rules, per target:
 * Connect failures (a recorded refusal, or a ``Refuse``/``ConnectTimeout``
   fault that is active for this play) are decided at connect time, in
   recorded order: the earliest unclaimed connection to the target decides.
+  A client pointed at a listener by hand has no intercepted connect: the
+  same decision is made when it is accepted.
 * If the earliest unclaimed connection has the server speaking first
   (greetings: SMTP, MySQL, FTP), connections are served in recorded order as
   they are accepted.
@@ -255,8 +257,18 @@ class Dispatcher:
             i for i in self._candidates(target) if self._free(i) and not self._fails_at_connect[i]
         )
 
-    def on_accept(self, target: str) -> Claimed | None:
-        """A client connected; claim a recording now if the server speaks first."""
+    def on_accept(self, target: str) -> Claimed | Refused | Blackholed | None:
+        """A client connected; claim a recording now if the server speaks first.
+
+        A client that reached the listener without an intercepted connect (one
+        pointed at its address by hand) meets the connect-time failures here:
+        the earliest unclaimed recording decides, as :meth:`on_connect` does.
+        For an intercepted connect they were decided before, and the same
+        recording now has none left to apply.
+        """
+        failed = self.on_connect(target)
+        if isinstance(failed, (Refused, Blackholed)):
+            return failed
         first = next(self._servable(target), None)
         if first is not None and self._speaks_first[first]:
             return Claimed(first, self._claim(first))

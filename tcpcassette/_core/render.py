@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 _PRINTABLE = frozenset(string.printable.encode()) - frozenset(b"\x0b\x0c")
+
+# Characters that steer a terminal or reorder text rather than show: C0 and C1
+# controls, DEL, and the invisible format characters (bidirectional overrides,
+# zero-width characters, line and paragraph separators).
+_UNSHOWABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
+)
+_UNSHOWABLE_BUT_LINES = re.compile(_UNSHOWABLE.pattern.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f"))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """``text`` safe to print: control and invisible format characters escaped as
+    in a Python literal (``\\x1b``, ``\\u202e``).  ``lines`` keeps newlines.
+
+    Text read from a cassette (a target, a host name, a protocol's rendering)
+    goes through this before it reaches a terminal, so a downloaded cassette
+    cannot move the cursor, retitle the window or reorder what is shown.
+    """
+    return (_UNSHOWABLE_BUT_LINES if lines else _UNSHOWABLE).sub(_escaped, text)
+
 
 #: Bytes shown of a payload before it is abbreviated in messages.
 DEFAULT_SHOW_BYTES = 200

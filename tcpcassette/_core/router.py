@@ -24,14 +24,14 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from . import diagnose
-from .actions import Action, Machine, Problem
+from .actions import Action, Disconnect, Machine, Problem, WakeAt
 from .binding import MOVE_TRIES, LiveConnection, replay_inputs, stateless
 from .connection import Connection
 from .dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
 from .errors import CassetteError
 from .events import ClientData, ServerData
 from .exchange import Exchange, ExchangeBook, ExchangeMachine
-from .noise import Bindings, NoiseMode, explain, judge
+from .noise import Bindings, NoiseMode, Span, explain, judge
 from .options import Limits, ReplayOptions
 from .protocols import by_name, detect
 from .protocols.base import WireProtocol
@@ -133,13 +133,64 @@ class Reject:
 AcceptDecision = Serve | Await | RecordHere | Reject
 
 
+class Unanswered:
+    """A connection that hears nothing: a connect timeout for a client that has connected.
+
+    What the client sends is dropped unread; the connection is closed when the
+    client closes its side, or at the latest after ``bound`` seconds
+    (``max_silence``).  Nothing is reported: the silence is the fault.
+    """
+
+    cut_short = True
+    complete = False
+
+    def __init__(self, bound: float) -> None:
+        self._bound = bound
+        self._deadline: float | None = None
+        self._done = False
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+    @property
+    def tolerated(self) -> list[tuple[int, Span]]:
+        return []
+
+    def start(self, now: float) -> list[Action]:
+        self._deadline = now + self._bound
+        return [WakeAt(self._deadline)]
+
+    def feed(self, data: bytes, now: float) -> list[Action]:
+        return []
+
+    def feed_eof(self, now: float) -> list[Action]:
+        return self._end()
+
+    def feed_reset(self, now: float) -> list[Action]:
+        self._done = True
+        return []
+
+    def wake(self, now: float) -> list[Action]:
+        if self._done or self._deadline is None or now < self._deadline:
+            return []
+        return self._end()
+
+    def shutdown(self, now: float) -> list[Action]:
+        return [] if self._done else self._end()
+
+    def _end(self) -> list[Action]:
+        self._done = True
+        return [Disconnect()]
+
+
 # -- strategies --------------------------------------------------------------------
 
 
 class _Strategy(Protocol):
     def on_connect(self, target: str) -> ConnectDecision | None: ...
 
-    def on_accept(self, target: str) -> Serve | Await | None: ...
+    def on_accept(self, target: str) -> Serve | Await | Reject | None: ...
 
     def on_first_bytes(self, target: str, received: bytes, eof: bool) -> AcceptDecision | None: ...
 
@@ -184,10 +235,16 @@ class _Script:
             return ToBlackhole()
         return None
 
-    def on_accept(self, target: str) -> Serve | Await | None:
+    def on_accept(self, target: str) -> Serve | Await | Reject | None:
         if not self._dispatcher.has_unclaimed(target):
             return None
         claimed = self._dispatcher.on_accept(target)
+        if isinstance(claimed, Refused):
+            # Connected already: the nearest thing to a refusal is an immediate reset.
+            return Reject(None)
+        if isinstance(claimed, Blackholed):
+            # Connected already: a connect timeout becomes a connection that hears nothing.
+            return Serve(Play(target, -1), Unanswered(self._router.limits.max_silence))
         if claimed is not None:
             return self._serve(target, claimed)
         return Await()
@@ -407,7 +464,7 @@ class _Exchanges:
         # Any number of connections share a target's exchanges.
         return ToReplay() if target in self._router.recorded_targets else None
 
-    def on_accept(self, target: str) -> Serve | Await | None:
+    def on_accept(self, target: str) -> Serve | Await | Reject | None:
         if target not in self._router.recorded_targets:
             return None
         machine = ExchangeMachine(self._book(target), stall_bound=self._router.limits.stall_timeout)

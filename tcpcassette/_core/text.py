@@ -95,6 +95,35 @@ def export_text(cassette: CassetteModel) -> str:
     return "\n".join(lines)
 
 
+#: The integers a cassette file can hold (msgpack's): from int64's least to uint64's most.
+_INTEGERS = range(-(2**63), 2**64)
+
+
+class _Huge:
+    """An integer in the JSON text that no cassette can hold, kept as its digits.
+
+    It stands where the number was, so validation names the field it is in
+    (and refuses it, as it is no number), and is shown abbreviated.
+    """
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        digits = self.digits
+        return f"{digits[:10]}…({len(digits)} digits)" if len(digits) > 21 else digits
+
+
+def _parse_int(digits: str) -> int | _Huge:
+    # Checked before converting: a number of thousands of digits is kept by
+    # its length, never turned into an int (nor into Python's ValueError).
+    if len(digits) > 21 or int(digits) not in _INTEGERS:
+        return _Huge(digits)
+    return int(digits)
+
+
 def _fail(where: str, problem: str) -> CassetteFormatError:
     return CassetteFormatError(
         f"{where}: {problem}. Fix the text and import it again (tcpcassette export shows the form)."
@@ -112,13 +141,15 @@ def import_text(text: str, *, source: str) -> CassetteContents:
             invalid cassette (naming the connection and event).
     """
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise _fail(
             f"{source}: line {exc.lineno}, column {exc.colno}", f"not valid JSON ({exc.msg})"
         ) from exc
     except RecursionError as exc:
         raise _fail(source, "nested too deeply to be a cassette") from exc
+    except ValueError as exc:  # anything else json refuses to turn into a value
+        raise _fail(source, f"not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != TEXT_FORMAT:
         raise CassetteFormatError(
             f'{source}: not the text form of a cassette (no "format": "{TEXT_FORMAT}"); '

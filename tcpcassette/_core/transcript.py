@@ -8,13 +8,14 @@ from dataclasses import fields
 
 from .cassette import CassetteModel
 from .connection import Connection
+from .errors import CassetteError
 from .events import ClientData, Event, ServerData
 from .faults import Fault
 from .framing import FramingSpec, Raw, resolve_framing
 from .messages import Item, items
 from .protocols import detect
 from .protocols.base import WireProtocol
-from .render import hexdump, is_text
+from .render import hexdump, is_text, printable
 
 #: Bytes of a payload shown before it is abbreviated (``full=True`` shows all).
 DEFAULT_PAYLOAD_BYTES = 512
@@ -23,22 +24,47 @@ _ARROWS = {
     "client": "client → server",
     "server": "server → client",
 }
-# Payloads a reviewer should look at before a cassette is committed.
+# Payloads a reviewer should look at before a cassette is committed.  The
+# group "secret" is the credential itself: one redacted to asterisks (as a
+# filter writes it, ``AUTH ***``) is no longer flagged.
 _CREDENTIALS: tuple[tuple[re.Pattern[bytes], str], ...] = (
-    (re.compile(rb"(?i)\$4\r\nAUTH\r\n"), "a Redis AUTH command"),
-    (re.compile(rb"(?im)^AUTH (PLAIN|LOGIN|CRAM-MD5)\b"), "an SMTP AUTH command"),
-    (re.compile(rb"(?im)^(Proxy-)?Authorization:"), "an HTTP Authorization header"),
-    (re.compile(rb"(?im)^Cookie:"), "an HTTP Cookie header"),
-    (re.compile(rb"(?im)^PASS \S"), "a PASS command"),
-    (re.compile(rb"(?i)\b(password|passwd|secret|api[_-]?key|token)\s*[=:]"), "a password or key"),
+    (
+        re.compile(
+            rb"(?i)\$4\r\nAUTH\r\n(?:\$\d+\r\n[^\r\n]*\r\n)*?\$\d+\r\n(?P<secret>[^\r\n]*)\r\n(?!\$)"
+        ),
+        "a Redis AUTH command",
+    ),
+    (
+        re.compile(rb"(?i)\$4\r\nAUTH\r\n(?P<secret>)(?!(?:\$\d+\r\n[^\r\n]*\r\n)+)"),
+        "a Redis AUTH command",
+    ),
+    (
+        re.compile(rb"(?im)^AUTH (PLAIN|LOGIN|CRAM-MD5)\b[ \t]*(?P<secret>[^\r\n]*)"),
+        "an SMTP AUTH command",
+    ),
+    (
+        re.compile(rb"(?im)^(Proxy-)?Authorization:[ \t]*(?:[^\s*]+[ \t]+)?(?P<secret>[^\r\n]*)"),
+        "an HTTP Authorization header",
+    ),
+    (re.compile(rb"(?im)^Cookie:[ \t]*(?P<secret>[^\r\n]*)"), "an HTTP Cookie header"),
+    (re.compile(rb"(?im)^PASS (?P<secret>\S[^\r\n]*)"), "a PASS command"),
+    (
+        re.compile(
+            rb"(?i)\b(password|passwd|secret|api[_-]?key|token)\s*[=:]\s*(?P<secret>[^\s&;,]*)"
+        ),
+        "a password or key",
+    ),
 )
+# Asterisks only, or ``name=***`` pairs of them (a redacted Cookie header).
+_REDACTED = re.compile(rb"\s*(?:[^=;\s]+=)?\*+(?:\s*;\s*(?:[^=;\s]+=)?\*+)*\s*;?\s*")
 
 
 def credential_warning(data: bytes) -> str | None:
-    """What in ``data`` looks like a credential, or None."""
+    """What in ``data`` looks like a credential, or None (a redacted one is not)."""
     for pattern, what in _CREDENTIALS:
-        if pattern.search(data):
-            return what
+        for match in pattern.finditer(data):
+            if not _REDACTED.fullmatch(match.group("secret")):
+                return what
     return None
 
 
@@ -68,12 +94,23 @@ def format_transcript(
         full: show payloads whole instead of abbreviating long ones.
         color: use ANSI colours.
         framing: number framed messages instead of recorded events.
+
+    Raises:
+        CassetteError: a connection number the cassette does not have.
     """
-    chosen = range(len(cassette.connections)) if connections is None else list(connections)
-    lines = [f"{cassette.path or 'cassette'}: {len(cassette.connections)} connection(s)"]
+    count = len(cassette.connections)
+    chosen = range(count) if connections is None else list(connections)
+    for index in chosen:
+        if not 0 <= index < count:
+            have = f"connections 0 to {count - 1}" if count else "no connections"
+            raise CassetteError(
+                f"{printable(str(cassette.path or 'cassette'))}: there is no connection {index}; "
+                f"it has {have}"
+            )
+    lines = [f"{printable(str(cassette.path or 'cassette'))}: {count} connection(s)"]
     if cassette.hosts:
         names = ", ".join(f"{n} → {' '.join(a)}" for n, a in sorted(cassette.hosts.items()))
-        lines.append(f"hosts: {names}")
+        lines.append(f"hosts: {printable(names)}")
     for index in chosen:
         lines.append("")
         lines += connection_lines(
@@ -109,7 +146,7 @@ def connection_lines(
     received = sum(len(e.data) for e in connection.events if type(e) is ServerData)
     unit = "events" if isinstance(framer, Raw) else f"{framer.name} messages"
     lines = [
-        f"connection {index} → {connection.target}: {len(numbered)} {unit}, "
+        f"connection {index} → {printable(connection.target)}: {len(numbered)} {unit}, "
         f"{sent} bytes sent, {received} received; {connection.ending}"
     ]
     first, last = 1, len(numbered)
@@ -163,7 +200,7 @@ def rendered(protocol: WireProtocol, item: Item) -> list[str]:
     start = 0
     ends = protocol.split(item.data, side)
     for end in ends[:RENDERED_PER_CHUNK]:
-        out.append(protocol.render(item.data[start:end], side))
+        out.append(printable(protocol.render(item.data[start:end], side)))
         start = end
     if len(ends) > RENDERED_PER_CHUNK:
         out.append(f"… {len(ends) - RENDERED_PER_CHUNK} more messages")
