@@ -54,12 +54,12 @@ class CassetteSaveError(CassetteError, OSError):
     """A cassette could not be saved.
 
     Attributes:
-        path: the cassette file that was to be written.
+        path: the cassette file that was to be written (None only in a copy).
         kept: where the contents were written instead (a loadable cassette),
             or None when they could not be kept anywhere.
     """
 
-    def __init__(self, message: str, *, path: Path, kept: Path | None) -> None:
+    def __init__(self, message: str, *, path: Path | None = None, kept: Path | None = None) -> None:
         super().__init__(message)
         self.path = path
         self.kept = kept
