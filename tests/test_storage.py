@@ -196,7 +196,7 @@ def test_a_symlink_planted_at_the_lock_is_not_followed(cassette_dir: Path, tmp_p
     assert not outside.exists()  # no file made where the link points
 
 
-def test_a_lock_that_cannot_be_made_is_a_cassette_error(cassette_dir: Path) -> None:
+def test_a_lock_file_that_cannot_be_opened_is_a_cassette_error(cassette_dir: Path) -> None:
     lock_path(cassette_dir / "x.msgpack").mkdir()  # a directory where the lock goes
     with pytest.raises(CassetteError, match="cannot create the recording lock"):
         with use_cassette("x", record_mode="all", cassette_dir=cassette_dir):
