@@ -601,6 +601,61 @@ def codec_case(tmp: Path, name: str, count: int, size: int, runs: int) -> None:
     raw_path.unlink()
 
 
+TINY_LOAD = """
+import resource, sys, time
+sys.path.insert(0, sys.argv[2])
+import tcpcassette
+idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+tcpcassette.load(sys.argv[1], max_bytes=1 << 40)
+seconds = time.perf_counter() - started
+print(seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - idle) * 1024)
+"""
+
+
+def tiny_events(tmp: Path, *, count: int, runs: int) -> None:
+    """Loading a file of tiny events (one-byte chunks, whole-number times), each load in
+    a fresh process, so that its peak memory above idle can be read."""
+    path = tmp / "tiny.msgpack"
+    packer = msgpack.Packer(use_bin_type=True)
+    pack = packer.pack
+    with path.open("wb") as f:
+        f.write(packer.pack_map_header(4) + pack("format") + pack("tcpcassette"))
+        f.write(pack("version") + pack(1) + pack("hosts") + pack({}) + pack("connections"))
+        f.write(packer.pack_array_header(1) + packer.pack_map_header(3) + pack("target"))
+        f.write(pack("h:1") + pack("start") + pack(0.0) + pack("events"))
+        f.write(packer.pack_array_header(count))
+        block = b"".join(pack(["client" if i % 2 else "server", 0, b"x"]) for i in range(1000))
+        for _ in range(count // 1000):
+            f.write(block)
+    size = path.stat().st_size
+    seconds: list[float] = []
+    peaks: list[float] = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", TINY_LOAD, str(path), str(ROOT)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        seconds.append(float(out[0]))
+        peaks.append(float(out[1]) / size)
+    name = f"loading {count:,} tiny events ({size / (1 << 20):.0f} MiB file)"
+    RESULTS.append(Result(name, "load time", "s", seconds, []))
+    RESULTS.append(
+        Result(
+            name,
+            "peak RSS above idle, as a multiple of the file",
+            "× file",
+            peaks,
+            [],
+            "≤ 4×",
+            statistics.median(peaks) <= 4,
+        )
+    )
+    path.unlink()
+
+
 def enter_exit(tmp: Path, *, iterations: int, runs: int) -> None:
     server = servers.ThreadedServer(servers.upper_echo)
     tcpcassette.Cassette(
@@ -808,7 +863,10 @@ def main() -> int:
         "--only",
         nargs="+",
         metavar="WORKLOAD",
-        help="run only these: redis ping-pong bulk http mocket codec enter/exit memory concurrency",
+        help=(
+            "run only these: redis ping-pong bulk http mocket codec tiny-events enter/exit "
+            "memory concurrency"
+        ),
     )
     args = parser.parse_args()
     quick = args.quick
@@ -831,6 +889,10 @@ def main() -> int:
             ("http", lambda: http_peers(tmp, requests_count=50 if quick else 1000, runs=runs)),
             ("mocket", lambda: mocket_peer(tmp, round_trips=4 if quick else 1000, runs=runs)),
             ("codec", lambda: codec(tmp, runs=runs, scale=0.02 if quick else 1.0)),
+            (
+                "tiny-events",
+                lambda: tiny_events(tmp, count=30_000 if quick else 3_000_000, runs=runs),
+            ),
             ("enter/exit", lambda: enter_exit(tmp, iterations=20 if quick else 200, runs=runs)),
             (
                 "memory",

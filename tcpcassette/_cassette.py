@@ -56,7 +56,10 @@ class Cassette(CassetteModel):
             The path written.
 
         Raises:
-            CassetteError: there is no path to save to, or the file cannot be written.
+            CassetteError: there is no path to save to, or the file cannot be
+                written; then the contents are kept in another file (beside
+                the target, or in the temporary directory), which the
+                message names.
         """
         target = Path(path) if path is not None else self.path
         if target is None:

@@ -21,13 +21,20 @@ def cassette_path(name: str, directory: Path) -> Path:
         CassettePathError: ``name`` is empty, absolute, climbs out with
             ``..``, or leads through a symlink to outside the directory.
     """
-    if not name or name.strip() != name:
+    if not isinstance(name, str) or not name or name.strip() != name:
         raise CassettePathError(
-            f"{name!r} is not a cassette name; use a name like 'redis_roundtrip'"
+            f"{name!r:.80} is not a cassette name; use a name like 'redis_roundtrip'"
         )
+    if "\0" in name:
+        raise CassettePathError(
+            f"cassette name {name!r:.80} holds a NUL byte, which no file name can; remove it "
+            "(use a name like 'redis_roundtrip')"
+        )
+    _check_length(name)
+    _check_directory(directory)
     if os.path.isabs(name) or Path(name).is_absolute():
         raise CassettePathError(
-            f"cassette name {name!r} is an absolute path; names are relative to the cassette "
+            f"cassette name {name!r:.80} is an absolute path; names are relative to the cassette "
             f"directory {directory}. Pass cassette_dir= to use another directory."
         )
     relative = name if name.endswith(SUFFIX) else name + SUFFIX
@@ -36,10 +43,65 @@ def cassette_path(name: str, directory: Path) -> Path:
     resolved = path.resolve()
     if resolved != root and root not in resolved.parents:
         raise CassettePathError(
-            f"cassette name {name!r} leads to {resolved}, outside the cassette directory "
+            f"cassette name {name!r:.80} leads to {resolved}, outside the cassette directory "
             f"{root}. Use a plain name, or pass cassette_dir= to use another directory."
         )
     return path
+
+
+#: The longest file name most file systems take, in bytes.
+NAME_MAX = 255
+#: The longest path the file system calls take, in bytes (Linux's PATH_MAX).
+PATH_MAX = 4096
+#: What the temporary file of a save adds to a cassette's file name:
+#: ``.<name>.msgpack.<random>.tmp``.
+_TEMPORARY_EXTRA = len(".") + len(".xxxxxxxx.tmp")
+
+
+def _encoded_length(text: str, what: str) -> int:
+    try:
+        return len(os.fsencode(text))
+    except UnicodeEncodeError as exc:
+        raise CassettePathError(
+            f"{what} {text!r:.80} cannot be a file name here ({exc.reason}); use a name like "
+            "'redis_roundtrip'"
+        ) from exc
+
+
+def _check_length(name: str) -> None:
+    """Refuse a name whose file, lock or temporary file the file system would refuse."""
+    relative = name if name.endswith(SUFFIX) else name + SUFFIX
+    parts = relative.replace("\\", "/").split("/")
+    for i, part in enumerate(parts):
+        room = NAME_MAX - (_TEMPORARY_EXTRA if i == len(parts) - 1 else 0)
+        size = _encoded_length(part, "cassette name")
+        if size > room:
+            raise CassettePathError(
+                f"cassette name {name!r:.80} (... {len(name)} characters) is too long: "
+                f"{part[:40]!r}... is {size} bytes as a file name, and file systems take "
+                f"{room} at most here. Use a shorter name."
+            )
+
+
+def _check_directory(directory: Path) -> None:
+    """Refuse a cassette directory that is, or lies under, something other than a directory."""
+    if _encoded_length(str(directory), "cassette_dir") + NAME_MAX > PATH_MAX:
+        raise CassettePathError(
+            f"cassette_dir {str(directory)[:80]!r}... is too long a path for cassette files in "
+            "it; choose a shorter cassette_dir."
+        )
+    for place in (directory, *directory.parents):
+        try:
+            if os.path.lexists(place):
+                if not place.is_dir():
+                    raise CassettePathError(
+                        f"cassette_dir {directory} cannot be a directory: {place} is a file "
+                        "(or not a directory). Remove or rename that file, or pass another "
+                        "cassette_dir (or set tcpcassette_dir in the ini file)."
+                    )
+                return
+        except OSError:
+            return  # not ours to judge: the file operations report it with the path
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]]+")

@@ -170,11 +170,17 @@ class _Activation:
         self.cassette._live = None
         self.cassette.play_counts = result.play_counts
         learned = 0
+        # A save that fails keeps the recording in another file (the error says
+        # where) and is reported first, with what replay found in the same block.
+        unsaved: list[CassetteError] = []
         if self.learning:
             learning = learn(self.original.connections, result.recorded)
             self.original.connections = list(learning.connections)
-            self.original.save()
-            learned = len(learning.found)
+            try:
+                self.original.save()
+                learned = len(learning.found)
+            except CassetteError as error:
+                unsaved.append(error)
         elif self.record and (result.recorded or not self.path.exists()):
             kept = self.original.connections if self.replay else []
             recorded = continue_after(kept, result.recorded)
@@ -183,12 +189,16 @@ class _Activation:
                 connections=[*kept, *recorded],
                 hosts={**(self.original.hosts if self.replay else {}), **result.hosts},
             )
-            saved.save()
-            # The cassette object the test holds shows what is now on disk
-            # (with use-time faults kept in the connections it already had).
-            self.cassette.connections += recorded
-            self.cassette.hosts.update(result.hosts)
-            self.cassette.play_counts += [0] * len(result.recorded)
+            try:
+                saved.save()
+            except CassetteError as error:
+                unsaved.append(error)
+            else:
+                # The cassette object the test holds shows what is now on disk
+                # (with use-time faults kept in the connections it already had).
+                self.cassette.connections += recorded
+                self.cassette.hosts.update(result.hosts)
+                self.cassette.play_counts += [0] * len(result.recorded)
         settings = current_settings()
         if settings is not None:
             settings.report(
@@ -200,7 +210,7 @@ class _Activation:
                     tolerated=tuple(result.tolerated),
                 )
             )
-        return result.errors
+        return [*unsaved, *result.errors]
 
 
 def _raise_for(errors: list[CassetteError], failure: BaseException | None) -> None:

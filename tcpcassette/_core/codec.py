@@ -10,7 +10,7 @@ field is checked for type and meaning, so a bad file ends in a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, BinaryIO
 
@@ -18,7 +18,14 @@ import msgpack
 
 from .connection import Connection
 from .errors import CassetteError, CassetteFormatError, InvalidFaultError
-from .events import CONNECT_FAILURES, RECORDED_EVENT_TYPES, ClientData, Event, ServerData
+from .events import (
+    CONNECT_FAILURES,
+    RECORDED_EVENT_TYPES,
+    ClientData,
+    DataEvent,
+    Event,
+    ServerData,
+)
 from .faults import FAULT_TYPES, Fault
 from .targets import format_target, is_ip, is_name, parse_target
 
@@ -164,9 +171,44 @@ def decode_file(f: BinaryIO, size: int, *, source: str) -> CassetteContents:
     """Parse and validate a cassette file as it is read, without a copy of the whole file.
 
     ``size`` (the file's size) bounds every length msgpack may allocate.
+    Events are decoded one at a time straight into the model, so that memory
+    holds the cassette once and never also the parsed document of it.  A file
+    not of the shape a cassette has is read again, whole, for the exact
+    message (when ``f`` can seek).
     """
+    start = f.tell() if f.seekable() else None
+    unpacker = _unpacker(f, size)
+    decoder = _Decoder(source)
+    try:
+        contents = decoder.stream(unpacker)
+    except Exception as problem:  # msgpack raises several unrelated types
+        # Decoded again as one document, a bad file gets the message of the
+        # first check it fails, in the order of the checks.
+        if start is None:
+            if isinstance(problem, CassetteFormatError):
+                raise
+            if isinstance(problem, _NotTheShape):
+                raise CassetteFormatError(
+                    f"{source}: not a readable tcpcassette file (not a map of a cassette's "
+                    "keys). Re-record it, or restore it from version control."
+                ) from None
+            raise _unreadable(source, problem) from problem
+        f.seek(start)
+        unpacker = _unpacker(f, size)
+        contents = decode_document(_unpack_whole(unpacker, source), source=source)
+    # Whole when the one document took every byte of the file (no exception
+    # decides it: msgpack loaded twice in one process has two OutOfData classes).
+    if unpacker.tell() == size:
+        return contents
+    raise CassetteFormatError(
+        f"{source}: extra data after the cassette; the file is damaged. Re-record it, or "
+        "restore it from version control."
+    )
+
+
+def _unpacker(f: BinaryIO, size: int) -> msgpack.Unpacker:
     limit = max(size, 1)
-    unpacker = msgpack.Unpacker(
+    return msgpack.Unpacker(
         f,
         raw=False,
         strict_map_key=True,
@@ -174,21 +216,73 @@ def decode_file(f: BinaryIO, size: int, *, source: str) -> CassetteContents:
         read_size=min(1 << 20, limit),
         max_buffer_size=limit,
     )
+
+
+def _unpack_whole(unpacker: msgpack.Unpacker, source: str) -> object:
     try:
-        doc = unpacker.unpack()
+        return unpacker.unpack()
     except Exception as exc:  # msgpack raises several unrelated types
-        raise CassetteFormatError(
-            f"{source}: not a readable tcpcassette file ({type(exc).__name__}: {exc}). "
-            "Re-record it, or restore it from version control."
-        ) from exc
-    # Whole when the one document took every byte of the file (no exception
-    # decides it: msgpack loaded twice in one process has two OutOfData classes).
-    if unpacker.tell() == size:
-        return decode_document(doc, source=source)
-    raise CassetteFormatError(
-        f"{source}: extra data after the cassette; the file is damaged. Re-record it, or "
-        "restore it from version control."
+        raise _unreadable(source, exc) from exc
+
+
+def _unreadable(source: str, exc: BaseException) -> CassetteFormatError:
+    return CassetteFormatError(
+        f"{source}: not a readable tcpcassette file ({type(exc).__name__}: {exc}). "
+        "Re-record it, or restore it from version control."
     )
+
+
+def _data_event_maker() -> Callable[[type[DataEvent], bytes, float], DataEvent]:
+    """``make(cls, data, time)``: a data event, as ``cls(data=data, time=time)`` makes it.
+
+    Loading builds millions of these: when the events are the plain slotted
+    values they are now, their slots are filled directly (half the time of
+    the frozen dataclass's ``__init__``); otherwise the constructor is used.
+    """
+    data_slot = vars(DataEvent).get("data")
+    time_slot = vars(Event).get("time")
+    plain = all(
+        {f.name for f in fields(cls)} == {"time", "data"}
+        and "__post_init__" not in dir(cls)
+        and "__dict__" not in dir(cls)
+        for cls in _DATA_TYPES
+    )
+    if (
+        not plain
+        or data_slot is None
+        or time_slot is None
+        or type(data_slot).__name__ != "member_descriptor"
+    ):
+
+        def construct(cls: type[DataEvent], data: bytes, time: float) -> DataEvent:
+            return cls(data=data, time=time)
+
+        return construct
+    new = object.__new__
+    set_data = data_slot.__set__
+    set_time = time_slot.__set__
+
+    def make(cls: type[DataEvent], data: bytes, time: float) -> DataEvent:
+        event: DataEvent = new(cls)
+        set_data(event, data)
+        set_time(event, time)
+        return event
+
+    return make
+
+
+_make_data_event = _data_event_maker()
+
+
+class _NotTheShape(Exception):
+    """The stream is not a map of a cassette's keys: decode it whole for the message."""
+
+
+#: Events shared between positions while decoding: equal tiny events (same
+#: kind, time and bytes, as a crafted or machine-made file repeats them) are
+#: one object.  Events are immutable values, so sharing is invisible.
+_SHARED_EVENTS = 4096
+_SHARED_DATA_BYTES = 8
 
 
 def decode_document(doc: object, *, source: str) -> CassetteContents:
@@ -232,8 +326,70 @@ class _Decoder:
         raw_connections = doc.get("connections")
         if not isinstance(raw_connections, list):
             raise self.fail("top level", "'connections' must be a list")
-        connections = tuple(self.connection(i, c) for i, c in enumerate(raw_connections))
+        connections = tuple(
+            c if isinstance(c, Connection) else self.connection(i, c)
+            for i, c in enumerate(raw_connections)
+        )
         return CassetteContents(connections=connections, hosts=hosts)
+
+    def stream(self, unpacker: msgpack.Unpacker) -> CassetteContents:
+        """Decode a cassette from ``unpacker`` key by key, each event as it comes.
+
+        The checks and their order are those of :meth:`document`.
+
+        Raises:
+            _NotTheShape: the top level is not a map, the connections not a
+                list, a connection not a map or its events not a list.
+        """
+        try:
+            keys = unpacker.read_map_header()
+        except Exception:
+            raise _NotTheShape() from None
+        doc: dict[Any, Any] = {}
+        for _ in range(keys):
+            key = unpacker.unpack()
+            if key == "connections" and "connections" not in doc:
+                doc[key] = self.stream_connections(doc, unpacker)
+            else:
+                doc[key] = unpacker.unpack()
+        return self.document(doc)
+
+    def stream_connections(
+        self, doc: dict[Any, Any], unpacker: msgpack.Unpacker
+    ) -> list[Connection]:
+        # What document() checks first, checked before the connections are read.
+        if doc.get("format") != FORMAT_NAME or type(doc.get("version")) is not int:
+            raise _NotTheShape()
+        self.version(doc["version"])
+        self.read_version = doc["version"]
+        try:
+            count = unpacker.read_array_header()
+        except Exception:
+            raise _NotTheShape() from None
+        out = []
+        for index in range(count):
+            try:
+                keys = unpacker.read_map_header()
+            except Exception:
+                raise _NotTheShape() from None
+            raw: dict[Any, Any] = {}
+            for _ in range(keys):
+                key = unpacker.unpack()
+                if key == "events" and "events" not in raw:
+                    if "target" not in raw:
+                        raise _NotTheShape()  # named in the messages about its events
+                    try:
+                        count = unpacker.read_array_header()
+                    except Exception:
+                        raise _NotTheShape() from None
+                    where = (
+                        f"connection {index} ({self.target(f'connection {index}', raw['target'])})"
+                    )
+                    raw[key] = _Decoded(self.script(where, _streamed(unpacker, count)))
+                else:
+                    raw[key] = unpacker.unpack()
+            out.append(self.connection(index, raw))
+        return out
 
     def version(self, version: object) -> None:
         readable = " or ".join(str(v) for v in READABLE_VERSIONS)
@@ -324,31 +480,12 @@ class _Decoder:
         target = self.target(where, raw.get("target"))
         where = f"connection {index} ({target})"
         raw_events = raw.get("events")
-        if not isinstance(raw_events, list):
+        if isinstance(raw_events, _Decoded):
+            events = raw_events.events
+        elif isinstance(raw_events, list):
+            events = self.script(where, raw_events)
+        else:
             raise self.fail(where, "'events' must be a list")
-        events: list[Event] = []
-        append = events.append
-        # Positions (from 0) of the events that took the full checks: the only
-        # ones that can be faults or connect failures.
-        slow: list[int] = []
-        for n, raw_event in enumerate(raw_events, 1):
-            # Fast path for the common case, bytes from either side; anything
-            # else (and any doubt) goes through the full checks.
-            if type(raw_event) is list and len(raw_event) == 3:
-                kind, time, payload = raw_event
-                cls = _DATA_BY_KIND.get(kind) if type(kind) is str else None
-                if (
-                    cls is not None
-                    and type(payload) is bytes
-                    and type(time) is float
-                    and 0.0 <= time < math.inf
-                ):
-                    append(cls(data=payload, time=time))
-                    continue
-            slow.append(n - 1)
-            append(self.event(f"{where}, event {n}", raw_event))
-        if slow:
-            self.check_script(where, events, slow)
         start = raw.get("start", 0.0)
         if not _is_seconds(start):
             raise self.fail(where, f"'start' must be a number of seconds >= 0, not {start!r:.40}")
@@ -365,6 +502,54 @@ class _Decoder:
             volatile=volatile,
             protocol=protocol,
         )
+
+    def script(self, where: str, raw_events: Iterable[Any]) -> tuple[Event, ...]:
+        """The checked events of a connection."""
+        # Positions (from 0) of the events that took the full checks: the only
+        # ones that can be faults or connect failures.
+        slow: list[int] = []
+        events = tuple(self.events(where, raw_events, slow))
+        if slow:
+            self.check_script(where, events, slow)
+        return events
+
+    def events(self, where: str, raw_events: Iterable[Any], slow: list[int]) -> Iterator[Event]:
+        """The events of ``raw_events``, checked, one at a time (``slow`` gets the
+        positions of those that took the full checks)."""
+        # Only events at the same time as the one before are looked up: in a
+        # recording, times differ from event to event and nothing is shared.
+        shared: dict[tuple[type[Event], float, bytes], Event] = {}
+        last = -1.0
+        make = _make_data_event
+        for n, raw_event in enumerate(raw_events, 1):
+            # Fast path for the common case, bytes from either side; anything
+            # else (and any doubt) goes through the full checks.
+            if type(raw_event) is list and len(raw_event) == 3:
+                kind, time, payload = raw_event
+                cls = _DATA_BY_KIND.get(kind) if type(kind) is str else None
+                if cls is not None and type(payload) is bytes:
+                    if type(time) is float:
+                        if not 0.0 <= time < math.inf:
+                            cls = None
+                    elif type(time) is int and 0 <= time <= _MAX_SECONDS:
+                        time = float(time)
+                    else:
+                        cls = None
+                    if cls is not None:
+                        if time != last or len(payload) > _SHARED_DATA_BYTES:
+                            last = time
+                            yield make(cls, payload, time)
+                            continue
+                        key = (cls, time, payload)
+                        event = shared.get(key)
+                        if event is None:
+                            if len(shared) >= _SHARED_EVENTS:
+                                shared.clear()
+                            event = shared[key] = make(cls, payload, time)
+                        yield event
+                        continue
+            slow.append(n - 1)
+            yield self.event(f"{where}, event {n}", raw_event)
 
     def volatile(self, where: str, raw: object) -> tuple[tuple[int, int, int], ...]:
         problem = "'volatile' must be a list of [message, start, end] whole numbers, start < end"
@@ -449,6 +634,20 @@ class _Decoder:
                 f"recorded event{'s' if others > 1 else ''}; remove "
                 f"{'them' if others > 1 else 'it'} or the {kind} event",
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A connection's events, decoded and checked as they were read from the stream."""
+
+    events: tuple[Event, ...]
+
+
+def _streamed(unpacker: msgpack.Unpacker, count: int) -> Iterator[Any]:
+    """The next ``count`` objects of the stream, read one by one."""
+    unpack = unpacker.unpack
+    for _ in range(count):
+        yield unpack()
 
 
 def _names(keys: Sequence[object]) -> str:
