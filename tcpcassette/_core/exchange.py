@@ -302,6 +302,11 @@ class ExchangeMachine:
         """Always False: faults are not played in exchange mode."""
         return False
 
+    @property
+    def reading(self) -> bool:
+        """Always True: every request is answered at once (no delays in this mode)."""
+        return True
+
     def feed_reset(self, now: float) -> list[Action]:
         self.finished = True
         return []
