@@ -4,8 +4,10 @@ does not answer, too few file descriptors."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from tcpcassette import (
     at,
     use_cassette,
 )
+from tcpcassette._core.events import ConnectRefused, ConnectTimedOut
 from tcpcassette.faults import Timeout
 
 from .realservers import in_fresh_process, offered_port
@@ -105,3 +108,116 @@ def test_use_cassette_in_a_forked_child_starts_its_own_loop(tmp_path: Path) -> N
     ping_cassette(tmp_path, "f", port)
     result = in_fresh_process(FORKED, str(tmp_path), str(port))
     assert result == {"parent": "pong\n", "child": 0}
+
+
+@pytest.fixture
+def unresponsive() -> Iterator[int]:
+    """A port whose listener never completes a handshake: its one-place backlog is full."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    filler = socket.socket()
+    filler.connect(hole.getsockname())
+    try:
+        yield hole.getsockname()[1]
+    finally:
+        filler.close()
+        hole.close()
+
+
+def test_recording_an_asyncio_connect_never_blocks_the_event_loop(
+    tmp_path: Path, unresponsive: int
+) -> None:
+    """An asyncio client recording against a server that never answers: its loop
+    keeps running (a ticker shows no gap), the client is reset once
+    connect_timeout passed, and the cassette holds a connect timeout."""
+
+    async def client() -> tuple[float, bool]:
+        loop = asyncio.get_running_loop()
+        longest = 0.0
+        stop = False
+
+        async def ticker() -> None:
+            nonlocal longest
+            last = loop.time()
+            while not stop:
+                await asyncio.sleep(0.01)
+                longest = max(longest, loop.time() - last)
+                last = loop.time()
+
+        ticks = asyncio.create_task(ticker())
+        failed = False
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", unresponsive), 5
+            )
+            try:
+                writer.write(b"ping\n")
+                await asyncio.wait_for(reader.read(100), 5)
+            finally:
+                writer.close()
+        except (OSError, asyncio.TimeoutError):
+            failed = True
+        stop = True
+        await ticks
+        return longest, failed
+
+    with use_cassette("a", cassette_dir=tmp_path, record_mode="all", connect_timeout=1.0):
+        longest, failed = asyncio.run(client())
+    assert longest < 0.5, f"the event loop was blocked for {longest:.2f} s"
+    assert failed
+    events = tcpcassette.load(tmp_path / "a.msgpack").connections[0].events
+    assert [type(e) for e in events] == [ConnectTimedOut]
+
+
+def test_recording_an_asyncio_connect_to_a_closed_port_is_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    """A refusal the kernel answered at once still reaches the asyncio client's
+    own connect as ConnectionRefusedError, and is recorded."""
+    port = offered_port()
+
+    async def client() -> None:
+        await asyncio.open_connection("127.0.0.1", port)
+
+    with use_cassette("r", cassette_dir=tmp_path, record_mode="all"):
+        with pytest.raises(ConnectionRefusedError):
+            asyncio.run(client())
+    events = tcpcassette.load(tmp_path / "r.msgpack").connections[0].events
+    assert [type(e) for e in events] == [ConnectRefused]
+
+
+FEW_DESCRIPTORS = textwrap.dedent(
+    """
+    import json, resource, sys
+    import tcpcassette
+    from tcpcassette import ClientData, Connection, ServerData, use_cassette
+
+    directory = sys.argv[1]
+    tcpcassette.Cassette(connections=[
+        Connection(target=f"127.0.0.1:{20000 + i}",
+                   events=(ClientData(data=b"a"), ServerData(data=b"b")))
+        for i in range(80)
+    ]).save(directory + "/many.msgpack")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (48, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    try:
+        with use_cassette("many", cassette_dir=directory):
+            pass
+        print(json.dumps({"error": None}))
+    except Exception as exc:
+        print(json.dumps({"error": type(exc).__name__, "cassette": isinstance(
+            exc, tcpcassette.CassetteError), "text": str(exc)}))
+    """
+)
+
+
+def test_too_few_file_descriptors_is_a_cassette_error_saying_how_many(tmp_path: Path) -> None:
+    """80 recorded targets and a limit of 48 descriptors: a CassetteError that
+    names the limit and how many descriptors are needed, not an IndexError."""
+    result = in_fresh_process(FEW_DESCRIPTORS, str(tmp_path))
+    assert result["cassette"], result
+    text = result["text"]
+    assert "too few file descriptors" in text
+    assert "80 targets" in text and "may open 48" in text
+    needed = int(text.split("It needs at least ")[1].split(",")[0])
+    assert needed > 80
