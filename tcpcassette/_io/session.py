@@ -308,8 +308,7 @@ class Session:
             address = None  # connected at once
         except BlockingIOError:
             # A zero wait, not a block: loopback answers before the call returns.
-            _, writable, _ = select.select([], [upstream], [], 0)
-            if writable:
+            if _answered(upstream):
                 failed = upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if failed == errno.ECONNREFUSED:
                     upstream.close()
@@ -686,6 +685,19 @@ class Session:
             new = self._problems.add(error)
         if new and self.on_error is not None:
             self.on_error(error)
+
+
+def _answered(sock: socket.socket) -> bool:
+    """True if ``sock``'s connect has already succeeded or failed (a zero wait).
+
+    poll, not select: select cannot watch a descriptor numbered 1024 or more.
+    """
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLOUT)
+        return bool(poller.poll(0))
+    _, writable, _ = select.select([], [sock], [], 0)
+    return bool(writable)
 
 
 def _is_open(fd: int) -> bool:
