@@ -714,6 +714,49 @@ def enter_exit(tmp: Path, *, iterations: int, runs: int) -> None:
     )
 
 
+def exchange_scaling(tmp: Path, *, sizes: tuple[int, int], runs: int) -> None:
+    """matching="exchange": requests per second at two sizes; linear work keeps the rate."""
+    port = offered_port()  # nothing listens there: replay never reaches the network
+
+    def cassette_of(count: int) -> str:
+        events: list[ClientData | ServerData] = []
+        for i in range(count):
+            events.append(ClientData(data=b"GET key%d\n" % i, time=i * 1e-6))
+            events.append(ServerData(data=b"VALUE %d\n" % i, time=i * 1e-6))
+        name = f"exchange{count}"
+        tcpcassette.Cassette(
+            connections=[Connection(target=f"127.0.0.1:{port}", events=tuple(events))]
+        ).save(tmp / f"{name}.msgpack")
+        return name
+
+    def play(count: int, name: str) -> None:
+        with use_cassette(name, cassette_dir=tmp, matching="exchange"):
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                stream = s.makefile("rwb")
+                for i in range(count):
+                    stream.write(b"GET key%d\n" % i)
+                    stream.flush()
+                    stream.readline()
+
+    small, large = sizes
+    names = {count: cassette_of(count) for count in sizes}
+    seconds = interleave(
+        {
+            f"{small:,} requests": lambda: timed(lambda: play(small, names[small])) / small,
+            f"{large:,} requests": lambda: timed(lambda: play(large, names[large])) / large,
+        },
+        runs,
+    )
+    report(
+        'matching="exchange", requests in one connection, each answered from the book',
+        seconds,
+        work=1,
+        unit="requests/s",
+        baseline=f"{small:,} requests",
+        goals={f"{large:,} requests": (f"≥ 0.7× the rate at {small:,}", lambda x: x >= 0.7)},
+    )
+
+
 def memory(tmp: Path, *, size: int, runs: int) -> None:
     peaks: dict[str, list[float]] = {"recording": [], "replay": []}
     for _ in range(runs):
@@ -865,6 +908,7 @@ def main() -> int:
         metavar="WORKLOAD",
         help=(
             "run only these: redis ping-pong bulk http mocket codec tiny-events enter/exit "
+            "exchange "
             "memory concurrency"
         ),
     )
@@ -894,6 +938,12 @@ def main() -> int:
                 lambda: tiny_events(tmp, count=30_000 if quick else 3_000_000, runs=runs),
             ),
             ("enter/exit", lambda: enter_exit(tmp, iterations=20 if quick else 200, runs=runs)),
+            (
+                "exchange",
+                lambda: exchange_scaling(
+                    tmp, sizes=(200, 1_600) if quick else (2_000, 16_000), runs=runs
+                ),
+            ),
             (
                 "memory",
                 lambda: memory(tmp, size=(16 if quick else 200) << 20, runs=1 if quick else 3),

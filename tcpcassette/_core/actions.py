@@ -97,6 +97,12 @@ class Machine(Protocol):
         ...
 
     @property
+    def reading(self) -> bool:
+        """False while more client bytes would only be buffered (a delay or a
+        silence with enough waiting): the I/O layer stops reading meanwhile."""
+        ...
+
+    @property
     def tolerated(self) -> list[tuple[int, Span]]:
         """Differences the noise rules accepted: the event position and the span."""
         ...
@@ -144,6 +150,10 @@ class Wrapper:
     @property
     def complete(self) -> bool:
         return self.machine.complete
+
+    @property
+    def reading(self) -> bool:
+        return self.machine.reading
 
     @property
     def tolerated(self) -> list[tuple[int, Span]]:

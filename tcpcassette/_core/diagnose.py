@@ -197,9 +197,14 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
         )
     elif found.reason == "stalled":
         kind = ClientStalledError
+        sent, recorded = len(found.actual), len(found.expected)
+        how_much = (
+            f"sent {sent} of the {recorded} bytes recorded here"
+            if sent < recorded
+            else f"sent {sent} bytes where {recorded} were recorded, not yet one whole message,"
+        )
         text = (
-            f"{where}: the client sent {len(found.actual)} of the {len(found.expected)} bytes "
-            f"recorded here and then nothing more; it was reset.\n"
+            f"{where}: the client {how_much} and then nothing more; it was reset.\n"
             f"  waiting for: {show_bytes(found.expected[len(found.actual) :])}\n"
             f"  received:    {show_bytes(found.actual)}\n{context}\n"
             "Check that the client flushes its writes; if it now sends a shorter message on "
@@ -208,9 +213,10 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
     else:
         kind = ClientStalledError
         text = (
-            f"{where}: the client waited on a silence (a Timeout fault without seconds) longer "
-            "than max_silence allows and was reset. Give the client a timeout of its own "
-            "(the fault tests that it fires), or give the fault seconds=."
+            f"{where}: the client waited on a silence (a Timeout fault, a Delay, or a recorded "
+            "gap in realtime replay) longer than max_silence allows and was reset. Give the "
+            "client a timeout of its own (the fault tests that it fires), give the fault "
+            "fewer seconds than max_silence, or raise max_silence."
         )
     transcript = "\n".join(
         connection_lines(index, connection, mark=found.position, around=TRANSCRIPT_AROUND)

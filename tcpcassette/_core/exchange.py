@@ -11,7 +11,7 @@ end is not replayed in this mode; faults need the default script mode.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .actions import Abort, Action, Disconnect, Problem, Send, WakeAt
@@ -128,6 +128,18 @@ class ExchangeBook:
         self._of: dict[int, list[Exchange]] = {}
         for x in sorted(found, key=lambda x: x.position):
             self._of.setdefault(x.connection, []).append(x)
+        # The index that keeps a request's search from scanning the book: the
+        # requests by their bytes, each list in recorded order, with the
+        # distinct request lengths to cut the live bytes at.  Uses only grow,
+        # so the first unused entry of a list (and of the book) only moves on.
+        self._rank = {id(x): i for i, x in enumerate(self.exchanges)}
+        self._by_request: dict[bytes, list[Exchange]] = {}
+        for x in self.exchanges:
+            if x.request:
+                self._by_request.setdefault(x.request, []).append(x)
+        self._unused_at = dict.fromkeys(self._by_request, 0)
+        self._lengths = sorted({len(r) for r in self._by_request})
+        self._first_unused = 0
 
     def mark_played(self, index: int, before: int) -> None:
         """A script play of connection ``index`` reached event ``before``: the
@@ -153,7 +165,7 @@ class ExchangeBook:
                     return x
         return None
 
-    def find(self, inbox: bytes, *, eof: bool) -> tuple[Exchange, int] | bool:
+    def find(self, inbox: bytes | bytearray, *, eof: bool) -> tuple[Exchange, int] | bool:
         """The exchange whose request begins ``inbox``, and its length in bytes
         (the exchange is used from now on).
 
@@ -166,28 +178,80 @@ class ExchangeBook:
             found[0].uses += 1
         return found
 
-    def answers(self, inbox: bytes, *, eof: bool) -> bool:
+    def answers(self, inbox: bytes | bytearray, *, eof: bool) -> bool:
         """True when some exchange may answer ``inbox`` (or more bytes may decide)."""
         return self._search(inbox, eof=eof) is not False
 
-    def _search(self, inbox: bytes, *, eof: bool) -> tuple[Exchange, int] | bool:
-        waiting = False
-        for allow_used in (False, True) if self._repeat else (False,):
-            for x in self.exchanges:
-                if not x.request or (x.uses and not allow_used):
+    def _candidates(self, allow_used: bool) -> Iterator[Exchange]:
+        """The requests a search may take, in recorded order, without the used
+        ones at the front (they are passed over once, not on every search)."""
+        exchanges = self.exchanges
+        at = 0
+        if not allow_used:
+            at = self._first_unused
+            while at < len(exchanges) and exchanges[at].uses:
+                at += 1
+            self._first_unused = at
+        for i in range(at, len(exchanges)):
+            yield exchanges[i]
+
+    def _indexed(self, inbox: bytes | bytearray, allow_used: bool) -> tuple[Exchange, int] | None:
+        """The earliest recorded request equal to a prefix of ``inbox`` (equal bytes)."""
+        best: Exchange | None = None
+        rank = self._rank
+        size = len(inbox)
+        for length in self._lengths:
+            if length > size:
+                break
+            key = bytes(inbox[:length])
+            same = self._by_request.get(key)
+            if same is None:
+                continue
+            if allow_used:
+                x = same[0]
+            else:
+                at = self._unused_at[key]
+                while at < len(same) and same[at].uses:
+                    at += 1
+                self._unused_at[key] = at
+                if at == len(same):
                     continue
-                taken = self._take(x.request, inbox, eof=eof)
-                if taken is None:
-                    waiting = True
-                elif taken >= 0:
-                    return x, taken
+                x = same[at]
+            if best is None or rank[id(x)] < rank[id(best)]:
+                best = x
+        return (best, len(best.request)) if best is not None else None
+
+    def _search(self, inbox: bytes | bytearray, *, eof: bool) -> tuple[Exchange, int] | bool:
+        for allow_used in (False, True) if self._repeat else (False,):
+            if self._rule is None:
+                hit = self._indexed(inbox, allow_used)
+                if hit is not None:
+                    return hit
+                # A request that may still arrive whole: the rare slow path.
+                waiting = not eof and any(
+                    len(x.request) > len(inbox) and x.request.startswith(inbox)
+                    for x in self._candidates(allow_used)
+                    if x.request and (allow_used or not x.uses)
+                )
+            else:
+                waiting = False
+                data = bytes(inbox)
+                for x in self._candidates(allow_used):
+                    if not x.request or (x.uses and not allow_used):
+                        continue
+                    taken = self._take(x.request, data, eof=eof)
+                    if taken is None:
+                        waiting = True
+                    elif taken >= 0:
+                        return x, taken
             if waiting:
                 return True
             if self._tolerant is not None:
-                for x in self.exchanges:
+                data = bytes(inbox)
+                for x in self._candidates(allow_used):
                     if not x.request or (x.uses and not allow_used):
                         continue
-                    taken = self._tolerant(x, inbox, eof)
+                    taken = self._tolerant(x, data, eof)
                     if taken is None:
                         waiting = True
                     elif taken > 0:
@@ -238,6 +302,11 @@ class ExchangeMachine:
         """Always False: faults are not played in exchange mode."""
         return False
 
+    @property
+    def reading(self) -> bool:
+        """Always True: every request is answered at once (no delays in this mode)."""
+        return True
+
     def feed_reset(self, now: float) -> list[Action]:
         self.finished = True
         return []
@@ -279,7 +348,7 @@ class ExchangeMachine:
     def _answer(self, now: float) -> list[Action]:
         actions: list[Action] = []
         while self._inbox:
-            found = self._book.find(bytes(self._inbox), eof=self._eof)
+            found = self._book.find(self._inbox, eof=self._eof)
             if found is True:
                 self._stall_deadline = now + self._stall_bound
                 actions.append(WakeAt(self._stall_deadline))

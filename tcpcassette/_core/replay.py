@@ -53,6 +53,16 @@ from .noise import Bindings, NoiseMode, Span, explain, judge, replies_after
 from .protocols.base import WireProtocol, answer, has_ignorable, ignorable
 from .render import first_difference
 
+#: Client bytes a play keeps while a delay or a silence runs; beyond them it
+#: stops reading (the client's sends then wait in the kernel's buffers).
+READ_AHEAD = 64 * 1024
+#: Client bytes beyond the message being matched that a play keeps while the
+#: message is not whole yet; a client that sends more has left the recording.
+UNMATCHED_LIMIT = 1 << 20
+#: Pieces of a sliced chunk produced per turn of the loop: the rest is made
+#: when those went out, so a small slice of a large chunk costs little memory.
+SLICE_BATCH = 256
+
 
 class State(enum.Enum):
     """Where a play stands."""
@@ -90,8 +100,9 @@ class ReplayMachine:
         events: the connection's script.
         play: how many times this connection was played before (faults with
             ``times`` fire only while ``play < times``).
-        hang_bound: seconds a ``Timeout`` fault without ``seconds`` may hold
-            a client before replay gives up on it and reports a hung client.
+        hang_bound: the longest replay holds a client silent (a ``Timeout``
+            fault, a ``Delay``, a recorded gap in realtime replay, a slice's
+            pause) before it gives up on it and reports a hung client.
         stall_bound: seconds the client may leave a recorded message half
             sent before replay reports it stalled.
         rule: how client messages are delimited and compared (None: equal bytes).
@@ -158,6 +169,7 @@ class ReplayMachine:
         self.state = State.PLAYING
         self._deadline: float | None = None  # when DELAYING or SILENT ends
         self._after_silence: Literal["close", "hung"] = "close"
+        self._held_too_long = False  # the hold was cut at hang_bound: the client hung
         self._stall_deadline: float | None = None
         self._pos = 0  # index of the event being played
         self._matched = 0  # bytes of events[_pos] (a ClientData) already received
@@ -204,6 +216,15 @@ class ReplayMachine:
         expected = self._expected_here()
         return expected, expected[: self._matched] + bytes(self._inbox)
 
+    @property
+    def reading(self) -> bool:
+        """False while the play has nothing to do with more client bytes: the I/O
+        layer stops reading until it turns True again."""
+        state = self.state
+        if state is State.DELAYING or state is State.SILENT:
+            return len(self._inbox) < READ_AHEAD
+        return True
+
     def _mid_message(self) -> bool:
         # Checked after every chunk, so it copies nothing (partial_message does).
         if self.state is not State.PLAYING or self._pos >= len(self._events):
@@ -225,6 +246,8 @@ class ReplayMachine:
         if state is not State.PLAYING:
             return []  # a delay or a silence is running; match the bytes when it ends
         actions = self._advance(now)
+        if self.state is State.PLAYING and len(self._inbox) > self._unmatched_limit():
+            return actions + self._overflow()
         if self._mid_message():
             # Progress re-arms the bound: only a client that stops sending stalls.
             self._stall_deadline = now + self._stall_bound
@@ -260,6 +283,8 @@ class ReplayMachine:
         if self._deadline is None or now < self._deadline:
             return []
         self._deadline = None
+        if self._held_too_long:
+            return self._end(self._problem("hung", b"", b"", offset=0), Abort())
         if state is State.SILENT:
             if self._after_silence == "hung":
                 return self._end(self._problem("hung", b"", b"", offset=0), Abort())
@@ -484,7 +509,7 @@ class ReplayMachine:
         gap = (self._events[self._pos].time - self._events[self._pos - 1].time) / self._speed
         if gap <= 0:
             return False
-        actions += self._hold(State.DELAYING, now + gap)
+        actions += self._hold(State.DELAYING, now, gap)
         return True
 
     def _send_slices(self, now: float) -> list[Action]:
@@ -493,18 +518,32 @@ class ReplayMachine:
         actions: list[Action] = []
         if slicing is None:
             return actions
+        made = 0
         while slicing.pending:
             piece = slicing.data[slicing.at : slicing.at + slicing.size]
             slicing.at += len(piece)
             actions.append(Send(piece))
-            if slicing.pending and slicing.delay > 0:
-                actions += self._hold(State.DELAYING, now + slicing.delay)
+            made += 1
+            if not slicing.pending:
                 break
+            if slicing.delay > 0:
+                actions += self._hold(State.DELAYING, now, slicing.delay)
+                break
+            if made >= SLICE_BATCH:
+                # The rest once these went out: the wake waits behind them.
+                actions += self._hold(State.DELAYING, now, 0.0)
+                break
+        if not slicing.pending:
+            slicing.data, slicing.at = b"", 0  # the chunk is not kept once sent
         return actions
 
     # -- transitions -----------------------------------------------------------
 
-    def _hold(self, state: State, deadline: float) -> list[Action]:
+    def _hold(self, state: State, now: float, seconds: float) -> list[Action]:
+        """Hold the script for ``seconds``, but never past the hang bound: a
+        client still waiting then has hung, and is reset and reported."""
+        self._held_too_long = seconds > self._hang_bound
+        deadline = now + min(seconds, self._hang_bound)
         self.state = state
         self._deadline = deadline
         self._stall_deadline = None
@@ -552,13 +591,13 @@ class ReplayMachine:
         self._cut_short = True
         if fault.seconds is None:
             self._after_silence = "hung"
-            return self._hold(State.SILENT, now + self._hang_bound)
+            return self._hold(State.SILENT, now, self._hang_bound)
         self._after_silence = "close"
-        return self._hold(State.SILENT, now + fault.seconds)
+        return self._hold(State.SILENT, now, fault.seconds)
 
     def _fault_delay(self, fault: Fault, now: float) -> list[Action]:
         assert isinstance(fault, Delay)
-        return self._hold(State.DELAYING, now + fault.seconds)
+        return self._hold(State.DELAYING, now, fault.seconds)
 
     def _fault_truncate(self, fault: Fault, now: float) -> list[Action]:
         assert isinstance(fault, Truncate)
@@ -586,6 +625,25 @@ class ReplayMachine:
             if type(event) is ServerData:
                 return event.data
         return None
+
+    def _unmatched_limit(self) -> int:
+        """How many client bytes may wait unmatched: the rest of the message
+        being matched, and a margin for values that changed length."""
+        if self._pos < len(self._events) and type(self._events[self._pos]) is ClientData:
+            return len(self._expected_here()) - self._matched + UNMATCHED_LIMIT
+        return UNMATCHED_LIMIT
+
+    def _overflow(self) -> list[Action]:
+        """The client sent far more than the recording can take here: a mismatch."""
+        if self._pos < len(self._events) and type(self._events[self._pos]) is ClientData:
+            expected = self._expected_here()
+            shown = expected[: self._matched] + bytes(self._inbox[: len(expected) + 64])
+            problem = self._problem(
+                "mismatch", expected, shown, offset=first_difference(expected, shown)
+            )
+        else:
+            problem = self._problem("extra", b"", bytes(self._inbox[:64]), offset=0)
+        return self._end(problem, Abort())
 
     def _extra_bytes(self) -> list[Action]:
         protocol = self._protocol if self._skips and not self._client_eof else None

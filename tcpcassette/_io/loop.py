@@ -1,7 +1,8 @@
 """The private event loop thread that runs every proxy and replay server.
 
 One daemon thread per process, started on first use and kept for the life of
-the process, so that entering ``use_cassette`` costs no thread start.  Sync
+the process, so that entering ``use_cassette`` costs no thread start (a forked
+child starts its own).  Sync
 and async clients alike talk to servers on this loop; it never waits on the
 caller's threads, so the caller may block on it without deadlock.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -25,6 +27,18 @@ CALL_TIMEOUT = 30.0
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
+
+
+def _forget_in_child() -> None:
+    # A forked child has the parent's loop object but not its thread: nothing
+    # would ever run it.  The child starts a fresh loop on first use (and a
+    # fresh lock, in case another thread held it at the fork).
+    global _loop, _lock
+    _lock = threading.Lock()
+    _loop = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def get_loop() -> asyncio.AbstractEventLoop:

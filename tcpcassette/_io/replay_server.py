@@ -57,6 +57,7 @@ class ReplayLink:
         self._released = False
         self._queue: deque[Action] = deque()
         self._paused = False
+        self._reading = True  # whether the transport reads (the machine says)
         set_nodelay(transport)
 
     def start(self, pending: bytes = b"", eof: bool = False) -> None:
@@ -96,6 +97,20 @@ class ReplayLink:
             self._on_cut_short()
         self._queue.extend(actions)
         self._drain()
+        self._follow_reading()
+
+    def _follow_reading(self) -> None:
+        # A client that keeps sending while the machine can do nothing with
+        # its bytes (a Timeout fault, a delay) waits in the kernel's buffers,
+        # not in this process's memory.
+        reading = self.machine.reading
+        if reading is self._reading or self._closed:
+            return
+        self._reading = reading
+        if reading:
+            self.transport.resume_reading()
+        else:
+            self.transport.pause_reading()
 
     def pause_writing(self) -> None:
         """The transport's buffer is full: hold further actions until it drains."""

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
+import resource
+import select
 import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator
@@ -93,7 +97,8 @@ class Session:
         self._listeners: dict[str, Listener] = {}
         self._own_ports: set[int] = set()
         # Redirected connects being recorded, by the client's local port.
-        self._pending: dict[int, tuple[Recording, socket.socket]] = {}
+        # The address is set while the upstream connect is still under way.
+        self._pending: dict[int, tuple[Recording, socket.socket, tuple[str, int] | None]] = {}
         self._recordings: list[Recording] = []
         self._errors: list[CassetteError] = []
         self._taken = 0  # errors handed out by take_errors
@@ -125,7 +130,7 @@ class Session:
         with self._lock:
             pending = list(self._pending.values())
             self._pending.clear()
-        for _recording, upstream in pending:
+        for _recording, upstream, _connecting in pending:
             upstream.close()
         recordings = sorted(self._recordings, key=lambda r: r.ordinal)
         origin = recordings[0].started if recordings else 0.0
@@ -254,6 +259,9 @@ class Session:
     def _record_connect(self, sock: socket.socket, target: str, ip: str, port: int) -> Any:
         """Open the real connection now, so a refusal reaches the client's own connect."""
         timeout = sock.gettimeout()
+        if timeout == 0.0:
+            # A non-blocking socket: the caller is an event loop, which must not wait.
+            return self._record_connect_later(sock, target, ip, port)
         bound = (
             self.limits.connect_timeout
             if not timeout
@@ -279,9 +287,62 @@ class Session:
                 self._recordings.remove(recording)
             raise
         upstream.setblocking(False)
+        return self._await_accept(sock, target, recording, upstream, None)
+
+    def _record_connect_later(self, sock: socket.socket, target: str, ip: str, port: int) -> Any:
+        """Start the real connection without waiting for it (the caller's loop goes on).
+
+        A refusal the kernel has already answered (a local port nobody listens
+        on) still reaches the client's own connect; one that comes later, or a
+        server that never answers, reaches the client as a reset once the
+        private loop has waited ``connect_timeout``, and is recorded as what
+        it was.
+        """
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        upstream = socket.socket(family, socket.SOCK_STREAM)
+        upstream.setblocking(False)
+        recording = self._new_recording(target)
+        address: tuple[str, int] | None = (ip, port)
+        try:
+            self._connect(upstream, (ip, port))
+            address = None  # connected at once
+        except BlockingIOError:
+            # A zero wait, not a block: loopback answers before the call returns.
+            if _answered(upstream):
+                failed = upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if failed == errno.ECONNREFUSED:
+                    upstream.close()
+                    recording.add(ConnectRefused, self._loop.time())
+                    return self._loopback(sock, SpecialPorts.refuse_port)
+                if failed:
+                    upstream.close()
+                    with self._lock:
+                        self._recordings.remove(recording)
+                    raise OSError(failed, os.strerror(failed)) from None
+                address = None
+        except ConnectionRefusedError:
+            upstream.close()
+            recording.add(ConnectRefused, self._loop.time())
+            return self._loopback(sock, SpecialPorts.refuse_port)
+        except OSError:
+            upstream.close()
+            with self._lock:
+                self._recordings.remove(recording)
+            raise
+        return self._await_accept(sock, target, recording, upstream, address)
+
+    def _await_accept(
+        self,
+        sock: socket.socket,
+        target: str,
+        recording: Recording,
+        upstream: socket.socket,
+        connecting: tuple[str, int] | None,
+    ) -> Any:
+        """Send the client to the listener, where the accept finds ``upstream``."""
         redirected = self._loopback(sock, self._listener(target).port, bind=True)
         with self._lock:
-            self._pending[sock.getsockname()[1]] = (recording, upstream)
+            self._pending[sock.getsockname()[1]] = (recording, upstream, connecting)
         return redirected
 
     def _new_recording(self, target: str) -> Recording:
@@ -314,13 +375,40 @@ class Session:
 
     async def _start_listener(self, target: str, host: str, port: int) -> Listener:
         if target not in self._listeners:
-            server = await asyncio.get_running_loop().create_server(
-                lambda: Accepted(self, target), host, port, backlog=1024
-            )
+            try:
+                server = await asyncio.get_running_loop().create_server(
+                    lambda: Accepted(self, target), host, port, backlog=1024
+                )
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                    raise
+                raise self._too_few_descriptors() from None
+            if not server.sockets:  # asyncio gave up on every address it tried
+                server.close()
+                raise self._too_few_descriptors()
             listener = Listener(server)
             self._listeners[target] = listener
             self._own_ports.add(listener.port)
         return self._listeners[target]
+
+    def _too_few_descriptors(self) -> CassetteError:
+        targets = len(self.router.recorded_targets)
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        in_use: int | None = None
+        if soft <= 1 << 16:  # count the open ones (a directory listing needs one more)
+            in_use = sum(1 for fd in range(soft) if _is_open(fd))
+        listening = len(self._listeners)
+        # One descriptor per listener still to open, and two per connection
+        # served at once (the client's end and the proxy's upstream).
+        needed = (in_use if in_use is not None else listening) + targets - listening + 2
+        counted = f"{in_use} are open" if in_use is not None else "others are open"
+        return CassetteError(
+            f"{self.name}: too few file descriptors: the cassette listens once per recorded "
+            f"target ({targets} targets), the process may open {soft} and {counted}. It needs "
+            f"at least {needed}, and two more per connection open at once: raise the limit "
+            f"(ulimit -n {max(needed * 2, 1024)}, or resource.setrlimit(resource.RLIMIT_NOFILE, "
+            "...)) or close descriptors the tests leave open."
+        )
 
     # -- name resolution (client's thread) -----------------------------------
 
@@ -379,9 +467,9 @@ class Session:
         with self._lock:
             pending = self._pending.pop(connection.peer_port, None)
         if pending is not None:
-            recording, upstream = pending
+            recording, upstream, connecting = pending
             link = self._proxy(connection, recording)
-            self._spawn(self._attach_socket(link, upstream))
+            self._spawn(self._attach_socket(link, upstream, connecting))
             return
         with self._lock:
             decision = self.router.on_accept(connection.target)
@@ -457,10 +545,51 @@ class Session:
         connection.transport.pause_reading()  # until the upstream is attached
         return link
 
-    async def _attach_socket(self, link: ProxyLink, upstream: socket.socket) -> None:
+    async def _attach_socket(
+        self, link: ProxyLink, upstream: socket.socket, connecting: tuple[str, int] | None
+    ) -> None:
         loop = asyncio.get_running_loop()
+        if connecting is not None and not await self._connected(link, upstream, connecting):
+            upstream.close()
+            link.fail_upstream()
+            return
         transport, _ = await loop.create_connection(lambda: UpstreamProtocol(link), sock=upstream)
         link.attach(transport)
+
+    async def _connected(
+        self, link: ProxyLink, upstream: socket.socket, address: tuple[str, int]
+    ) -> bool:
+        """Wait, at most connect_timeout, for a connect started by a non-blocking client."""
+        loop = asyncio.get_running_loop()
+        writable: asyncio.Future[None] = loop.create_future()
+        fd = upstream.fileno()
+
+        def ready() -> None:
+            if not writable.done():
+                writable.set_result(None)
+
+        loop.add_writer(fd, ready)
+        try:
+            await asyncio.wait_for(writable, self.limits.connect_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            link.recording.add(ConnectTimedOut, loop.time())
+            return False
+        finally:
+            loop.remove_writer(fd)
+        failed = upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if failed == errno.ECONNREFUSED:
+            link.recording.add(ConnectRefused, loop.time())
+            return False
+        if failed:
+            self._error(
+                CassetteError(
+                    f"{self.name}: recording {link.recording.target}: could not reach the real "
+                    f"server at {address[0]}:{address[1]} ({os.strerror(failed)}); start it, "
+                    "or check the target."
+                )
+            )
+            return False
+        return True
 
     async def _attach_address(self, link: ProxyLink) -> None:
         loop = asyncio.get_running_loop()
@@ -556,6 +685,27 @@ class Session:
             new = self._problems.add(error)
         if new and self.on_error is not None:
             self.on_error(error)
+
+
+def _answered(sock: socket.socket) -> bool:
+    """True if ``sock``'s connect has already succeeded or failed (a zero wait).
+
+    poll, not select: select cannot watch a descriptor numbered 1024 or more.
+    """
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLOUT)
+        return bool(poller.poll(0))
+    _, writable, _ = select.select([], [sock], [], 0)
+    return bool(writable)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _key(error: CassetteError) -> tuple[object, ...] | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -521,3 +523,54 @@ def test_with_a_protocol_requests_grouped_otherwise_still_match_one_by_one() -> 
     # Without the protocol the whole run is one request, and the regrouping fails.
     plain = machine(ExchangeBook([(0, store_then_read(b"a")), (1, store_then_read(b"b"))]))
     assert isinstance(plain.feed(b"set a 0 0 1 noreply\r\nv\r\nset b", 0.0)[0], Problem)
+
+
+# -- the work per request does not grow with the book --------------------------
+
+
+def many(count: int) -> Connection:
+    events: list[Event] = []
+    for i in range(count):
+        events += [ClientData(data=b"GET k%d\n" % i), ServerData(data=b"V%d\n" % i)]
+    return conn(*events)
+
+
+class Counted(list[Exchange]):
+    """The book's exchanges, counting every one a search looks at."""
+
+    looked = 0
+
+    def __iter__(self) -> Iterator[Exchange]:
+        for x in super().__iter__():
+            Counted.looked += 1
+            yield x
+
+    def __getitem__(self, index: Any) -> Any:
+        Counted.looked += 1
+        return super().__getitem__(index)
+
+
+def test_exchange_search_does_not_rescan_the_book_per_request() -> None:
+    """Each request is found without passing over every recorded one: 2,000
+    requests, in recorded order, look at a bounded number of exchanges each
+    (before the index, 2,000 requests looked at two million)."""
+    count = 2_000
+    for rule in (None, MessageRule(framer=Lines(), match=exact, filters=())):
+        b = book(many(count), rule=rule)
+        b.exchanges = Counted(b.exchanges)
+        Counted.looked = 0
+        machine = ExchangeMachine(b, stall_bound=1.0)
+        replies: list[Action] = []
+        for i in range(count):
+            replies += machine.feed(b"GET k%d\n" % i, 0.0)
+        assert replies == [Send(b"V%d\n" % i) for i in range(count)]
+        assert Counted.looked <= 3 * count, (rule, Counted.looked)
+
+
+def test_a_pipelined_burst_is_answered_whole_and_in_order() -> None:
+    """2,000 requests in one chunk: every reply, in order (the inbox is not
+    copied per request)."""
+    count = 2_000
+    machine = ExchangeMachine(book(many(count)), stall_bound=1.0)
+    burst = b"".join(b"GET k%d\n" % i for i in range(count))
+    assert machine.feed(burst, 0.0) == [Send(b"V%d\n" % i) for i in range(count)]
