@@ -121,6 +121,9 @@ def test_lookups_in_mode_none_never_reach_the_system_resolver(cassette_dir: Path
         # Addresses and the local host's own name need no resolver.
         assert socket.getaddrinfo("127.0.0.1", 80)[0][4][:2] == ("127.0.0.1", 80)
         assert socket.gethostbyname("localhost") == "127.0.0.1"
+        # Reverse lookups stay numeric.
+        assert socket.getnameinfo(("127.0.0.1", 80), 0)[0] == "127.0.0.1"
+        assert socket.gethostbyaddr("127.0.0.1") == ("127.0.0.1", [], ["127.0.0.1"])
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 Only addresses are rewritten: ``socket.socket.connect``, ``connect_ex`` and
 the TCP Fast Open forms of ``sendto``/``sendmsg`` send intercepted connects
 to the session's loopback listeners, and name lookups (``getaddrinfo``,
-``gethostbyname``, ``gethostbyname_ex``) are answered from the cassette.
+``gethostbyname``, ``gethostbyname_ex``; reverse ones, ``getnameinfo`` and
+``gethostbyaddr``, never reach a resolver while the cassette may not record)
+are answered from the cassette.
 uvloop's loop, which connects through libuv rather than the socket module,
 gets the same treatment for ``create_connection``, ``sock_connect`` and
 ``getaddrinfo``.  ``listen`` is watched so that a library's own loopback
@@ -33,6 +35,9 @@ _C_GETADDRINFO = socket.getaddrinfo
 
 class Router(Protocol):
     name: str
+
+    @property
+    def recording(self) -> bool: ...
 
     def redirect(self, sock: socket.socket, address: Any) -> Any | None: ...
 
@@ -210,6 +215,25 @@ def _gethostbyname_ex(host: str) -> tuple[str, list[str], list[str]]:
     return result
 
 
+def _getnameinfo(sockaddr: Any, flags: int) -> tuple[str, str]:
+    router = _active
+    if router is not None and not router.recording:
+        # A reverse lookup could ask DNS: a cassette that may not record answers numerically.
+        flags |= socket.NI_NUMERICHOST
+    result: tuple[str, str] = _below["getnameinfo"](sockaddr, flags)
+    return result
+
+
+def _gethostbyaddr(host: str) -> tuple[str, list[str], list[str]]:
+    router = _active
+    if router is not None and not router.recording:
+        infos = router.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        return (host, [], addresses)
+    result: tuple[str, list[str], list[str]] = _below["gethostbyaddr"](host)
+    return result
+
+
 # -- uvloop ---------------------------------------------------------------------
 
 
@@ -296,6 +320,8 @@ def _patches() -> list[tuple[Any, str, str, Callable[..., Any]]]:
         (socket, "getaddrinfo", "getaddrinfo", _getaddrinfo),
         (socket, "gethostbyname", "gethostbyname", _gethostbyname),
         (socket, "gethostbyname_ex", "gethostbyname_ex", _gethostbyname_ex),
+        (socket, "getnameinfo", "getnameinfo", _getnameinfo),
+        (socket, "gethostbyaddr", "gethostbyaddr", _gethostbyaddr),
     ]
     if hasattr(cls, "sendmsg"):
         table.append((cls, "sendmsg", "sendmsg", _sendmsg))
