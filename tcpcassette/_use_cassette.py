@@ -8,6 +8,8 @@ import copy
 import functools
 import inspect
 import os
+import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
@@ -53,6 +55,35 @@ from ._settings import (
 from ._settings import current as current_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+class NothingRecordedWarning(UserWarning):
+    """A block that could record ended without a single connection recorded or replayed."""
+
+
+async def _off_loop(func: Callable[..., T], *args: Any) -> T:
+    """Run ``func(*args)`` on a worker thread and await it under whichever event
+    loop is running (asyncio, uvloop, anyio on either backend, trio), so that
+    the caller's loop keeps serving meanwhile (a server under test may run on it).
+    Under a loop it does not know, it runs in place."""
+    call = functools.partial(func, *args)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        return await loop.run_in_executor(None, call)
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+        else:
+            result: T = await trio.to_thread.run_sync(call)
+            return result
+    return call()
 
 
 class _Activation:
@@ -79,6 +110,7 @@ class _Activation:
         # --disable-tcpcassette: the code under test talks to the real servers.
         self.disabled = bool(settings is not None and settings.disabled)
         self._lock = contextlib.ExitStack()
+        self._nothing_happened = False
 
     def enter(self) -> Cassette:
         if self.disabled:
@@ -154,6 +186,16 @@ class _Activation:
             errors = self._finish()
         if errors:
             _raise_for(errors, failure)
+        if failure is None and self._nothing_happened:
+            warnings.warn(
+                f"{self.path}: the block recorded no connection and replayed none. A client "
+                "that does not connect through Python's socket module (a C library such as "
+                "libpq or grpcio, a subprocess) is not redirected: point it at "
+                "cassette.address('host:port'). Or the code under test made no TCP "
+                "connection at all, or only to targets this cassette does not intercept.",
+                NothingRecordedWarning,
+                stacklevel=3,
+            )
 
     def check(self, failure: BaseException | None = None) -> None:
         """Raise the errors found so far, in place of ``failure`` (see :func:`_raise_for`)."""
@@ -168,6 +210,12 @@ class _Activation:
         _intercept.deactivate(self.session)
         result = self.session.close()
         self.cassette._live = None
+        self._nothing_happened = (
+            self.record
+            and not self.learning
+            and not result.recorded
+            and not any(result.play_counts)
+        )
         self.cassette.play_counts = result.play_counts
         learned = 0
         # A save that fails keeps the recording in another file (the error says
@@ -435,7 +483,7 @@ class use_cassette:
         # Starting and stopping block for a moment on tcpcassette's own loop;
         # done in a thread so the caller's loop keeps serving (a server under
         # test may run on it).
-        cassette = await asyncio.get_running_loop().run_in_executor(None, activation.enter)
+        cassette = await _off_loop(activation.enter)
         self._stack.append(activation)
         return cassette
 
@@ -447,7 +495,7 @@ class use_cassette:
     ) -> None:
         __tracebackhide__ = True
         activation = self._stack.pop()
-        await asyncio.get_running_loop().run_in_executor(None, activation.exit, exc)
+        await _off_loop(activation.exit, exc)
 
     # -- decorator ---------------------------------------------------------------
 
@@ -467,14 +515,13 @@ class use_cassette:
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 __tracebackhide__ = True
                 active = activation()
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(None, active.enter)
+                await _off_loop(active.enter)
                 try:
                     result = await func(*args, **kwargs)
                 except BaseException as failure:
-                    await loop.run_in_executor(None, active.exit, failure)
+                    await _off_loop(active.exit, failure)
                     raise
-                await loop.run_in_executor(None, active.exit)
+                await _off_loop(active.exit)
                 return result
 
             return cast(F, async_wrapper)

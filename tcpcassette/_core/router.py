@@ -143,6 +143,7 @@ class Unanswered:
 
     cut_short = True
     complete = False
+    reading = True  # what comes is dropped, so nothing is buffered
 
     def __init__(self, bound: float) -> None:
         self._bound = bound

@@ -9,8 +9,12 @@ an :class:`Opening` until they say which recording it is.
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+from .._core.targets import normalise_ip
 
 
 class Handler(Protocol):
@@ -34,12 +38,75 @@ class Handler(Protocol):
 
 
 class Listener:
-    """A per-target listening socket (on loopback unless asked otherwise)."""
+    """A per-target listening socket (on loopback unless asked otherwise), and
+    its twin on IPv6 loopback for IPv6 clients (where the system has one)."""
 
-    def __init__(self, server: asyncio.Server) -> None:
+    def __init__(self, server: asyncio.Server, server6: asyncio.Server | None = None) -> None:
         self.server = server
+        self.server6 = server6
         self.host: str = server.sockets[0].getsockname()[0]
         self.port: int = server.sockets[0].getsockname()[1]
+        self.port6: int | None = (
+            server6.sockets[0].getsockname()[1] if server6 is not None else None
+        )
+
+    def close(self) -> None:
+        self.server.close()
+        if self.server6 is not None:
+            self.server6.close()
+
+    async def wait_closed(self) -> None:
+        await self.server.wait_closed()
+        if self.server6 is not None:
+            await self.server6.wait_closed()
+
+
+_PROC_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+
+
+def _proc_address(text: str) -> tuple[str, int]:
+    """``0100007F:1F90`` (as /proc/net/tcp spells it) as ``("127.0.0.1", 8080)``."""
+    hex_ip, hex_port = text.split(":")
+    raw = bytes.fromhex(hex_ip)
+    # The kernel prints each 32-bit word in host byte order.
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    if sys.byteorder == "big":
+        words = raw
+    family = socket.AF_INET if len(words) == 4 else socket.AF_INET6
+    ip = normalise_ip(socket.inet_ntop(family, words))
+    return ip, int(hex_port, 16)
+
+
+def peer_owner(peer: Any, local: Any) -> int | None:
+    """The user id owning the client end of a loopback connection ``peer`` -> ``local``.
+
+    Linux only, from /proc/net/tcp and /proc/net/tcp6: the row whose local
+    address is the peer's and whose remote address is ours names its owner.
+    None where that cannot be told: another system, or a client socket that
+    is already closed (the kernel keeps no owner for it).
+    """
+    want_local = (normalise_ip(str(peer[0])), int(peer[1]))
+    want_remote = (normalise_ip(str(local[0])), int(local[1]))
+    for table in _PROC_TABLES:
+        try:
+            with open(table, encoding="ascii") as rows:
+                next(rows, None)
+                for row in rows:
+                    fields = row.split()
+                    if len(fields) < 10:
+                        continue
+                    try:
+                        if (
+                            _proc_address(fields[1]) == want_local
+                            and _proc_address(fields[2]) == want_remote
+                        ):
+                            # inode 0: a socket in TIME_WAIT, which has no owner left.
+                            return int(fields[7]) if fields[9] != "0" else None
+                    except ValueError:
+                        continue
+        except OSError:
+            continue
+    return None
 
 
 def _ignore_data(data: bytes) -> None:

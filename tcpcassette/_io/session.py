@@ -15,14 +15,14 @@ import resource
 import select
 import socket
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .._core.actions import Problem
 from .._core.cassette import CassetteModel
 from .._core.connection import Connection
-from .._core.errors import CassetteError, Problems, ReplayError
+from .._core.errors import CassetteError, Problems, ReplayError, UnrecordedConnectionError
 from .._core.events import ConnectRefused, ConnectTimedOut
 from .._core.matching import redact
 from .._core.options import Limits, ReplayOptions
@@ -38,18 +38,25 @@ from .._core.router import (
     ToRefuse,
     ToReplay,
 )
-from .._core.targets import TargetSpec, is_ip, normalise_ip
+from .._core.targets import TargetSpec, is_ip, normalise_ip, parse_target
 from . import intercept
 from . import loop as _loop
-from .accepted import Accepted, Listener, Opening
+from .accepted import Accepted, Listener, Opening, peer_owner
 from .proxy import ProxyLink, Recording, UpstreamProtocol
 from .replay_server import Locked, ReplayLink
 from .resolver import synthesise_addrinfo
 from .wire import SpecialPorts, reset_transport, special_ports
 
 LOOPBACK = "127.0.0.1"
-# What an IPv6 client socket connects to in order to reach an IPv4 listener.
+LOOPBACK6 = "::1"
+# What an IPv6 client socket connects to in order to reach an IPv4 listener
+# (where IPv6 loopback is not available).
 MAPPED_LOOPBACK = "::ffff:127.0.0.1"
+#: Addresses that a connect reaches the local host by: the unspecified
+#: address ("" is INADDR_ANY to the socket module) means "this host".
+_THIS_HOST = {"": LOOPBACK, "0.0.0.0": LOOPBACK, "::": LOOPBACK6}
+#: Names that mean the local host without asking any resolver (RFC 6761).
+_LOCAL_NAMES = ("localhost", "localhost.")
 
 Connect = Callable[[socket.socket, Any], Any]
 
@@ -73,6 +80,10 @@ class Session:
         router: every decision about this cassette's connections.
         original_connect: connects without interception (for upstream sockets).
         original_getaddrinfo: resolves without interception.
+        explicit_targets: ``targets=`` was given (then only the named targets
+            are intercepted, even on listeners this process opened).
+        named_hosts: host names that ``targets=`` or ``ignore=`` name: the only
+            names a session that may not record asks the real resolver about.
     """
 
     def __init__(
@@ -81,8 +92,16 @@ class Session:
         *,
         original_connect: Connect,
         original_getaddrinfo: Callable[..., Any],
+        explicit_targets: bool = False,
+        named_hosts: Iterable[str] = (),
     ) -> None:
         self.router = router
+        self._explicit_targets = explicit_targets
+        self._named_hosts = frozenset(named_hosts)
+        self._uid = os.getuid() if hasattr(os, "getuid") else None
+        # Local ports of client sockets redirected to a listener: their
+        # accepts are known to be this process's own (no owner lookup).
+        self._expected_peers: set[int] = set()
         self.name = router.name
         self.limits = router.limits
         self._connect = original_connect
@@ -96,6 +115,8 @@ class Session:
         self.on_error: Callable[[CassetteError], None] | None = None
         self._listeners: dict[str, Listener] = {}
         self._own_ports: set[int] = set()
+        # The IPv6 loopback port serving each IPv4 one (where IPv6 loopback works).
+        self._port6: dict[int, int] = {}
         # Redirected connects being recorded, by the client's local port.
         # The address is set while the upstream connect is still under way.
         self._pending: dict[int, tuple[Recording, socket.socket, tuple[str, int] | None]] = {}
@@ -117,8 +138,11 @@ class Session:
 
     def open(self) -> None:
         """Start the listeners for every recorded target."""
-        refuse, hole = special_ports(self._connect)
-        self._own_ports.update((refuse, hole))
+        for port, port6 in special_ports(self._connect):
+            self._own_ports.add(port)
+            if port6 is not None:
+                self._own_ports.add(port6)
+                self._port6[port] = port6
         self._loop_thread = _loop.call(threading.get_ident)
         for target in self.router.recorded_targets:
             self._listener(target)
@@ -182,9 +206,9 @@ class Session:
         for task in list(self._tasks):
             task.cancel()
         for listener in self._listeners.values():
-            listener.server.close()
+            listener.close()
         for listener in self._listeners.values():
-            await listener.server.wait_closed()
+            await listener.wait_closed()
 
     # -- straight to the network (caller's thread) -----------------------------
 
@@ -232,20 +256,29 @@ class Session:
         if self._is_direct():
             self._live_connect(address)
             return intercept.PASS
-        host, port = address[0], address[1]
-        ip = host if is_ip(host) else self._first_address(host, port, sock.family)
-        if ip is None:
-            return None
-        ip = normalise_ip(ip)
-        if port in self._own_ports and ip == LOOPBACK:
+        classified = self._classify(sock, address)
+        if classified is None:
+            if self.router.record:
+                return None  # the connect fails by itself, or reaches what recording may
+            raise self._forbid(self._unclassified(address))
+        ip, port = classified
+        if port in self._own_ports and ip in (LOOPBACK, LOOPBACK6):
             return intercept.PASS
+        if (
+            not self._explicit_targets
+            and ip in (LOOPBACK, LOOPBACK6)
+            and intercept.socket_pair_listener(ip, port)
+        ):
+            # A library's own socket pair (see intercept.socket_pair_listener):
+            # not traffic to a server.
+            return None
         with self._lock:
             target = self.router.target_for(ip, port)
             if target is None:
                 return None
             decision = self.router.on_connect(target)
         if isinstance(decision, ToReplay):
-            return self._loopback(sock, self._listener(target).port)
+            return self._loopback(sock, self._listener(target).port, bind=True)
         if isinstance(decision, ToRefuse):
             return self._loopback(sock, SpecialPorts.refuse_port)
         if isinstance(decision, ToBlackhole):
@@ -255,6 +288,38 @@ class Session:
             raise decision.error
         assert isinstance(decision, ToRecord)
         return self._record_connect(sock, target, ip, port)
+
+    def _classify(self, sock: socket.socket, address: Any) -> tuple[str, int] | None:
+        """The IP address and port a connect to ``address`` reaches (None: unknown)."""
+        if not isinstance(address, tuple) or len(address) < 2:
+            return None
+        host, port = address[0], address[1]
+        if isinstance(host, (bytes, bytearray)):
+            try:
+                host = bytes(host).decode("idna")
+            except UnicodeError:
+                return None
+        if not isinstance(host, str) or not isinstance(port, int):
+            return None
+        host = _THIS_HOST.get(host, host)
+        ip = host if is_ip(host) else self._first_address(host, port, sock.family)
+        if ip is None:
+            return None
+        ip = normalise_ip(ip)
+        return _THIS_HOST.get(ip, ip), port
+
+    def _unclassified(self, address: Any) -> CassetteError:
+        return UnrecordedConnectionError(
+            f"{self.name}: a connect to {address!r}, an address tcpcassette cannot resolve "
+            f"to a target, and record mode {self.router.mode!r} may not record, so it is "
+            "refused rather than let through to wherever it leads. Connect by an address "
+            "or name the cassette holds, or record it (record_mode='new_episodes').",
+            cassette=self.name,
+        )
+
+    def _forbid(self, error: CassetteError) -> CassetteError:
+        self._error(error)
+        return error
 
     def _record_connect(self, sock: socket.socket, target: str, ip: str, port: int) -> Any:
         """Open the real connection now, so a refusal reaches the client's own connect."""
@@ -352,12 +417,30 @@ class Session:
         return recording
 
     def _loopback(self, sock: socket.socket, port: int, *, bind: bool = False) -> Any:
+        """The loopback address by which ``sock`` reaches ``port`` (an IPv4 port of
+        this session's, or a special port; IPv6 sockets reach its IPv6 twin).
+
+        ``bind``: the connect goes to one of this session's listeners; the
+        socket is bound first, so the accept knows it as this process's own.
+        """
+        expect = bind
+        port6 = self._port6.get(port)
         if sock.family == socket.AF_INET6:
-            if bind and sock.getsockname()[1] == 0:
-                sock.bind((MAPPED_LOOPBACK, 0))
-            return (MAPPED_LOOPBACK, port, 0, 0)
-        if bind and sock.getsockname()[1] == 0:
-            sock.bind((LOOPBACK, 0))
+            bound = sock.getsockname()
+            # An IPv6 socket (IPV6_V6ONLY ones included) goes to IPv6 loopback;
+            # one already bound to an IPv4-mapped address, or a system without
+            # IPv6 loopback, to the IPv4 listener through a mapped address.
+            native = port6 is not None and not str(bound[0]).startswith("::ffff:")
+            host = LOOPBACK6 if native else MAPPED_LOOPBACK
+            if expect:
+                if bound[1] == 0:
+                    sock.bind((host, 0))
+                self._expected_peers.add(sock.getsockname()[1])
+            return (host, port6 if native else port, 0, 0)
+        if expect:
+            if sock.getsockname()[1] == 0:
+                sock.bind((LOOPBACK, 0))
+            self._expected_peers.add(sock.getsockname()[1])
         return (LOOPBACK, port)
 
     def _first_address(self, host: str, port: int, family: int) -> str | None:
@@ -375,8 +458,9 @@ class Session:
 
     async def _start_listener(self, target: str, host: str, port: int) -> Listener:
         if target not in self._listeners:
+            loop = asyncio.get_running_loop()
             try:
-                server = await asyncio.get_running_loop().create_server(
+                server = await loop.create_server(
                     lambda: Accepted(self, target), host, port, backlog=1024
                 )
             except OSError as exc:
@@ -386,9 +470,25 @@ class Session:
             if not server.sockets:  # asyncio gave up on every address it tried
                 server.close()
                 raise self._too_few_descriptors()
-            listener = Listener(server)
+            server6 = None
+            if host == LOOPBACK:
+                # IPv6 clients (IPV6_V6ONLY ones cannot reach an IPv4 listener)
+                # get a listener on IPv6 loopback, on the same port where free.
+                v4_port = server.sockets[0].getsockname()[1]
+                for port6 in (v4_port, 0):
+                    try:
+                        server6 = await loop.create_server(
+                            lambda: Accepted(self, target), LOOPBACK6, port6, backlog=1024
+                        )
+                        break
+                    except OSError:
+                        continue
+            listener = Listener(server, server6)
             self._listeners[target] = listener
             self._own_ports.add(listener.port)
+            if listener.port6 is not None:
+                self._own_ports.add(listener.port6)
+                self._port6[listener.port] = listener.port6
         return self._listeners[target]
 
     def _too_few_descriptors(self) -> CassetteError:
@@ -423,11 +523,34 @@ class Session:
         recorded = self.router.recorded_addresses(host)
         if recorded:
             return synthesise_addrinfo(host, recorded, port, family, type, proto)
+        if not self.router.record and host not in self._named_hosts:
+            return self._answer_without_resolver(host, port, family, type, proto, flags)
         infos: list[Any] = self._getaddrinfo(host, port, family, type, proto, flags)
         if not is_ip(host):
             with self._lock:
                 self.router.learn(host, [str(info[4][0]) for info in infos])
         return infos
+
+    def _answer_without_resolver(
+        self, host: str, port: Any, family: int, type: int, proto: int, flags: int
+    ) -> list[Any]:
+        """A lookup the cassette cannot answer, in a session that may not record:
+        addresses and the local host's names are answered; anything else fails
+        here, as asking the resolver could send a DNS query to the network."""
+        if host.lower() in _LOCAL_NAMES or host.lower().endswith(".localhost"):
+            return synthesise_addrinfo(host, (LOOPBACK, LOOPBACK6), port, family, type, proto)
+        if not host or is_ip(host.split("%", 1)[0]):
+            # Numeric only: the resolver parses it and never asks the network.
+            numeric: list[Any] = self._getaddrinfo(
+                host, port, family, type, proto, flags | socket.AI_NUMERICHOST
+            )
+            return numeric
+        raise socket.gaierror(
+            socket.EAI_NONAME,
+            f"{self.name}: the cassette holds no addresses for {host!r}, and record mode "
+            f"{self.router.mode!r} never asks the resolver (a DNS query could reach the "
+            "network). Record the connection once, or connect by address.",
+        )
 
     def address(self, target: str, *, listen: tuple[str, int] | None = None) -> tuple[str, int]:
         """The address serving ``target`` (for clients that cannot be redirected).
@@ -464,6 +587,8 @@ class Session:
     # -- accepted connections (loop thread; the accepted.Handler interface) ----
 
     def accepted(self, connection: Accepted) -> None:
+        if not self._own_user(connection):
+            return
         with self._lock:
             pending = self._pending.pop(connection.peer_port, None)
         if pending is not None:
@@ -477,6 +602,31 @@ class Session:
             self._openings.add(Opening(self, connection))
         else:
             self._carry_out(connection, decision)
+
+    def _own_user(self, connection: Accepted) -> bool:
+        """Serve only clients of the test's own user; reset and report any other."""
+        transport = connection.transport
+        assert transport is not None
+        peer = transport.get_extra_info("peername")
+        with self._lock:
+            if peer[1] in self._expected_peers:
+                self._expected_peers.discard(peer[1])
+                return True
+        if self._uid is None:
+            return True  # no owner to check on this system (see the README)
+        owner = peer_owner(peer, transport.get_extra_info("sockname"))
+        if owner is None or owner == self._uid:
+            return True
+        self._error(
+            CassetteError(
+                f"{self.name}: refused a connection to {connection.target} from "
+                f"{peer[0]}:{peer[1]}: it belongs to user id {owner}, not to this test's "
+                f"user ({self._uid}). The listeners serve only the test's own user, so no "
+                "other local user can take a recording or write into a cassette."
+            )
+        )
+        reset_transport(transport)
+        return False
 
     def opening_changed(self, opening: Opening) -> None:
         if opening.done:
@@ -739,8 +889,15 @@ def new_session(
         targets=targets,
         ignore=ignore,
     )
+    named = list(targets.values()) if isinstance(targets, Mapping) else list(targets or ())
+    hosts = set()
+    for spec in [*named, *ignore]:
+        with contextlib.suppress(CassetteError):
+            hosts.add(parse_target(spec)[0])
     return Session(
         router,
         original_connect=intercept.original_connect,
         original_getaddrinfo=intercept.original_getaddrinfo,
+        explicit_targets=targets is not None,
+        named_hosts=hosts,
     )
