@@ -360,6 +360,8 @@ def _explained(error: CassetteError, args: argparse.Namespace) -> str:
 
 
 def _is_text_form(path: Path) -> bool:
+    if not path.is_file():  # a FIFO or a device would be waited on
+        return False
     try:
         with path.open("rb") as file:
             head = file.read(4096)
@@ -369,6 +371,11 @@ def _is_text_form(path: Path) -> bool:
 
 
 def _read_text(path: Path) -> str:
+    if path.exists() and not path.is_file():
+        raise CassetteError(
+            f"{path}: not a regular file (a FIFO, device or directory); give the path of a "
+            "JSON file written by tcpcassette export"
+        )
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -380,3 +380,11 @@ def test_streamed_loading_reports_bad_files_as_before(tmp_path: Path) -> None:
     doc["connections"] = [{"events": [], "target": "h:1"}]  # events before the target
     path.write_bytes(msgpack.packb(doc, use_bin_type=True))
     assert load(path).connections == [Connection(target="h:1")]
+
+
+def test_import_refuses_a_fifo_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    result = run_cli("import", str(fifo), "-o", str(tmp_path / "x.msgpack"))
+    assert result.returncode == 2, result
+    assert "not a regular file" in result.stderr and "Traceback" not in result.stderr
