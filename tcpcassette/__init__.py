@@ -55,6 +55,7 @@ if _typing.TYPE_CHECKING:
     from ._core.options import MatchingMode as MatchingMode
     from ._core.transcript import format_transcript as format_transcript
     from ._settings import RecordMode as RecordMode
+    from ._use_cassette import NothingRecordedWarning as NothingRecordedWarning
     from ._use_cassette import use_cassette as use_cassette
 
 #: Each public name, and the module it comes from (loaded on first use).
@@ -84,6 +85,7 @@ _LAZY = {
     "InvalidFaultError": "._core.errors",
     "InvalidOptionError": "._core.errors",
     "NetworkBlockedError": "._core.errors",
+    "NothingRecordedWarning": "._use_cassette",
     "Limits": "._core.options",
     "load": "._cassette",
     "matchers": ".matchers",
@@ -138,6 +140,7 @@ __all__ = [
     "Limits",
     "MatchingMode",
     "NetworkBlockedError",
+    "NothingRecordedWarning",
     "RecordMode",
     "ReplayError",
     "ServerClose",
