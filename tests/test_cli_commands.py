@@ -16,6 +16,7 @@ from tcpcassette import ClientData, Connection, ConnectRefused, ServerData, at, 
 from tcpcassette._core.text import export_text
 from tcpcassette.faults import ConnectTimeout, Refuse
 
+from .commands import run_cli
 from .realservers import offered_port
 
 TARGET = "localhost:6379"
@@ -204,13 +205,7 @@ def test_listening_on_an_address_in_use_exits_2_with_one_line(tmp_path: Path) ->
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tcpcassette", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], status: int = 2) -> str:
