@@ -432,6 +432,7 @@ def test_connects_under_live_reach_the_server_unrecorded_and_other_threads_stay_
     assert [c.client_bytes for c in saved.connections] == [b"thread", b"main"]
 
 
+@pytest.mark.filterwarnings("ignore::tcpcassette.NothingRecordedWarning")  # nothing to record here
 def test_lookups_under_live_are_the_resolvers_and_are_not_kept(cassette_dir: Path) -> None:
     with use_cassette("lookups", record_mode="all", cassette_dir=cassette_dir) as cassette:
         session = cassette._live

@@ -15,7 +15,7 @@ from typing import TypeVar
 import pytest
 
 import tcpcassette
-from tcpcassette import load, use_cassette
+from tcpcassette import NothingRecordedWarning, load, use_cassette
 
 from . import servers
 from .blocks import raises_at_exit
@@ -447,8 +447,11 @@ def test_targets_limits_interception(cassette_dir: Path, serve: Serve) -> None:
 
 def test_ignore_leaves_a_target_alone(cassette_dir: Path, serve: Serve) -> None:
     server = serve(servers.upper_echo)
-    with use_cassette("i", record_mode="all", cassette_dir=cassette_dir, ignore=[server.target]):
-        assert echo_once(server.port) == b"PING"
+    with pytest.warns(NothingRecordedWarning, match="recorded no connection"):
+        with use_cassette(
+            "i", record_mode="all", cassette_dir=cassette_dir, ignore=[server.target]
+        ):
+            assert echo_once(server.port) == b"PING"
     assert load(cassette_dir / "i.msgpack").connections == []
 
 
@@ -472,6 +475,7 @@ def test_servers_inside_the_test_process_keep_working(cassette_dir: Path) -> Non
     assert load(cassette_dir / "srv.msgpack").connections[0].server_bytes == b"PING"
 
 
+@pytest.mark.filterwarnings("ignore::tcpcassette.NothingRecordedWarning")  # nothing to record here
 def test_second_cassette_at_once_is_refused(cassette_dir: Path) -> None:
     with use_cassette("one", record_mode="all", cassette_dir=cassette_dir):
         with pytest.raises(tcpcassette.CassetteInUseError, match="one cassette is active"):
@@ -479,6 +483,7 @@ def test_second_cassette_at_once_is_refused(cassette_dir: Path) -> None:
                 pass
 
 
+@pytest.mark.filterwarnings("ignore::tcpcassette.NothingRecordedWarning")  # nothing to record here
 def test_leaving_the_block_restores_the_socket_module(cassette_dir: Path) -> None:
     original = (socket.getaddrinfo, socket.gethostbyname, "connect" in vars(socket.socket))
     with use_cassette("restore", record_mode="all", cassette_dir=cassette_dir):
