@@ -476,3 +476,24 @@ def test_invalid_fault_parameters_are_refused() -> None:
         Reset(times=0)
     with pytest.raises(tcpcassette.InvalidFaultError, match="then"):
         Truncate(nbytes=1, then="explode")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda n: Reset(times=n), "times"),
+        (lambda n: Truncate(nbytes=n), "nbytes"),
+        (lambda n: Slice(size=n), "size"),
+        (lambda n: Delay(seconds=n), "seconds"),
+    ],
+)
+def test_a_fault_number_a_cassette_cannot_store_is_refused_when_made(
+    make: Callable[[int], object], field: str, tmp_path: Path
+) -> None:
+    with pytest.raises(tcpcassette.InvalidFaultError, match=field):
+        make(2**64)  # msgpack stores 64 bits; before, only saving failed
+    made = make(2**63 - 1)  # the largest accepted still saves and loads
+    assert isinstance(made, tcpcassette.faults.Fault)
+    events = (tcpcassette.ClientData(data=b"x"), made)
+    c = tcpcassette.Cassette(connections=[tcpcassette.Connection(target="h:1", events=events)])
+    assert load(c.save(tmp_path / "big.msgpack")).connections[0].events[1] == made

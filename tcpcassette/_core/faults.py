@@ -14,6 +14,16 @@ from typing import ClassVar, Literal
 from .errors import InvalidFaultError
 from .events import Event
 
+#: The largest whole number a fault may hold: what a cassette can store (a signed 64-bit integer).
+MAX_WHOLE = 2**63 - 1
+
+
+def _check_whole(name: str, value: int, *, least: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= MAX_WHOLE:
+        raise InvalidFaultError(
+            f"{name} must be a whole number from {least} to {MAX_WHOLE}, not {value!r}"
+        )
+
 
 def _check_seconds(name: str, value: float | None, *, optional: bool) -> None:
     if value is None:
@@ -24,11 +34,12 @@ def _check_seconds(name: str, value: float | None, *, optional: bool) -> None:
         raise InvalidFaultError(f"{name} must be a finite number of seconds, not {value!r}")
     if value < 0:
         raise InvalidFaultError(f"{name} must not be negative, not {value!r}")
+    if isinstance(value, int) and value > MAX_WHOLE:
+        raise InvalidFaultError(f"{name} must be at most {MAX_WHOLE} seconds, not {value!r}")
 
 
 def _check_positive_int(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidFaultError(f"{name} must be a whole number of at least 1, not {value!r}")
+    _check_whole(name, value, least=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,8 +121,7 @@ class Truncate(Fault):
 
     def __post_init__(self) -> None:
         Fault.__post_init__(self)
-        if not isinstance(self.nbytes, int) or isinstance(self.nbytes, bool) or self.nbytes < 0:
-            raise InvalidFaultError(f"nbytes must be a whole number >= 0, not {self.nbytes!r}")
+        _check_whole("nbytes", self.nbytes, least=0)
         if self.then not in ("close", "reset"):
             raise InvalidFaultError(f"then must be 'close' or 'reset', not {self.then!r}")
 
