@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Example: tcpcassette demo --dir ./cassettes",
     )
     demo.add_argument("--dir", type=Path, help="keep the demo cassette here (default: a temp dir)")
+    demo.add_argument(
+        "--force", action="store_true", help="replace a demo.msgpack that --dir holds already"
+    )
 
     show = sub.add_parser(
         "show",
@@ -264,7 +267,7 @@ def _use_color(choice: str) -> bool:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        return run_demo(directory=args.dir)
+        return run_demo(directory=args.dir, force=args.force)
     if args.command == "show":
         cassette = load(args.path)
         print(

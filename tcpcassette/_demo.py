@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ._core.errors import CassetteError
 from ._core.faults import at
 from ._core.transcript import format_transcript
 from ._use_cassette import use_cassette
@@ -72,13 +73,24 @@ def _client(port: int) -> list[str]:
     return seen
 
 
-def run_demo(*, directory: Path | None = None, out: Callable[[str], None] = print) -> int:
+def run_demo(
+    *, directory: Path | None = None, force: bool = False, out: Callable[[str], None] = print
+) -> int:
     """Run the demo, writing what happens with ``out``; returns an exit status.
 
     The cassette goes to ``directory``, or to a new temporary folder, and is
     kept there either way; the demo says where, so the path it prints can be
-    opened with ``tcpcassette show``.
+    opened with ``tcpcassette show``.  A ``demo.msgpack`` already in
+    ``directory`` is replaced only with ``force``: it may be a cassette of the
+    user's own that happens to have that name.
     """
+    if directory is not None and not force:
+        existing = directory / "demo.msgpack"
+        if existing.exists() or existing.is_symlink():
+            raise CassetteError(
+                f"{existing} exists already: the demo records a new cassette of that name. "
+                "Pass --force to replace it, or choose another --dir."
+            )
     where = (
         directory if directory is not None else Path(tempfile.mkdtemp(prefix="tcpcassette-demo-"))
     )

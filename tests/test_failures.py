@@ -242,3 +242,17 @@ def test_the_demo_uses_the_folder_it_is_given(tmp_path: Path) -> None:
     assert saved_path(result.stdout) == tmp_path / "mine" / "demo.msgpack"
     assert (tmp_path / "mine" / "demo.msgpack").is_file()
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["demo.msgpack"]
+
+
+def test_the_demo_does_not_replace_a_cassette_it_finds_without_force(tmp_path: Path) -> None:
+    mine = tmp_path / "demo.msgpack"
+    mine.write_bytes(b"the user's own cassette")
+    refused = run_cli("demo", "--dir", str(tmp_path))
+    assert refused.returncode == 2, refused.stdout
+    assert str(mine) in refused.stderr and "--force" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert mine.read_bytes() == b"the user's own cassette"  # untouched
+    forced = run_cli("demo", "--dir", str(tmp_path), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert mine.read_bytes() != b"the user's own cassette"
+    assert run_cli("show", str(mine)).returncode == 0

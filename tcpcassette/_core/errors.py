@@ -34,6 +34,8 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .render import printable
+
 
 class CassetteError(Exception):
     """Root of every error tcpcassette raises.
@@ -104,11 +106,13 @@ class ReplayError(CassetteError):
         key: tuple[object, ...] | None = None,
         reset: bool = False,
     ) -> None:
-        super().__init__(message)
+        # Targets, host names and payload renderings come from the cassette, a
+        # file that may have been downloaded: none of it may steer a terminal.
+        super().__init__(printable(message, lines=True))
         self.cassette = cassette
         self.connection = connection
         self.position = position
-        self.transcript = transcript
+        self.transcript = None if transcript is None else printable(transcript, lines=True)
         self.target = target
         self.key = key
         self.reset = reset

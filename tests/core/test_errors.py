@@ -154,3 +154,25 @@ def test_a_new_connection_the_cassette_lacks_suggests_new_episodes() -> None:
 def test_unplayed_error_keeps_no_key() -> None:
     unplayed = diagnose.unplayed(CASSETTE, ["connection 0: never connected"])
     assert isinstance(unplayed, UnplayedError) and unplayed.key is None and not unplayed.reset
+
+
+def test_text_from_the_cassette_cannot_steer_the_terminal_in_an_error() -> None:
+    # A downloaded cassette's target names reach pytest's failure output.
+    hostile = "h\x1b]0;owned\x07\x1b[2J\u202e:1"
+    error = diagnose.unrecorded(
+        CASSETTE, hostile, recorded=0, mode="none", recorded_targets=[hostile]
+    )
+    text = str(error)
+    assert not any(c in text for c in "\x1b\x07\u202e")
+    assert "\\x1b]0;owned\\x07" in text
+    assert "\\u202e" in text
+    played = Connection(target=hostile, events=RECORDED.events)
+    found = Problem(
+        reason="mismatch", position=3, expected=b"GET hits\r\n", actual=b"GET x\r\n", offset=4
+    )
+    error = diagnose.problem(CASSETTE, 0, played, found)
+    assert isinstance(error, ClientMismatchError)
+    assert error.transcript is not None
+    for shown in (str(error), error.transcript):
+        assert "\x1b" not in shown and "\\x1b" in shown
+    assert "\n" in str(error) + error.transcript  # lines are kept
