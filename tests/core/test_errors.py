@@ -170,9 +170,9 @@ def test_text_from_the_cassette_cannot_steer_the_terminal_in_an_error() -> None:
     found = Problem(
         reason="mismatch", position=3, expected=b"GET hits\r\n", actual=b"GET x\r\n", offset=4
     )
-    error = diagnose.problem(CASSETTE, 0, played, found)
-    assert isinstance(error, ClientMismatchError)
-    assert error.transcript is not None
-    for shown in (str(error), error.transcript):
+    mismatched = diagnose.problem(CASSETTE, 0, played, found)
+    assert isinstance(mismatched, ClientMismatchError)
+    assert mismatched.transcript is not None
+    for shown in (str(mismatched), mismatched.transcript):
         assert "\x1b" not in shown and "\\x1b" in shown
-    assert "\n" in str(error) + error.transcript  # lines are kept
+    assert "\n" in str(mismatched) + mismatched.transcript  # lines are kept
