@@ -361,9 +361,12 @@ class CherootServer:
 
 
 class SmtpServer:
-    """aiosmtpd's controller on an ephemeral port, keeping the messages it receives."""
+    """aiosmtpd's controller on an ephemeral port, keeping the messages it receives.
 
-    def __init__(self) -> None:
+    ``smtp_options`` go to aiosmtpd's ``SMTP`` (``tls_context``, ``require_starttls``).
+    """
+
+    def __init__(self, **smtp_options: Any) -> None:
         try:
             from aiosmtpd.controller import Controller
         except ImportError:
@@ -387,7 +390,11 @@ class SmtpServer:
                 return self.loop.create_server(self._factory_invoker, sock=listener)
 
         self.controller = OnBoundSocket(
-            Keep(), hostname="127.0.0.1", port=self.port, server_hostname="mail.test"
+            Keep(),
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="mail.test",
+            **smtp_options,
         )
         self.controller.start()  # returns once the server has answered a first connection
         self.running = True

@@ -82,6 +82,7 @@ class PostgresServer:
         )
         if auth == "md5":
             self._store_password_as_md5(postgres, data)
+        settings = [arg for k, v in self.settings(data).items() for arg in ("-c", f"{k}={v}")]
         log = ""
         for _attempt in range(self.ATTEMPTS):
             self.port = offered_port()
@@ -102,6 +103,7 @@ class PostgresServer:
                         f"password_encryption={auth}",
                         "-c",
                         "fsync=off",
+                        *settings,
                     ],
                     user=self.user,
                     stdout=out,
@@ -118,6 +120,11 @@ class PostgresServer:
                     break  # not a port clash: retrying would not help
         shutil.rmtree(self.dir, ignore_errors=True)
         raise RuntimeError("postgres did not start:\n" + log)
+
+    def settings(self, data: Path) -> dict[str, str]:
+        """Server settings beyond these defaults, given after initdb made ``data``;
+        a subclass may put the files they name there (owned by ``self.user``)."""
+        return {}
 
     def _store_password_as_md5(self, postgres: Path, data: Path) -> None:
         """Set the user's password again, stored as MD5 (single-user mode: no network)."""
