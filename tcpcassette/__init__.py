@@ -49,6 +49,7 @@ if _typing.TYPE_CHECKING:
     from ._core.events import ServerClose as ServerClose
     from ._core.events import ServerData as ServerData
     from ._core.events import ServerReset as ServerReset
+    from ._core.events import TlsStart as TlsStart
     from ._core.faults import at as at
     from ._core.limits import DEFAULT_MAX_CASSETTE_BYTES as DEFAULT_MAX_CASSETTE_BYTES
     from ._core.options import Limits as Limits
@@ -75,6 +76,7 @@ _LAZY = {
     "Connection": "._core.connection",
     "ConnectRefused": "._core.events",
     "ConnectTimedOut": "._core.events",
+    "TlsStart": "._core.events",
     "DEFAULT_MAX_CASSETTE_BYTES": "._core.limits",
     "Event": "._core.events",
     "faults": ".faults",
@@ -146,6 +148,7 @@ __all__ = [
     "ServerClose",
     "ServerData",
     "ServerReset",
+    "TlsStart",
     "UnplayedError",
     "UnrecordedConnectionError",
     "__version__",

@@ -88,6 +88,24 @@ class Cassette(CassetteModel):
         return self._live.address(target)
 
     @property
+    def ca_file(self) -> Path:
+        """The PEM file of the test CA that signs the certificates replay and
+        recording answer TLS clients with (never its key).
+
+        Python clients inside ``use_cassette`` trust it already.  Give it to
+        clients tcpcassette cannot set up: libpq's ``sslrootcert=``,
+        ``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE`` for a subprocess, grpc's
+        ``root_certificates``.  The CA is made anew in each process (its key
+        never leaves memory) and the file is removed when the process ends.
+
+        Raises:
+            CassetteError: the ``tls`` extra is not installed.
+        """
+        from ._io.tls import authority
+
+        return authority().ca_file
+
+    @property
     def recording(self) -> bool:
         """True while the cassette records from real servers, False while it only replays.
 

@@ -171,6 +171,7 @@ class _Activation:
             limits=options.limits,
             targets=options.targets,
             ignore=options.ignore,
+            upstream_ca=options.upstream_ca,
         )
 
     def exit(self, failure: BaseException | None = None) -> None:
@@ -367,6 +368,10 @@ class use_cassette:
             on waits, in seconds (see :class:`Limits`).
         lock_timeout: while recording, the longest wait for another process
             recording the same cassette.
+        upstream_ca: while recording TLS, a CA file to verify real servers
+            against for clients whose ``SSLContext`` tcpcassette cannot see
+            (libpq, grpcio, a subprocess); a Python client's own context is
+            used where there is one.  Default: the system's trust store.
 
     Raises:
         CassetteNotFoundError: replay-only mode and no cassette file.
@@ -406,6 +411,7 @@ class use_cassette:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         settle_timeout: float = DEFAULT_SETTLE_TIMEOUT,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        upstream_ca: str | os.PathLike[str] | None = None,
     ) -> None:
         # A callable name never gets here: __new__ decorated it.
         self.name: str | None = None if callable(name) else name
@@ -445,6 +451,7 @@ class use_cassette:
             settle_timeout=settle_timeout,
         )
         self.lock_timeout = lock_timeout
+        self.upstream_ca = upstream_ca
         self._stack: list[_Activation] = []
 
     def _activation(self, name: str | None) -> _Activation:

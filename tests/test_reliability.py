@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import tcpcassette
 from tcpcassette import CassetteError, ClientData, Connection, ServerData, load, use_cassette
-from tcpcassette._core.codec import CassetteContents, decode, encode
+from tcpcassette._core.codec import FORMAT_VERSION, CassetteContents, decode, encode
 from tcpcassette._core.text import import_text
 
 from . import saver, servers
@@ -147,8 +147,9 @@ def test_deep_nesting_is_refused() -> None:
 
 
 def test_unknown_version_and_extension_types_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(CassetteError, match="version 3"):
-        decode(msgpack.packb({**valid_doc(), "version": 3}), source="v.msgpack")
+    newer = FORMAT_VERSION + 1
+    with pytest.raises(CassetteError, match=f"version {newer}"):
+        decode(msgpack.packb({**valid_doc(), "version": newer}), source="v.msgpack")
     doc = valid_doc()
     doc["connections"][0]["events"][0][2] = msgpack.ExtType(5, b"code")  # type: ignore[index]
     with pytest.raises(CassetteError, match="binary data"):

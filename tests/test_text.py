@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import tcpcassette
 from tcpcassette import ClientClose, ClientData, Connection, ConnectRefused, ServerData, load
 from tcpcassette._core.cassette import CassetteModel
-from tcpcassette._core.codec import CassetteContents
+from tcpcassette._core.codec import FORMAT_VERSION, CassetteContents
 from tcpcassette._core.text import export_text, import_text
 from tcpcassette.faults import Delay, Refuse, Reset, Slice, Timeout, Truncate
 
@@ -250,9 +250,9 @@ def test_unknown_keys_are_refused_naming_them(doc: object, where: str, keys: str
 
 
 def test_an_unknown_version_is_reported_before_anything_else() -> None:
-    doc = text_doc(version=3, novelty=1)
+    doc = text_doc(version=FORMAT_VERSION + 1, novelty=1)
     doc["connections"][0]["events"][0]["novelty"] = 1  # type: ignore[index]
-    assert "version 3 is not supported" in refused(doc)
+    assert f"version {FORMAT_VERSION + 1} is not supported" in refused(doc)
 
 
 @pytest.mark.parametrize("version", [True, 1.0, "1", None])

@@ -43,6 +43,23 @@ class WakeAt:
     deadline: float
 
 
+@dataclass(frozen=True, slots=True)
+class StartTls:
+    """Answer the client's TLS handshake as its server, and carry every later
+    ``Send`` and client byte inside TLS.
+
+    Attributes:
+        sni: the server name recorded for the handshake ("" none).
+        alpn: the application protocol to agree on ("" none).
+        pending: client bytes the machine had received that came after the
+            point where TLS began: the start of the handshake itself.
+    """
+
+    sni: str
+    alpn: str
+    pending: bytes = b""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Problem:
     """The client did something the script does not allow; the I/O layer reports it.
@@ -71,7 +88,7 @@ class Problem:
     notes: tuple[str, ...] = ()
 
 
-Action = Send | SendEof | Disconnect | Abort | WakeAt | Problem
+Action = Send | SendEof | Disconnect | Abort | WakeAt | StartTls | Problem
 
 #: Actions after which the connection is over.
 ENDINGS = (Disconnect, Abort)

@@ -25,16 +25,20 @@ from .events import (
     DataEvent,
     Event,
     ServerData,
+    TlsStart,
 )
 from .faults import FAULT_TYPES, Fault
 from .targets import format_target, is_ip, is_name, parse_target
 
 FORMAT_NAME = "tcpcassette"
 #: The newest version this tcpcassette writes; it reads every version in
-#: :data:`READABLE_VERSIONS`.  A cassette that uses nothing of version 2 is
-#: written as version 1, so older tcpcassettes keep reading it.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: :data:`READABLE_VERSIONS`.  A cassette is written in the oldest version
+#: that holds what it uses, so older tcpcassettes keep reading it.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+#: The longest SNI name or ALPN protocol a ``tls`` event holds (both are at
+#: most 255 bytes on the wire).
+_TLS_TEXT = 255
 
 _EVENT_TYPES: dict[str, type[Event]] = {t.kind: t for t in (*RECORDED_EVENT_TYPES, *FAULT_TYPES)}
 _DATA_TYPES = (ClientData, ServerData)
@@ -64,7 +68,13 @@ class CassetteContents:
 
 
 def version_for(contents: CassetteContents) -> int:
-    """The oldest format version that holds ``contents``."""
+    """The oldest format version that holds ``contents``.
+
+    Version 3 adds the ``tls`` event; version 2 learned volatile spans, the
+    detected protocol and named targets.
+    """
+    if any(type(e) is TlsStart for c in contents.connections for e in c.events):
+        return 3
     newer = any(c.volatile or c.protocol or is_name(c.target) for c in contents.connections)
     return 2 if newer else 1
 
@@ -124,6 +134,8 @@ def _encode_event(event: Event) -> list[Any]:
         return [event.kind, event.time, event.data]
     if isinstance(event, _DATA_TYPES):
         payload = event.data
+    elif isinstance(event, TlsStart):
+        payload = {k: v for k, v in (("sni", event.sni), ("alpn", event.alpn)) if v}
     elif isinstance(event, Fault):
         payload = {
             f.name: getattr(event, f.name)
@@ -583,9 +595,30 @@ class _Decoder:
             return cls(data=payload, time=float(time))
         if issubclass(cls, Fault):
             return self.fault(where, cls, float(time), payload)
+        if cls is TlsStart:
+            return self.tls(where, float(time), payload)
         if payload is not None:
             raise self.fail(where, f"a {kind} event has no payload")
         return cls(time=float(time))
+
+    def tls(self, where: str, time: float, payload: object) -> TlsStart:
+        if self.read_version < 3:
+            raise self.fail(
+                where, f"a tls event needs format version 3 (this file says {self.read_version})"
+            )
+        if not isinstance(payload, dict):
+            raise self.fail(where, "a tls event needs a map of 'sni' and 'alpn'")
+        unknown = sorted(payload.keys() - {"sni", "alpn"}, key=repr)
+        if unknown:
+            raise self.fail(where, f"tls has no field {_names(unknown)} (it has 'sni' and 'alpn')")
+        for key, value in payload.items():
+            if type(value) is not str or not 0 < len(value) <= _TLS_TEXT:
+                raise self.fail(
+                    where,
+                    f"a tls event's {key!r} must be text of 1 to {_TLS_TEXT} characters "
+                    f"(leave it out for none), not {value!r:.40}",
+                )
+        return TlsStart(time=time, sni=payload.get("sni", ""), alpn=payload.get("alpn", ""))
 
     def fault(self, where: str, cls: type[Fault], time: float, payload: object) -> Fault:
         if not isinstance(payload, dict):

@@ -15,6 +15,7 @@ from .events import (
     ServerClose,
     ServerData,
     ServerReset,
+    TlsStart,
 )
 from .faults import Fault
 
@@ -74,6 +75,14 @@ class Connection:
             if type(event) in (ServerData, ServerClose, ServerReset):
                 return True
         return False
+
+    @property
+    def opening_tls(self) -> TlsStart | None:
+        """The ``TlsStart`` the connection began with (faults aside), or None."""
+        for event in self.events:
+            if not isinstance(event, Fault):
+                return event if isinstance(event, TlsStart) else None
+        return None
 
     @property
     def ending(self) -> str:

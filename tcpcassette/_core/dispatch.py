@@ -93,8 +93,11 @@ class _Opening:
 
 def _opening(connection: Connection) -> _Opening:
     message = bytearray()
+    tls = connection.opening_tls
     for event in connection.events:
         kind = type(event)
+        if event is tls:
+            continue  # chosen by the plaintext inside TLS, once the handshake is done
         if kind is ClientData:
             message += event.data
         elif kind in (ClientClose, ClientReset):

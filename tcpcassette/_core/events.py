@@ -95,6 +95,27 @@ class ConnectTimedOut(Event):
     kind: ClassVar[str] = "connect_timed_out"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsStart(Event):
+    """The client began a TLS handshake here, and the events after it are the
+    plaintext that travelled inside TLS.
+
+    The handshake itself is not recorded (its bytes differ on every run):
+    replay completes a new one, with a certificate from tcpcassette's test CA.
+
+    Attributes:
+        sni: the server name the client asked for (its SNI), "" when it sent none
+            (a client that dialled an IP address).
+        alpn: the application protocol the handshake settled on (``h2``,
+            ``http/1.1``), "" when none was negotiated.
+    """
+
+    kind: ClassVar[str] = "tls"
+
+    sni: str = ""
+    alpn: str = ""
+
+
 #: Events that end a connection before it is established.
 CONNECT_FAILURES: tuple[type[Event], ...] = (ConnectRefused, ConnectTimedOut)
 
@@ -107,4 +128,5 @@ RECORDED_EVENT_TYPES: tuple[type[Event], ...] = (
     ServerReset,
     ConnectRefused,
     ConnectTimedOut,
+    TlsStart,
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .actions import Abort, Action, Disconnect, Problem, Send, WakeAt
+from .actions import Abort, Action, Disconnect, Problem, Send, StartTls, WakeAt
 from .connection import Connection
 from .events import ClientData, ServerData
 from .matching import MessageRule
@@ -279,9 +279,12 @@ class ExchangeBook:
 class ExchangeMachine:
     """Serves one live connection from an :class:`ExchangeBook`."""
 
-    def __init__(self, book: ExchangeBook, *, stall_bound: float) -> None:
+    def __init__(
+        self, book: ExchangeBook, *, stall_bound: float, tls: StartTls | None = None
+    ) -> None:
         self._book = book
         self._stall_bound = stall_bound
+        self._tls = tls  # the target's connections began with TLS: so does this one
         self._inbox = bytearray()
         self._eof = False
         self._stall_deadline: float | None = None
@@ -322,7 +325,8 @@ class ExchangeMachine:
 
     def start(self, now: float) -> list[Action]:
         greeting = self._book.take_greeting()
-        return [Send(chunk) for chunk in greeting.reply] if greeting else []
+        opening: list[Action] = [self._tls] if self._tls is not None else []
+        return opening + ([Send(chunk) for chunk in greeting.reply] if greeting else [])
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         if self.finished:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal
 
-from .actions import Abort, Action, Disconnect, Problem, Send, SendEof, WakeAt
+from .actions import Abort, Action, Disconnect, Problem, Send, SendEof, StartTls, WakeAt
 from .events import (
     ClientClose,
     ClientData,
@@ -35,6 +35,7 @@ from .events import (
     ServerClose,
     ServerData,
     ServerReset,
+    TlsStart,
 )
 from .faults import (
     Close,
@@ -349,6 +350,12 @@ class ReplayMachine:
                 self._pos += 1
                 if event.times is None or self._play < event.times:
                     actions += _FAULTS[type(event)](self, event, now)
+            elif isinstance(event, TlsStart):
+                # What the client sent beyond the plaintext before TLS is the
+                # start of its handshake: the link's TLS takes it.
+                self._pos += 1
+                actions.append(StartTls(event.sni, event.alpn, bytes(self._inbox)))
+                self._inbox.clear()
             else:
                 # Connect failures act before accept; the router handles them.
                 self._pos += 1

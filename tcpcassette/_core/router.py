@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from . import diagnose
-from .actions import Action, Disconnect, Machine, Problem, WakeAt
+from .actions import Action, Disconnect, Machine, Problem, StartTls, WakeAt
 from .binding import MOVE_TRIES, LiveConnection, replay_inputs, stateless
 from .connection import Connection
 from .dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
@@ -468,7 +468,11 @@ class _Exchanges:
     def on_accept(self, target: str) -> Serve | Await | Reject | None:
         if target not in self._router.recorded_targets:
             return None
-        machine = ExchangeMachine(self._book(target), stall_bound=self._router.limits.stall_timeout)
+        machine = ExchangeMachine(
+            self._book(target),
+            stall_bound=self._router.limits.stall_timeout,
+            tls=self._router.tls_first(target),
+        )
         return Serve(Play(target, -1), machine)
 
     def on_first_bytes(self, target: str, received: bytes, eof: bool) -> AcceptDecision | None:
@@ -577,6 +581,15 @@ class Router:
     def recordings_of(self, target: str) -> list[int]:
         """The recorded connections to ``target``, in recorded order."""
         return self._by_target.get(target, [])
+
+    def tls_first(self, target: str) -> StartTls | None:
+        """How to answer a client that begins a connection to ``target`` with TLS:
+        as the first recording to it that began so (None: none did)."""
+        for index in self.recordings_of(target):
+            tls = self.connections[index].opening_tls
+            if tls is not None:
+                return StartTls(tls.sni, tls.alpn)
+        return None
 
     def tolerant(self, exchange: Exchange, inbox: bytes, eof: bool) -> int | None:
         """How much of ``inbox`` the noise rules take as ``exchange``'s request

@@ -23,14 +23,14 @@ from .codec import (
     version_for,
 )
 from .errors import CassetteFormatError
-from .events import RECORDED_EVENT_TYPES, Event
+from .events import RECORDED_EVENT_TYPES, Event, TlsStart
 from .faults import FAULT_TYPES, Fault
 
 TEXT_FORMAT = "tcpcassette-text"
 _DATA_KINDS = ("client", "server")
 _FAULT_KINDS = frozenset(t.kind for t in FAULT_TYPES)
 #: Recorded kinds that carry nothing but their time.
-_BARE_KINDS = frozenset(t.kind for t in RECORDED_EVENT_TYPES) - set(_DATA_KINDS)
+_BARE_KINDS = frozenset(t.kind for t in RECORDED_EVENT_TYPES) - {*_DATA_KINDS, TlsStart.kind}
 
 
 def _printable(text: str) -> bool:
@@ -59,7 +59,9 @@ def _event_json(event: Event) -> dict[str, Any]:
         out.update((n, getattr(event, n)) for n in names if getattr(event, n) is not None)
         return out
     out["time"] = event.time
-    if event.kind in _DATA_KINDS:
+    if isinstance(event, TlsStart):
+        out.update((k, v) for k, v in (("sni", event.sni), ("alpn", event.alpn)) if v)
+    elif event.kind in _DATA_KINDS:
         key, value = _payload(event.data)
         out[key] = value
     return out
@@ -199,7 +201,7 @@ def _event_from_json(where: str, raw: object) -> list[Any]:
                 "'kind', 'time' and 'text' or 'hex'",
             )
         return [kind, time, payload]
-    if kind in _FAULT_KINDS:
+    if kind in _FAULT_KINDS or kind == TlsStart.kind:
         return [kind, time, event]  # the parameters, checked (unknown ones named) on decoding
     if event and kind in _BARE_KINDS:
         raise _fail(

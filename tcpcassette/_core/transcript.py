@@ -9,7 +9,7 @@ from dataclasses import fields
 from .cassette import CassetteModel
 from .connection import Connection
 from .errors import CassetteError
-from .events import ClientData, Event, ServerData
+from .events import ClientData, Event, ServerData, TlsStart
 from .faults import Fault
 from .framing import FramingSpec, Raw, resolve_framing
 from .messages import Item, items
@@ -182,6 +182,8 @@ def connection_lines(
                 lines += [paint("dim", f"        ⇒ {text}") for text in rendered(protocol, item)]
             lines += [paint("dim", note) for note in volatile.get(item.end[0], ())]
             lines += [paint("dim", note) for note in echoed.get(item.end[0], ())]
+        elif isinstance(event, TlsStart):
+            lines.append(paint("dim", head + describe_tls(event)) + pointer)
         else:
             lines.append(paint("dim", head + event.kind.replace("_", " ")) + pointer)
     if last < len(numbered):
@@ -302,10 +304,19 @@ def payload_lines(data: bytes, *, mode: str = "auto", full: bool = False) -> lis
     return body
 
 
+def describe_tls(event: TlsStart) -> str:
+    """``TLS begins (SNI db.example, ALPN h2); what follows is the plaintext inside``."""
+    sni = f"SNI {printable(event.sni)}" if event.sni else "no SNI"
+    alpn = f"ALPN {printable(event.alpn)}" if event.alpn else "no ALPN"
+    return f"TLS begins ({sni}, {alpn}); what follows is the plaintext inside"
+
+
 def event_label(event: Event) -> str:
     """A short label for an event, for error messages."""
     if isinstance(event, Fault):
         return f"fault {describe_fault(event)}"
+    if isinstance(event, TlsStart):
+        return describe_tls(event)
     if event.data:
         return f"{event.kind} ({len(event.data)} bytes)"
     return event.kind.replace("_", " ")

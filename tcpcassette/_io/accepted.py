@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .._core.errors import CassetteError
+from .._core.render import show_bytes
 from .._core.targets import normalise_ip
+from .._core.tls_hello import NEED_MORE, ClientHello, read_client_hello
+from .tls import TlsLayer, describe_failure
 
 
 class Handler(Protocol):
@@ -122,12 +127,22 @@ def _ignore_lost(exc: Exception | None) -> None:
 
 
 class Accepted(asyncio.Protocol):
-    """An accepted client connection; it hands its events to whichever link serves it."""
+    """An accepted client connection; it hands its events to whichever link serves it.
+
+    After :meth:`begin_tls`, ``transport`` is the TLS layer over the socket,
+    and the events handed on are the plaintext inside TLS.
+    """
 
     def __init__(self, handler: Handler, target: str) -> None:
         self.handler = handler
         self.target = target
         self.transport: asyncio.Transport | None = None
+        #: TLS with the client, once it began (the client's ClientHello came).
+        self.tls: TlsLayer | None = None
+        self._hello: bytearray | None = None  # raw bytes while a ClientHello arrives
+        self._chosen = False  # the ClientHello is whole and its context being chosen
+        self._choose: Callable[[ClientHello, Callable[[ssl.SSLContext], TlsLayer]], object]
+        self._tls_start: _TlsStart | None = None
         self.on_data: Callable[[bytes], None] = _ignore_data
         self.on_eof: Callable[[], None] = _ignore
         self.on_lost: Callable[[Exception | None], None] = _ignore_lost
@@ -158,11 +173,91 @@ class Accepted(asyncio.Protocol):
         self.handler.accepted(self)
 
     def data_received(self, data: bytes) -> None:
-        self.on_data(data)
+        if self.tls is not None:
+            self.tls.feed(data)
+        elif self._hello is not None:
+            self._hello += data
+            self._check_hello()
+        else:
+            self.on_data(data)
 
     def eof_received(self) -> bool:
-        self.on_eof()
+        if self.tls is not None:
+            self.tls.feed_eof()
+        elif self._hello is not None:
+            self._tls_failed("the client closed the connection before its TLS handshake")
+        else:
+            self.on_eof()
         return True  # half-closed connections stay open for the other direction
+
+    # -- TLS with the client ------------------------------------------------------
+
+    def begin_tls(
+        self,
+        pending: bytes,
+        *,
+        choose: Callable[[ClientHello, Callable[[ssl.SSLContext], TlsLayer]], object],
+        on_ready: Callable[[ClientHello, TlsLayer], None],
+        on_failed: Callable[[str], None],
+    ) -> None:
+        """Answer the client's TLS handshake, whose first bytes are ``pending``.
+
+        Once the whole ClientHello is here, ``choose`` is called with it and
+        a function to call with the context to answer it (a certificate for
+        the name it asks for), now or later: the recording proxy first
+        agrees on a protocol with the real server.  That function returns
+        the TLS layer, which is this connection's transport from then on.
+        ``on_ready`` follows the handshake; ``on_failed`` gets why TLS failed
+        (the connection is then the caller's to end).
+        """
+        if self.tls is not None or self._hello is not None:
+            return
+        self._tls_start = _TlsStart(on_ready, on_failed)
+        self._hello = bytearray(pending)
+        self._choose = choose
+        self._check_hello()
+
+    def _check_hello(self) -> None:
+        assert self._hello is not None and self._tls_start is not None
+        if self._chosen:
+            return  # the ClientHello is whole; waiting for its context
+        raw = bytes(self._hello)
+        found = read_client_hello(raw)
+        if found is NEED_MORE:
+            return
+        if found is None:
+            self._tls_failed(f"the client sent no TLS handshake but {show_bytes(raw)}")
+            return
+        self._chosen = True
+        start = self._tls_start
+        hello = found
+
+        def proceed(context: ssl.SSLContext) -> TlsLayer:
+            assert self.transport is not None and self._hello is not None
+            held, self._hello = bytes(self._hello), None
+            self.tls = layer = TlsLayer(
+                self.transport,
+                context,
+                server_side=True,
+                on_ready=lambda: start.on_ready(hello, layer),
+                on_data=lambda data: self.on_data(data),
+                on_eof=lambda: self.on_eof(),
+                on_failed=lambda exc: self._tls_failed(describe_failure(exc, server_side=True)),
+            )
+            self.transport = layer
+            layer.feed(held)
+            return layer
+
+        try:
+            self._choose(hello, proceed)
+        except CassetteError as exc:
+            self._tls_failed(str(exc))
+
+    def _tls_failed(self, reason: str) -> None:
+        self._hello = None
+        start, self._tls_start = self._tls_start, None
+        if start is not None:
+            start.on_failed(reason)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.on_lost(exc)
@@ -172,6 +267,15 @@ class Accepted(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.on_resume()
+
+
+class _TlsStart:
+    __slots__ = ("on_failed", "on_ready")
+
+    def __init__(
+        self, on_ready: Callable[[ClientHello, TlsLayer], None], on_failed: Callable[[str], None]
+    ) -> None:
+        self.on_ready, self.on_failed = on_ready, on_failed
 
 
 class Opening:

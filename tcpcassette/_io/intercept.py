@@ -20,6 +20,7 @@ resolver, pytest-socket, gevent), and restore exactly that afterwards.
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import threading
 import weakref
@@ -40,6 +41,8 @@ class Router(Protocol):
     def recording(self) -> bool: ...
 
     def redirect(self, sock: socket.socket, address: Any) -> Any | None: ...
+
+    def client_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None: ...
 
     def getaddrinfo(
         self,
@@ -306,6 +309,33 @@ async def _uv_create_connection(
     raise OSError(f"getaddrinfo({host!r}) returned no stream addresses")
 
 
+def _client_tls(context: ssl.SSLContext, server_side: bool, server_hostname: Any) -> None:
+    router = _active
+    if router is not None and not server_side:
+        name = (
+            server_hostname.decode("ascii", "replace")
+            if isinstance(server_hostname, bytes)
+            else server_hostname
+        )
+        router.client_tls(context, name if isinstance(name, str) else None)
+
+
+def _wrap_socket(self: ssl.SSLContext, sock: socket.socket, *args: Any, **kwargs: Any) -> Any:
+    server_side = kwargs.get("server_side", args[0] if args else False)
+    _client_tls(
+        self, bool(server_side), kwargs.get("server_hostname", args[3] if len(args) > 3 else None)
+    )
+    return _below["ssl_wrap_socket"](self, sock, *args, **kwargs)
+
+
+def _wrap_bio(self: ssl.SSLContext, incoming: Any, outgoing: Any, *args: Any, **kwargs: Any) -> Any:
+    server_side = kwargs.get("server_side", args[0] if args else False)
+    _client_tls(
+        self, bool(server_side), kwargs.get("server_hostname", args[1] if len(args) > 1 else None)
+    )
+    return _below["ssl_wrap_bio"](self, incoming, outgoing, *args, **kwargs)
+
+
 _MISSING = object()
 
 
@@ -322,6 +352,9 @@ def _patches() -> list[tuple[Any, str, str, Callable[..., Any]]]:
         (socket, "gethostbyname_ex", "gethostbyname_ex", _gethostbyname_ex),
         (socket, "getnameinfo", "getnameinfo", _getnameinfo),
         (socket, "gethostbyaddr", "gethostbyaddr", _gethostbyaddr),
+        # Client contexts are shown to the cassette, which makes them trust its test CA.
+        (ssl.SSLContext, "wrap_socket", "ssl_wrap_socket", _wrap_socket),
+        (ssl.SSLContext, "wrap_bio", "ssl_wrap_bio", _wrap_bio),
     ]
     if hasattr(cls, "sendmsg"):
         table.append((cls, "sendmsg", "sendmsg", _sendmsg))

@@ -10,7 +10,9 @@ recording is saved.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
+from typing import Protocol
 
 from .._core.connection import Connection
 from .._core.events import (
@@ -21,23 +23,62 @@ from .._core.events import (
     ServerClose,
     ServerData,
     ServerReset,
+    TlsStart,
 )
+from .._core.tls_hello import ClientHello, starts_client_hello
+from .tls import TlsLayer, describe_failure
 from .wire import reset_transport, set_nodelay
+
+#: Client bytes that must be present before a chunk is taken for the start
+#: of a TLS handshake: the record header and the handshake type.
+_HELLO_PREFIX = 6
+
+
+class TlsHooks(Protocol):
+    """What the proxy needs from the session to carry a client's TLS through."""
+
+    def begin_client(
+        self,
+        pending: bytes,
+        *,
+        choose: Callable[[ClientHello, Callable[[ssl.SSLContext], TlsLayer]], object],
+        on_ready: Callable[[ClientHello, TlsLayer], None],
+        on_failed: Callable[[str], None],
+    ) -> None:
+        """Answer the client's handshake (see ``Accepted.begin_tls``)."""
+        ...
+
+    def upstream(self, hello: ClientHello) -> tuple[ssl.SSLContext, str | None]:
+        """The context and server name to reach the real server with, as the client would."""
+        ...
+
+    def answer(self, hello: ClientHello, alpn: str) -> ssl.SSLContext:
+        """The context to answer the client with: a test certificate, ``alpn`` agreed."""
+        ...
+
+    def failed(self, message: str) -> None:
+        """Report that TLS failed on this connection."""
+        ...
 
 
 class Recording:
     """The events of one connection as it is recorded."""
 
-    __slots__ = ("_entries", "ordinal", "started", "target")
+    __slots__ = ("_entries", "_tls", "ordinal", "started", "target")
 
     def __init__(self, target: str, ordinal: int, start: float) -> None:
         self.target = target
         self.ordinal = ordinal  # order of the connect, for the cassette's order
         self.started = start
         self._entries: list[tuple[type[Event], float, bytes]] = []
+        self._tls: dict[int, TlsStart] = {}  # entry number -> where TLS began
 
     def add(self, kind: type[Event], now: float, data: bytes = b"") -> None:
         self._entries.append((kind, now - self.started, data))
+
+    def add_tls(self, now: float, sni: str, alpn: str) -> None:
+        self._tls[len(self._entries)] = TlsStart(time=0.0, sni=sni, alpn=alpn)
+        self._entries.append((TlsStart, now - self.started, b""))
 
     def byte_count(self, *, client: bool) -> int:
         """Bytes recorded so far from the client (or from the server)."""
@@ -47,10 +88,13 @@ class Recording:
     def to_connection(self, origin: float) -> Connection:
         """The recorded connection; ``origin`` is when the recording began (loop time)."""
         events: list[Event] = []
-        for kind, offset, data in self._entries:
+        for number, (kind, offset, data) in enumerate(self._entries):
             time = round(offset, 6)  # microseconds: finer than the loop's clock is worth
             if kind is ClientData or kind is ServerData:
                 events.append(kind(data=data, time=time))
+            elif kind is TlsStart:
+                tls = self._tls[number]
+                events.append(TlsStart(time=time, sni=tls.sni, alpn=tls.alpn))
             else:
                 events.append(kind(time=time))
         start = round(max(0.0, self.started - origin), 6)
@@ -66,11 +110,19 @@ class ProxyLink:
         recording: Recording,
         *,
         on_done: Callable[[ProxyLink], None],
+        tls: TlsHooks | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.client = client
         self.recording = recording
         self._server: asyncio.Transport | None = None
+        self._raw_server: asyncio.Transport | None = None
+        self._tls_hooks = tls
+        #: TLS with the real server, once the client began TLS.
+        self.server_tls: TlsLayer | None = None
+        self._tls_began = False
+        self._hello_waiting: tuple[ClientHello, Callable[[ssl.SSLContext], TlsLayer]] | None = None
+        self._hello_time = 0.0
         self._queued: list[bytes] = []  # client bytes that arrived before the upstream
         self._client_eof = False
         self._server_eof = False
@@ -84,11 +136,15 @@ class ProxyLink:
 
     def attach(self, server: asyncio.Transport) -> None:
         """The connection to the real server is ready: send what was queued."""
-        self._server = server
+        self._server = self._raw_server = server
         set_nodelay(server)
         for chunk in self._queued:
             server.write(chunk)
         self._queued.clear()
+        if self._hello_waiting is not None:
+            hello, proceed = self._hello_waiting
+            self._hello_waiting = None
+            self._upstream_tls(hello, proceed)
         if self._client_eof and server.can_write_eof():
             server.write_eof()
         if not self._done:
@@ -117,6 +173,14 @@ class ProxyLink:
     # -- the client side --------------------------------------------------
 
     def client_data(self, data: bytes) -> None:
+        if (
+            not self._tls_began
+            and self._tls_hooks is not None
+            and len(data) >= _HELLO_PREFIX
+            and starts_client_hello(data)
+        ):
+            self._begin_tls(data)
+            return
         self.recording.add(ClientData, self._loop.time(), data)
         if self._server is not None:
             self._server.write(data)
@@ -139,6 +203,69 @@ class ProxyLink:
             self._finish(reset_server=True)
         else:
             self._maybe_finish()
+
+    # -- TLS: the client's ended here, the real server's begun here ------------
+
+    def _begin_tls(self, data: bytes) -> None:
+        assert self._tls_hooks is not None
+        self._tls_began = True
+        self._hello_time = self._loop.time()
+        # Reading goes on: the connection keeps the handshake's bytes until
+        # the real server's handshake says how to answer them.
+        self._tls_hooks.begin_client(
+            data, choose=self._hello_came, on_ready=self._client_ready, on_failed=self._tls_failed
+        )
+
+    def _hello_came(
+        self, hello: ClientHello, proceed: Callable[[ssl.SSLContext], TlsLayer]
+    ) -> None:
+        if self._raw_server is None:
+            self._hello_waiting = (hello, proceed)  # the real server is still being reached
+        else:
+            self._upstream_tls(hello, proceed)
+
+    def _upstream_tls(
+        self, hello: ClientHello, proceed: Callable[[ssl.SSLContext], TlsLayer]
+    ) -> None:
+        assert self._tls_hooks is not None and self._raw_server is not None
+        hooks = self._tls_hooks
+        context, name = hooks.upstream(hello)
+
+        def ready() -> None:
+            alpn = layer.selected_alpn
+            self.recording.add_tls(self._hello_time, hello.sni, alpn)
+            try:
+                answer = hooks.answer(hello, alpn)
+            except Exception as exc:  # no certificate could be made: say why
+                self._tls_failed(str(exc))
+                return
+            self.client = proceed(answer)
+
+        def failed(exc: BaseException) -> None:
+            self._tls_failed(describe_failure(exc, server_side=False))
+
+        layer = TlsLayer(
+            self._raw_server,
+            context,
+            server_side=False,
+            server_hostname=name,
+            on_ready=ready,
+            on_data=self.server_data,
+            on_eof=self.server_eof,
+            on_failed=failed,
+        )
+        self.server_tls = self._server = layer
+        layer.feed(b"")  # sends the ClientHello
+
+    def _client_ready(self, hello: ClientHello, layer: TlsLayer) -> None:
+        pass  # the plaintext inside comes through client_data like any other
+
+    def _tls_failed(self, message: str) -> None:
+        if self._done:
+            return
+        assert self._tls_hooks is not None
+        self._tls_hooks.failed(message)
+        self._finish(reset_client=True, reset_server=True)
 
     # -- flow control: a slow reader slows the writer ------------------------
 
@@ -212,10 +339,18 @@ class UpstreamProtocol(asyncio.Protocol):
         self._link = link
 
     def data_received(self, data: bytes) -> None:
-        self._link.server_data(data)
+        tls = self._link.server_tls
+        if tls is not None:
+            tls.feed(data)
+        else:
+            self._link.server_data(data)
 
     def eof_received(self) -> bool:
-        self._link.server_eof()
+        tls = self._link.server_tls
+        if tls is not None:
+            tls.feed_eof()
+        else:
+            self._link.server_eof()
         return True  # keep the half-open connection: the client may still send
 
     def connection_lost(self, exc: Exception | None) -> None:

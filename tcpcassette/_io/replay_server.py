@@ -20,6 +20,7 @@ from .._core.actions import (
     Problem,
     Send,
     SendEof,
+    StartTls,
     WakeAt,
     Wrapper,
 )
@@ -36,6 +37,10 @@ class ReplayLink:
         on_cut_short: called once, before the connection ends, if a fault
             ends this play early (its recording may then serve a retry).
         on_done: called once when the connection is over.
+        start_tls: called with a ``StartTls`` the moment the machine asks
+            for it (so the client's next bytes go to the handshake); it
+            answers with :meth:`tls_ready` or :meth:`tls_failed`.  Actions
+            after it wait until then.
     """
 
     def __init__(
@@ -46,9 +51,12 @@ class ReplayLink:
         on_problem: Callable[[Problem], None],
         on_cut_short: Callable[[], None],
         on_done: Callable[[ReplayLink], None],
+        start_tls: Callable[[StartTls], None] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.transport = transport
+        self._start_tls = start_tls
+        self._handshaking = False  # actions wait while the client's TLS handshake runs
         self.machine = machine
         self._on_problem = on_problem
         self._on_cut_short = on_cut_short
@@ -96,8 +104,26 @@ class ReplayLink:
             self._released = True
             self._on_cut_short()
         self._queue.extend(actions)
+        if self._start_tls is not None:
+            for action in actions:
+                if isinstance(action, StartTls):
+                    # Now, not when the queue reaches it: the client's next
+                    # bytes are its handshake, whatever is still queued.
+                    self._start_tls(action)
         self._drain()
         self._follow_reading()
+
+    def tls_ready(self, layer: asyncio.Transport) -> None:
+        """The client's TLS handshake is done: what follows goes inside TLS."""
+        self.transport = layer
+        self._handshaking = False
+        self._drain()
+
+    def tls_failed(self) -> None:
+        """The client's TLS failed (already reported): reset it."""
+        self._queue.clear()
+        reset_transport(self.transport)
+        self._finish()
 
     def _follow_reading(self) -> None:
         # A client that keeps sending while the machine can do nothing with
@@ -125,12 +151,15 @@ class ReplayLink:
         # instead of piling the whole response up in the transport's buffer.
         transport = self.transport
         queue = self._queue
-        while queue and not self._paused:
+        while queue and not self._paused and not self._handshaking:
             if self._closed:
                 queue.clear()
                 return
             action = queue.popleft()
-            if isinstance(action, Send):
+            if isinstance(action, StartTls):
+                if self.transport.get_extra_info("ssl_object") is None:
+                    self._handshaking = True
+            elif isinstance(action, Send):
                 transport.write(action.data)
             elif isinstance(action, SendEof):
                 if transport.can_write_eof():

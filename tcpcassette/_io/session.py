@@ -14,12 +14,13 @@ import os
 import resource
 import select
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._core.actions import Problem
+from .._core.actions import Problem, StartTls
 from .._core.cassette import CassetteModel
 from .._core.connection import Connection
 from .._core.errors import CassetteError, Problems, ReplayError, UnrecordedConnectionError
@@ -39,12 +40,15 @@ from .._core.router import (
     ToReplay,
 )
 from .._core.targets import TargetSpec, is_ip, normalise_ip, parse_target
+from .._core.tls_hello import starts_client_hello
 from . import intercept
 from . import loop as _loop
 from .accepted import Accepted, Listener, Opening, peer_owner
 from .proxy import ProxyLink, Recording, UpstreamProtocol
 from .replay_server import Locked, ReplayLink
 from .resolver import synthesise_addrinfo
+from .tls import TlsLayer
+from .tls_session import TlsGlue
 from .wire import SpecialPorts, reset_transport, special_ports
 
 LOOPBACK = "127.0.0.1"
@@ -94,6 +98,7 @@ class Session:
         original_getaddrinfo: Callable[..., Any],
         explicit_targets: bool = False,
         named_hosts: Iterable[str] = (),
+        upstream_ca: str | os.PathLike[str] | None = None,
     ) -> None:
         self.router = router
         self._explicit_targets = explicit_targets
@@ -133,6 +138,7 @@ class Session:
         self._closed = False
         # Per thread: how deep inside live() it is (connects there are not intercepted).
         self._direct = threading.local()
+        self.tls = TlsGlue(self.name, upstream_ca=upstream_ca, report=self._error)
 
     # -- starting and stopping (caller's thread) -------------------------------
 
@@ -552,6 +558,11 @@ class Session:
             "network). Record the connection once, or connect by address.",
         )
 
+    def client_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
+        """A client in this process begins TLS with ``context`` (the ssl patch calls this)."""
+        if not self._closed:
+            self.tls.client_context(context, server_hostname)
+
     def address(self, target: str, *, listen: tuple[str, int] | None = None) -> tuple[str, int]:
         """The address serving ``target`` (for clients that cannot be redirected).
 
@@ -632,6 +643,13 @@ class Session:
         if opening.done:
             return
         received = bytes(opening.buffer)
+        connection = opening.accepted
+        if connection.tls is None and len(received) >= 6 and starts_client_hello(received):
+            with self._lock:
+                tls = self.router.tls_first(connection.target)
+            if tls is not None:
+                self._opening_tls(opening, tls)
+                return
         with self._lock:
             decision = self.router.on_first_bytes(
                 opening.accepted.target, received, eof=opening.eof
@@ -642,6 +660,30 @@ class Session:
             return
         opening.finish()
         self._carry_out(opening.accepted, decision, received, opening.eof)
+
+    def _opening_tls(self, opening: Opening, tls: StartTls) -> None:
+        """A client that begins with TLS, to a target recorded so: answer the
+        handshake, then choose its recording by the plaintext inside."""
+        connection = opening.accepted
+        pending = bytes(opening.buffer)
+        opening.buffer.clear()
+
+        def ready(_hello: object, layer: TlsLayer) -> None:
+            opening.transport = layer
+
+        def failed(message: str) -> None:
+            opening.finish()
+            self.tls.fail(f"replaying {connection.target}", message)
+            reset_transport(connection.transport or opening.transport)
+
+        connection.begin_tls(
+            pending,
+            choose=lambda hello, proceed: proceed(
+                self.tls.answer(hello, connection.target, tls.alpn)
+            ),
+            on_ready=ready,
+            on_failed=failed,
+        )
 
     def opening_stalled(self, opening: Opening) -> None:
         if opening.done:
@@ -683,7 +725,12 @@ class Session:
 
     def _proxy(self, connection: Accepted, recording: Recording) -> ProxyLink:
         assert connection.transport is not None
-        link = ProxyLink(connection.transport, recording, on_done=self._links.discard)
+        link = ProxyLink(
+            connection.transport,
+            recording,
+            on_done=self._links.discard,
+            tls=self.tls.proxy_hooks(connection, f"recording {recording.target}"),
+        )
         self._links.add(link)
         connection.route(
             data=link.client_data,
@@ -803,8 +850,31 @@ class Session:
                 self._tolerated += self.router.tolerated(play, serve.machine)
             self._links.discard(link)
 
+        def start_tls(action: StartTls) -> None:
+            if connection.tls is not None:  # begun before the recording was chosen
+                link.tls_ready(connection.tls)
+                return
+
+            def failed(message: str) -> None:
+                self.tls.fail(f"replaying {play.target}", message)
+                link.tls_failed()
+
+            connection.begin_tls(
+                action.pending,
+                choose=lambda hello, proceed: proceed(
+                    self.tls.answer(hello, play.target, action.alpn)
+                ),
+                on_ready=lambda _hello, layer: link.tls_ready(layer),
+                on_failed=failed,
+            )
+
         link = ReplayLink(
-            transport, machine, on_problem=problem, on_cut_short=cut_short, on_done=done
+            transport,
+            machine,
+            on_problem=problem,
+            on_cut_short=cut_short,
+            on_done=done,
+            start_tls=start_tls,
         )
         self._links.add(link)
         connection.route(
@@ -872,6 +942,7 @@ def new_session(
     limits: Limits,
     targets: TargetSpec | None = None,
     ignore: Iterable[str] = (),
+    upstream_ca: str | os.PathLike[str] | None = None,
 ) -> Session:
     """A session that serves ``cassette`` (``replay``) and records what it lacks (``record``).
 
@@ -900,4 +971,5 @@ def new_session(
         original_getaddrinfo=intercept.original_getaddrinfo,
         explicit_targets=targets is not None,
         named_hosts=hosts,
+        upstream_ca=upstream_ca,
     )

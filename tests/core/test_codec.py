@@ -23,7 +23,7 @@ from tcpcassette import (
     ServerReset,
     load,
 )
-from tcpcassette._core.codec import CassetteContents, decode, encode
+from tcpcassette._core.codec import FORMAT_VERSION, CassetteContents, decode, encode
 from tcpcassette.faults import Delay, Refuse, Reset, Slice, Timeout, Truncate
 
 from ..strategies import cassette_contents
@@ -345,8 +345,8 @@ def test_unknown_keys_are_refused_naming_them(doc: object, where: str, keys: str
 
 
 def test_an_unknown_version_is_reported_before_unknown_keys() -> None:
-    message = refused({**good_doc(), "version": 3, "new_field": 1})
-    assert "version 3 is not supported" in message
+    message = refused({**good_doc(), "version": FORMAT_VERSION + 1, "new_field": 1})
+    assert f"version {FORMAT_VERSION + 1} is not supported" in message
 
 
 @pytest.mark.parametrize(
