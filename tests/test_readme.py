@@ -64,6 +64,11 @@ def test_readme_examples_run_in_order(
         "('client_close', b''), ('server_close', b'')]",
     ]
     assert printed["async_with"] == "b'HELLO\\n'\n"
+    assert printed["tls"].splitlines() == [
+        "b'hello over TLS'",
+        "b'hello over TLS'",
+        "['tls', 'client', 'server']",
+    ]
     assert printed["address"] == "b'HELLO\\n'\n"  # printed by the subprocess
     assert printed["faults_in_the_file"] == "timed out, as intended\n"  # not a silent pass
     assert re.fullmatch(r"b'HELLO AT \d{10}\\n'\n", printed["matching"])
