@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from .._core.errors import CassetteError
 from .._core.render import show_bytes
 from .._core.targets import normalise_ip
-from .._core.tls_hello import NEED_MORE, ClientHello, read_client_hello
-from .tls import TlsLayer, describe_failure
+from .._core.tls_hello import NEED_MORE, read_client_hello
+from .tls import Choose, OnFailed, OnReady, TlsLayer, describe_failure
 
 
 class Handler(Protocol):
@@ -141,7 +141,7 @@ class Accepted(asyncio.Protocol):
         self.tls: TlsLayer | None = None
         self._hello: bytearray | None = None  # raw bytes while a ClientHello arrives
         self._chosen = False  # the ClientHello is whole and its context being chosen
-        self._choose: Callable[[ClientHello, Callable[[ssl.SSLContext], TlsLayer]], object]
+        self._choose: Choose
         self._tls_start: _TlsStart | None = None
         self.on_data: Callable[[bytes], None] = _ignore_data
         self.on_eof: Callable[[], None] = _ignore
@@ -193,12 +193,7 @@ class Accepted(asyncio.Protocol):
     # -- TLS with the client ------------------------------------------------------
 
     def begin_tls(
-        self,
-        pending: bytes,
-        *,
-        choose: Callable[[ClientHello, Callable[[ssl.SSLContext], TlsLayer]], object],
-        on_ready: Callable[[ClientHello, TlsLayer], None],
-        on_failed: Callable[[str], None],
+        self, pending: bytes, *, choose: Choose, on_ready: OnReady, on_failed: OnFailed
     ) -> None:
         """Answer the client's TLS handshake, whose first bytes are ``pending``.
 
@@ -272,9 +267,7 @@ class Accepted(asyncio.Protocol):
 class _TlsStart:
     __slots__ = ("on_failed", "on_ready")
 
-    def __init__(
-        self, on_ready: Callable[[ClientHello, TlsLayer], None], on_failed: Callable[[str], None]
-    ) -> None:
+    def __init__(self, on_ready: OnReady, on_failed: Callable[[str], None]) -> None:
         self.on_ready, self.on_failed = on_ready, on_failed
 
 

@@ -26,7 +26,7 @@ from .._core.events import (
     TlsStart,
 )
 from .._core.tls_hello import ClientHello, starts_client_hello
-from .tls import TlsLayer, describe_failure
+from .tls import Choose, OnFailed, OnReady, TlsLayer, describe_failure
 from .wire import reset_transport, set_nodelay
 
 #: Client bytes that must be present before a chunk is taken for the start
@@ -38,12 +38,7 @@ class TlsHooks(Protocol):
     """What the proxy needs from the session to carry a client's TLS through."""
 
     def begin_client(
-        self,
-        pending: bytes,
-        *,
-        choose: Callable[[ClientHello, Callable[[ssl.SSLContext], TlsLayer]], object],
-        on_ready: Callable[[ClientHello, TlsLayer], None],
-        on_failed: Callable[[str], None],
+        self, pending: bytes, *, choose: Choose, on_ready: OnReady, on_failed: OnFailed
     ) -> None:
         """Answer the client's handshake (see ``Accepted.begin_tls``)."""
         ...

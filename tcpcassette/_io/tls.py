@@ -31,9 +31,19 @@ from pathlib import Path
 from typing import Any
 
 from .._core.errors import CassetteError
+from .._core.tls_hello import ClientHello
 
 #: Plaintext read from the TLS object per call.
 READ_SIZE = 256 * 1024
+
+
+#: Given a whole ClientHello and the function that answers it with a server
+#: context (now or later), which returns the TLS layer it made.
+Choose = Callable[[ClientHello, Callable[[ssl.SSLContext], "TlsLayer"]], object]
+#: Called once the client's handshake is done.
+OnReady = Callable[[ClientHello, "TlsLayer"], None]
+#: Called with why TLS failed.
+OnFailed = Callable[[str], None]
 
 
 class TlsUnavailableError(CassetteError):

@@ -19,7 +19,7 @@ from .._core.errors import CassetteError
 from .._core.targets import parse_target
 from .._core.tls_hello import ClientHello
 from .accepted import Accepted
-from .tls import TlsLayer, TlsUnavailableError, authority, names_for
+from .tls import Choose, OnFailed, OnReady, TlsUnavailableError, authority, names_for
 
 
 class TlsGlue:
@@ -103,12 +103,7 @@ class _ProxyHooks:
         self._describe = describe
 
     def begin_client(
-        self,
-        pending: bytes,
-        *,
-        choose: Callable[[ClientHello, Callable[[ssl.SSLContext], TlsLayer]], object],
-        on_ready: Callable[[ClientHello, TlsLayer], None],
-        on_failed: Callable[[str], None],
+        self, pending: bytes, *, choose: Choose, on_ready: OnReady, on_failed: OnFailed
     ) -> None:
         self._connection.begin_tls(pending, choose=choose, on_ready=on_ready, on_failed=on_failed)
 
