@@ -93,14 +93,19 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             missing("redis-server (Debian package redis-server)")
+        auth = ["--requirepass", password] if password else []
+        self._start(binary or "redis-server", lambda port: ["--port", str(port), *auth])
+
+    def _start(self, binary: str, listen: Callable[[int], list[str]], what: str = "") -> None:
+        """Start redis-server with ``listen(port)``'s options on an offered port, retrying
+        another port while the offered one turns out to be taken."""
         log: list[str] = []
         for _attempt in range(self.ATTEMPTS):
             self.port = offered_port()
             self.proc = subprocess.Popen(
                 [
-                    binary or "redis-server",
-                    "--port",
-                    str(self.port),
+                    binary,
+                    *listen(self.port),
                     "--bind",
                     "127.0.0.1",
                     "--save",
@@ -109,7 +114,6 @@ class RedisServer:
                     "no",
                     "--logfile",
                     "",
-                    *(["--requirepass", password] if password else []),
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -122,7 +126,7 @@ class RedisServer:
                 return
             if not any("Address already in use" in line for line in log):
                 break  # not a port clash: retrying would not help
-        raise RuntimeError("redis-server did not start:\n" + "".join(log))
+        raise RuntimeError(f"redis-server did not start{what}:\n" + "".join(log))
 
     def _read_log_until_ready(self) -> list[str]:
         """redis-server's log lines up to "Ready to accept connections", or up to its exit."""

@@ -28,7 +28,6 @@ import contextlib
 import os
 import shutil
 import ssl
-import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -43,7 +42,6 @@ from .realservers import (
     RedisServer,
     SmtpServer,
     missing,
-    offered_port,
     server_binary,
     wsgi_app,
 )
@@ -187,6 +185,9 @@ class HttpsServer(_Stoppable):
 # -- Redis over TLS ------------------------------------------------------------------------
 
 
+_WITH_TLS = " with TLS"
+
+
 class TlsRedisServer(RedisServer, _Stoppable):
     """Debian's redis-server listening on a TLS port only (``--port 0`` turns plain TCP off).
 
@@ -201,45 +202,23 @@ class TlsRedisServer(RedisServer, _Stoppable):
         cert, key = write_server_files(ca, self.dir)
         ca_file = self.dir / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_file))  # redis-server will not start without one
-        log: list[str] = []
-        for _attempt in range(self.ATTEMPTS):
-            self.port = offered_port()
-            self.proc = subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    "0",
-                    "--tls-port",
-                    str(self.port),
-                    "--tls-cert-file",
-                    str(cert),
-                    "--tls-key-file",
-                    str(key),
-                    "--tls-ca-cert-file",
-                    str(ca_file),
-                    "--tls-auth-clients",
-                    "no",
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--logfile",
-                    "",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
+        tls = [
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--tls-ca-cert-file",
+            str(ca_file),
+            "--tls-auth-clients",
+            "no",
+        ]
+        try:
+            self._start(
+                binary, lambda port: ["--port", "0", "--tls-port", str(port), *tls], " with TLS"
             )
-            log = self._read_log_until_ready()
-            if self.proc.poll() is None:
-                threading.Thread(target=self._drain, daemon=True).start()
-                return
-            if not any("Address already in use" in line for line in log):
-                break  # not a port clash: retrying would not help
-        shutil.rmtree(self.dir, ignore_errors=True)
-        raise RuntimeError("redis-server did not start with TLS:\n" + "".join(log))
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     def stop(self) -> None:
         super().stop()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .._core.connection import Connection
+from .._core.errors import CassetteError
 from .._core.events import (
     ClientClose,
     ClientData,
@@ -66,13 +67,13 @@ class Recording:
         self.ordinal = ordinal  # order of the connect, for the cassette's order
         self.started = start
         self._entries: list[tuple[type[Event], float, bytes]] = []
-        self._tls: dict[int, TlsStart] = {}  # entry number -> where TLS began
+        self._tls: dict[int, tuple[str, str]] = {}  # entry number -> (SNI, ALPN) where TLS began
 
     def add(self, kind: type[Event], now: float, data: bytes = b"") -> None:
         self._entries.append((kind, now - self.started, data))
 
     def add_tls(self, now: float, sni: str, alpn: str) -> None:
-        self._tls[len(self._entries)] = TlsStart(time=0.0, sni=sni, alpn=alpn)
+        self._tls[len(self._entries)] = (sni, alpn)
         self._entries.append((TlsStart, now - self.started, b""))
 
     def byte_count(self, *, client: bool) -> int:
@@ -88,8 +89,8 @@ class Recording:
             if kind is ClientData or kind is ServerData:
                 events.append(kind(data=data, time=time))
             elif kind is TlsStart:
-                tls = self._tls[number]
-                events.append(TlsStart(time=time, sni=tls.sni, alpn=tls.alpn))
+                sni, alpn = self._tls[number]
+                events.append(TlsStart(time=time, sni=sni, alpn=alpn))
             else:
                 events.append(kind(time=time))
         start = round(max(0.0, self.started - origin), 6)
@@ -172,6 +173,7 @@ class ProxyLink:
             not self._tls_began
             and self._tls_hooks is not None
             and len(data) >= _HELLO_PREFIX
+            and data[0] == 0x16  # a TLS handshake record; anything else costs one compare
             and starts_client_hello(data)
         ):
             self._begin_tls(data)
@@ -231,7 +233,7 @@ class ProxyLink:
             self.recording.add_tls(self._hello_time, hello.sni, alpn)
             try:
                 answer = hooks.answer(hello, alpn)
-            except Exception as exc:  # no certificate could be made: say why
+            except CassetteError as exc:  # no certificate could be made (no tls extra)
                 self._tls_failed(str(exc))
                 return
             self.client = proceed(answer)

@@ -148,8 +148,8 @@ def authority() -> Authority:
 def names_for(sni: str, host: str) -> tuple[str, ...]:
     """The names a certificate holds for a client that asked for ``sni`` and dialled ``host``."""
     names = [n for n in (sni, host) if n]
-    if "127.0.0.1" not in names and not sni:
-        names.append("127.0.0.1")  # a client pointed at the listener's own address
+    if not sni:  # no name asked for: a client pointed at the listener's own address
+        names += ["127.0.0.1", "::1"]
     return tuple(dict.fromkeys(names))
 
 

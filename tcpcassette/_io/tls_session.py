@@ -90,7 +90,7 @@ class TlsGlue:
 def _host_of(target: str) -> str:
     try:
         return parse_target(target)[0]
-    except ValueError:
+    except CassetteError:
         return target  # a target name: the client's SNI says more
 
 
