@@ -155,8 +155,8 @@ def names_for(sni: str, host: str) -> tuple[str, ...]:
 
 def describe_failure(exc: BaseException, *, server_side: bool) -> str:
     """Why a handshake failed, in words that say what to do."""
-    text = str(getattr(exc, "reason", None) or exc)
-    lowered = text.lower()
+    text = str(exc) or type(exc).__name__
+    lowered = f"{text} {getattr(exc, 'reason', '')}".lower().replace("_", " ")
     if server_side:
         if (
             "unknown ca" in lowered

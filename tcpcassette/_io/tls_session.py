@@ -9,6 +9,7 @@ real server with the client's own trust, host name check and certificate.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 import threading
@@ -50,14 +51,12 @@ class TlsGlue:
 
     def client_context(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
         """A client is about to begin TLS with ``context``."""
-        try:
-            if context.verify_mode != ssl.CERT_NONE:
-                authority().trust(context)
-        except TlsUnavailableError:
-            return  # said when a handshake reaches a listener
         if server_hostname:
             with self._lock:
                 self._by_name[server_hostname.lower()] = weakref.ref(context)
+        if context.verify_mode != ssl.CERT_NONE:
+            with contextlib.suppress(TlsUnavailableError):  # said when a handshake comes
+                authority().trust(context)
 
     # -- recording ------------------------------------------------------------------------
 

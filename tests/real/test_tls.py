@@ -109,22 +109,55 @@ def smtp_client(port: int) -> list[Any]:
         return [sorted(refused)]
 
 
-Scenario = tuple[Callable[[int], Any], Callable[[Any], Any], Any, bytes]
+#: client, server, what the client gets, plaintext the cassette must hold, and what the
+#: client raises when the server resets the connection right after the handshake (over
+#: TLS, Python's ssl reports a reset as the end of the stream, so libraries say "closed").
+Scenario = tuple[Callable[[int], Any], Callable[[Any], Any], Any, bytes, str]
 
 SCENARIOS: dict[str, Scenario] = {
-    "asyncio": (lines_client, LineServer, ["PONG\n", "inside tls\n"], b"ECHO inside tls"),
-    "requests": (requests_client, HttpsServer, [200, "hello from /hello"], b"GET /hello HTTP/1.1"),
-    "httpx": (httpx_client, HttpsServer, [200, "hello from /hello"], b"GET /hello HTTP/1.1"),
-    "redis": (redis_client, TlsRedisServer, ["secret value"], b"secret value"),
-    "smtp-starttls": (smtp_client, StarttlsSmtpServer, [[]], b"over tls"),
+    "asyncio": (
+        lines_client,
+        LineServer,
+        ["PONG\n", "inside tls\n"],
+        b"ECHO inside tls",
+        "builtins.ConnectionResetError",
+    ),
+    "requests": (
+        requests_client,
+        HttpsServer,
+        [200, "hello from /hello"],
+        b"GET /hello HTTP/1.1",
+        "requests.exceptions.ConnectionError",
+    ),
+    "httpx": (
+        httpx_client,
+        HttpsServer,
+        [200, "hello from /hello"],
+        b"GET /hello HTTP/1.1",
+        "httpx.RemoteProtocolError",
+    ),
+    "redis": (
+        redis_client,
+        TlsRedisServer,
+        ["secret value"],
+        b"secret value",
+        "redis.exceptions.ConnectionError",
+    ),
+    "smtp-starttls": (
+        smtp_client,
+        StarttlsSmtpServer,
+        [[]],
+        b"over tls",
+        "smtplib.SMTPServerDisconnected",
+    ),
 }
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_tls_records_plaintext_and_replays_in_a_fresh_process(
+def test_tls_records_plaintext_and_replays_in_a_fresh_process_and_with_a_reset(
     scenario: str, world: WorldCA, tmp_path: Path
 ) -> None:
-    client, server_type, expected, plaintext = SCENARIOS[scenario]
+    client, server_type, expected, plaintext, on_reset = SCENARIOS[scenario]
     server = server_type(world.ca)
     try:
         with tcpcassette.use_cassette(
@@ -143,6 +176,13 @@ def test_tls_records_plaintext_and_replays_in_a_fresh_process(
     replayed = replay_in_fresh_process(spec, scenario, tmp_path, server.port)
     assert replayed.cassette_error is None, replayed
     assert replayed.result == expected, replayed
+
+    # A reset right after the handshake (after the connection's first tls event).
+    events = recorded.connections[0].events
+    after = next(i for i, e in enumerate(events, 1) if isinstance(e, TlsStart))
+    reset = replay_in_fresh_process(spec, scenario, tmp_path, server.port, reset_after=after)
+    assert reset.raised(on_reset), reset
+    assert reset.cassette_error is None, reset
 
 
 def test_a_reset_after_the_handshake_reaches_the_client_as_a_tcp_reset(
