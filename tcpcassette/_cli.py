@@ -53,6 +53,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+CA_FILE_HELP = (
+    "write the test CA's certificate here, for TLS clients to trust (needs the tls extra)"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tcpcassette",
@@ -172,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
         default="127.0.0.1:0",
         help="HOST:PORT to listen on (default: an ephemeral port on 127.0.0.1)",
     )
+    rec.add_argument("--ca-file", type=Path, help=CA_FILE_HELP)
+    rec.add_argument(
+        "--upstream-ca",
+        type=Path,
+        help="CA file to verify a TLS target's certificate against (default: the system's)",
+    )
     keep = rec.add_mutually_exclusive_group()
     keep.add_argument("--append", action="store_true", help="keep the cassette's connections")
     keep.add_argument("--force", action="store_true", help="replace a cassette that exists already")
@@ -197,6 +208,7 @@ def _parser() -> argparse.ArgumentParser:
         default="127.0.0.1:0",
         help="HOST:PORT to listen on (default: an ephemeral port on 127.0.0.1)",
     )
+    rep.add_argument("--ca-file", type=Path, help=CA_FILE_HELP)
     rep.add_argument(
         "--exit-when-played",
         action="store_true",
@@ -458,8 +470,14 @@ def _ready(what: str) -> Callable[[str, int], None]:
     return ready
 
 
+def _write_ca(args: argparse.Namespace) -> None:
+    if args.ca_file is not None:
+        print(f"TLS clients trust {standalone.write_ca_file(args.ca_file)}", flush=True)
+
+
 def _record(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
+    _write_ca(args)
     recorded = standalone.record(
         args.path,
         args.target,
@@ -469,6 +487,7 @@ def _record(args: argparse.Namespace) -> int:
         stop=stop,
         on_ready=_ready(f"recording {args.target}:"),
         on_status=_status_printer(),
+        upstream_ca=args.upstream_ca,
     )
     print(f"\n{recorded.summary}", flush=True)
     return EXIT_OK
@@ -476,6 +495,7 @@ def _record(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
+    _write_ca(args)
 
     def report(error: CassetteError) -> None:
         _say(_for_the_command(str(error)))

@@ -7,6 +7,7 @@ cassette is the same as one recorded through ``use_cassette``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ def _session(
     record: bool,
     target: str,
     options: ReplayOptions | None = None,
+    upstream_ca: str | os.PathLike[str] | None = None,
 ) -> Session:
     return new_session(
         cassette,
@@ -49,7 +51,28 @@ def _session(
         options=options or ReplayOptions(),
         limits=Limits(),
         targets=[target],
+        upstream_ca=upstream_ca,
     )
+
+
+def write_ca_file(path: str | os.PathLike[str]) -> Path:
+    """Write the test CA's certificate (never its key) to ``path``, for TLS clients
+    that read trust from a file of their own choosing; returns the path.
+
+    Raises:
+        CassetteError: the tls extra is missing, or the file cannot be written.
+    """
+    from ._io.tls import authority
+
+    target = Path(path)
+    try:
+        target.write_bytes(authority().ca_pem)
+    except OSError as exc:
+        raise CassetteError(
+            f"cannot write the test CA to {target} ({exc.strerror or exc}); choose another "
+            "path with --ca-file"
+        ) from None
+    return target
 
 
 def _normalise(target: str) -> str:
@@ -125,6 +148,7 @@ def record(
     stop: threading.Event,
     on_ready: Callable[[str, int], None] = lambda host, port: None,
     on_status: Callable[[Status], None] = lambda status: None,
+    upstream_ca: str | os.PathLike[str] | None = None,
 ) -> Recorded:
     """Proxy ``listen`` to ``target``, recording every connection, until ``stop`` is set.
 
@@ -148,7 +172,7 @@ def record(
             "to its connections, or --force to replace it"
         )
     base = load(path) if append and existing else Cassette(path=path)
-    session = _session(base, replay=False, record=True, target=target)
+    session = _session(base, replay=False, record=True, target=target, upstream_ca=upstream_ca)
     address = _open(session, target, listen)
     try:
         _serve(
