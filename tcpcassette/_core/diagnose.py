@@ -13,11 +13,12 @@ from .errors import (
     UnplayedError,
     UnrecordedConnectionError,
 )
-from .events import ClientData, ServerData
+from .events import ClientData, ServerData, TlsStart
 from .protocols import by_name, detect
 from .protocols.base import WireProtocol
 from .render import first_difference, show_bytes, side_by_side
 from .targets import format_target, is_name
+from .tls_hello import ClientHello
 from .transcript import connection_lines, event_label
 
 #: What to do about a difference on a connection the cassette holds.  Not
@@ -284,19 +285,53 @@ def unplayed(cassette: str, items: Sequence[str]) -> UnplayedError:
     )
 
 
+def _tls_words(tls: TlsStart) -> str:
+    return f"SNI {tls.sni}" if tls.sni else "no SNI"
+
+
+def unexpected_tls(cassette: str, target: str, hello: ClientHello) -> ClientMismatchError:
+    """A client began TLS on a connection to ``target``, whose recordings began in plaintext."""
+    asked = f" for {hello.sni}" if hello.sni else ""
+    return ClientMismatchError(
+        f"{cassette}: a new connection to {target} began a TLS handshake{asked}, but no "
+        "unplayed recording to it began with TLS; it was reset. The client is configured "
+        "with TLS now and was not when the cassette was recorded: turn TLS off in the "
+        "client again, or re-record with --record-mode=all.",
+        cassette=cassette,
+        target=target,
+        key=("unexpected tls", target, hello.sni),
+    )
+
+
 def no_match(
     cassette: str,
     target: str,
     received: bytes,
     closest: Sequence[tuple[int, Connection, bytes]],
     notes: Sequence[str] = (),
+    *,
+    tls: bool = False,
 ) -> ClientMismatchError:
+    """``tls``: the live connection began with TLS, and ``received`` came inside it."""
     lines = [
         f"{cassette}: a new connection to {target} began with bytes that no unplayed "
         "recording begins with; it was reset."
     ]
     if closest:
         index, _connection, opening = closest[0]
+        began = _connection.opening_tls
+        if began is not None and not tls:
+            lines.append(
+                f"  connection {index} began with TLS ({_tls_words(began)}), but this client "
+                "sent plaintext: it is configured without TLS now. Turn TLS on in the client "
+                "again, or re-record with --record-mode=all."
+            )
+        elif began is None and tls:
+            lines.append(
+                f"  connection {index} was plaintext, but this client began with TLS: it is "
+                "configured with TLS now. Turn TLS off in the client again, or re-record "
+                "with --record-mode=all."
+            )
         offset = first_difference(opening, received)
         lines.append(f"  closest is connection {index}, event 1:")
         lines.append(side_by_side(opening, received, offset))

@@ -89,6 +89,7 @@ class _Opening:
 
     message: bytes  # bytes before the server's first action
     closes: bool  # the client closes after ``message`` (or at once) without waiting
+    tls: bool = False  # ``message`` came inside TLS, begun at the connection's start
 
 
 def _opening(connection: Connection) -> _Opening:
@@ -101,10 +102,10 @@ def _opening(connection: Connection) -> _Opening:
         if kind is ClientData:
             message += event.data
         elif kind in (ClientClose, ClientReset):
-            return _Opening(bytes(message), closes=True)
+            return _Opening(bytes(message), closes=True, tls=tls is not None)
         elif not isinstance(event, Fault):
             break
-    return _Opening(bytes(message), closes=False)
+    return _Opening(bytes(message), closes=False, tls=tls is not None)
 
 
 class Dispatcher:
@@ -277,18 +278,27 @@ class Dispatcher:
             return Claimed(first, self._claim(first))
         return None
 
-    def on_first_bytes(self, target: str, received: bytes, *, eof: bool) -> FirstBytesDecision:
+    def on_first_bytes(
+        self, target: str, received: bytes, *, eof: bool, tls: bool = False
+    ) -> FirstBytesDecision:
         """Choose a recording by the client's first bytes (and whether it closed).
 
         A recording whose first message is exactly ``received`` wins; otherwise
-        the earliest whose first message begins ``received``.
+        the earliest whose first message begins ``received``.  ``tls``: the
+        bytes came inside TLS the client began at once; only recordings that
+        began so are candidates (and only the others without it).
         """
+        openings = self._openings
         if self._rule is None:
             for index in self._by_opening.get((target, received), ()):
                 usable = not self._fails_at_connect[index] and not self._speaks_first[index]
-                if usable and self._free(index):
+                if usable and openings[index].tls is tls and self._free(index):
                     return Claimed(index, self._claim(index))
-        servable = [i for i in self._servable(target) if not self._speaks_first[i]]
+        servable = [
+            i
+            for i in self._servable(target)
+            if not self._speaks_first[i] and openings[i].tls is tls
+        ]
         waiting = False
         for index in servable:
             opening = self._openings[index]
@@ -317,7 +327,8 @@ class Dispatcher:
                     return Claimed(index, self._claim(index))
         if waiting:
             return NeedMore()
-        ranked = sorted(
-            servable, key=lambda i: -first_difference(self._openings[i].message, received)
-        )
+        # The closest, for the error, among every recording the client might have meant:
+        # one that began with TLS (or without) is named, and the difference said.
+        anyway = [i for i in self._servable(target) if not self._speaks_first[i]]
+        ranked = sorted(anyway, key=lambda i: -first_difference(openings[i].message, received))
         return NoMatch(tuple(ranked[:3]))

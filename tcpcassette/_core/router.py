@@ -46,6 +46,7 @@ from .targets import (
     normalise_ip,
     parse_target,
 )
+from .tls_hello import ClientHello, read_client_hello
 
 #: Bytes of each other connection's server side searched for an echo.
 ELSEWHERE_BYTES = 256 * 1024
@@ -193,7 +194,9 @@ class _Strategy(Protocol):
 
     def on_accept(self, target: str) -> Serve | Await | Reject | None: ...
 
-    def on_first_bytes(self, target: str, received: bytes, eof: bool) -> AcceptDecision | None: ...
+    def on_first_bytes(
+        self, target: str, received: bytes, eof: bool, tls: bool
+    ) -> AcceptDecision | None: ...
 
     def heading_for(self, target: str, received: bytes) -> int | None: ...
 
@@ -250,8 +253,10 @@ class _Script:
             return self._serve(target, claimed)
         return Await()
 
-    def on_first_bytes(self, target: str, received: bytes, eof: bool) -> AcceptDecision | None:
-        decision = self._dispatcher.on_first_bytes(target, received, eof=eof)
+    def on_first_bytes(
+        self, target: str, received: bytes, eof: bool, tls: bool
+    ) -> AcceptDecision | None:
+        decision = self._dispatcher.on_first_bytes(target, received, eof=eof, tls=tls)
         if isinstance(decision, Claimed):
             return self._serve(target, decision, received, eof)
         if isinstance(decision, NeedMore):
@@ -276,7 +281,7 @@ class _Script:
             judged = self._dispatcher.judge_opening(closest[0][0], received, eof=True)
             if judged is not None:
                 notes = explain(judged.verdict, judged.recorded, judged.live)
-        return Reject(diagnose.no_match(router.name, target, received, closest, notes))
+        return Reject(diagnose.no_match(router.name, target, received, closest, notes, tls=tls))
 
     def heading_for(self, target: str, received: bytes) -> int | None:
         for index in self._dispatcher.unclaimed(target):
@@ -475,7 +480,9 @@ class _Exchanges:
         )
         return Serve(Play(target, -1), machine)
 
-    def on_first_bytes(self, target: str, received: bytes, eof: bool) -> AcceptDecision | None:
+    def on_first_bytes(
+        self, target: str, received: bytes, eof: bool, tls: bool
+    ) -> AcceptDecision | None:
         return None  # exchange connections are served from the accept on
 
     def heading_for(self, target: str, received: bytes) -> int | None:
@@ -728,9 +735,16 @@ class Router:
         # pointed at address() directly lands here.
         return Reject(self.unrecorded(target))
 
-    def on_first_bytes(self, target: str, received: bytes, *, eof: bool) -> AcceptDecision:
-        """A waiting connection sent ``received`` so far (``eof``: and closed its half)."""
-        decision = self._strategy.on_first_bytes(target, received, eof)
+    def on_first_bytes(
+        self, target: str, received: bytes, *, eof: bool, tls: bool = False
+    ) -> AcceptDecision:
+        """A waiting connection sent ``received`` so far (``eof``: and closed its half;
+        ``tls``: inside the TLS it began with, answered by :meth:`tls_first`)."""
+        if not tls and received[:1] == b"\x16":
+            hello = read_client_hello(received)
+            if isinstance(hello, ClientHello):  # and no recording to the target began so
+                return Reject(diagnose.unexpected_tls(self.name, target, hello))
+        decision = self._strategy.on_first_bytes(target, received, eof, tls)
         return decision if decision is not None else Reject(self.unrecorded(target))
 
     def opening_stalled(self, target: str, received: bytes) -> CassetteError:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from .._core.errors import CassetteError
 from .._core.render import show_bytes
 from .._core.targets import normalise_ip
-from .._core.tls_hello import NEED_MORE, read_client_hello
+from .._core.tls_hello import MAX_HELLO, NEED_MORE, read_client_hello
 from .tls import Choose, OnFailed, OnReady, TlsLayer, describe_failure
 
 
@@ -177,6 +177,10 @@ class Accepted(asyncio.Protocol):
             self.tls.feed(data)
         elif self._hello is not None:
             self._hello += data
+            if len(self._hello) > 2 * MAX_HELLO:
+                # A client does not send more before it is answered; this one is not TLS.
+                self._tls_failed(f"the client sent {len(self._hello)} bytes and no TLS handshake")
+                return
             self._check_hello()
         else:
             self.on_data(data)

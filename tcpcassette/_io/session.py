@@ -652,7 +652,7 @@ class Session:
                 return
         with self._lock:
             decision = self.router.on_first_bytes(
-                opening.accepted.target, received, eof=opening.eof
+                connection.target, received, eof=opening.eof, tls=connection.tls is not None
             )
         if isinstance(decision, Await):
             if decision.stall:

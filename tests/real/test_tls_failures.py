@@ -4,6 +4,7 @@ trust the test CA, a real server the proxy cannot verify."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -157,3 +158,17 @@ def test_without_the_tls_extra_a_tls_client_gets_an_error_saying_to_install_it(
             server.stop()
     assert found["client"] is not None  # the client's connection was not served
     assert "pip install 'tcpcassette[tls]'" in (found["cassette"] or ""), found
+
+
+def test_a_plaintext_client_where_tls_was_recorded_is_reset_and_told_why(
+    world: WorldCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TCPCASSETTE_TEST_WORLD_CA", str(world.path))
+    port = record_lines(world, tmp_path)
+    with pytest.raises(CassetteError) as raised:
+        with tcpcassette.use_cassette("lines", record_mode="none", cassette_dir=tmp_path):
+            with socket.create_connection(("localhost", port), timeout=5) as plain:
+                plain.sendall(b"PING\n")  # the same request, without TLS
+                with pytest.raises(ConnectionResetError):
+                    plain.recv(100)
+    assert "began with TLS (SNI localhost), but this client sent plaintext" in str(raised.value)
