@@ -56,6 +56,11 @@ class TlsHooks(Protocol):
         """Report that TLS failed on this connection."""
         ...
 
+    @property
+    def handshake_timeout(self) -> float:
+        """The longest wait for the real server's handshake, in seconds."""
+        ...
+
 
 class Recording:
     """The events of one connection as it is recorded."""
@@ -253,6 +258,16 @@ class ProxyLink:
         )
         self.server_tls = self._server = layer
         layer.feed(b"")  # sends the ClientHello
+        bound = hooks.handshake_timeout
+
+        def too_slow() -> None:
+            if not layer.ready:
+                self._tls_failed(
+                    f"the real server did not complete its TLS handshake within {bound:g} s "
+                    "(connect_timeout); is it a TLS server?"
+                )
+
+        self._loop.call_later(bound, too_slow)
 
     def _client_ready(self, hello: ClientHello, layer: TlsLayer) -> None:
         pass  # the plaintext inside comes through client_data like any other

@@ -138,7 +138,12 @@ class Session:
         self._closed = False
         # Per thread: how deep inside live() it is (connects there are not intercepted).
         self._direct = threading.local()
-        self.tls = TlsGlue(self.name, upstream_ca=upstream_ca, report=self._error)
+        self.tls = TlsGlue(
+            self.name,
+            upstream_ca=upstream_ca,
+            report=self._error,
+            handshake_timeout=self.limits.connect_timeout,
+        )
 
     # -- starting and stopping (caller's thread) -------------------------------
 

@@ -31,6 +31,7 @@ class TlsGlue:
         upstream_ca: a CA file the recording proxy trusts for real servers,
             for clients whose context it cannot see (None: the system's).
         report: where errors go (the session's error sink).
+        handshake_timeout: the longest wait for a real server's handshake.
     """
 
     def __init__(
@@ -39,8 +40,10 @@ class TlsGlue:
         *,
         upstream_ca: str | os.PathLike[str] | None,
         report: Callable[[CassetteError], None],
+        handshake_timeout: float,
     ) -> None:
         self.name = name
+        self.handshake_timeout = handshake_timeout
         self.upstream_ca = upstream_ca
         self._report = report
         self._lock = threading.Lock()
@@ -114,3 +117,7 @@ class _ProxyHooks:
 
     def failed(self, message: str) -> None:
         self._glue.fail(self._describe, message)
+
+    @property
+    def handshake_timeout(self) -> float:
+        return self._glue.handshake_timeout

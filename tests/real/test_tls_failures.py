@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +175,30 @@ def test_a_plaintext_client_where_tls_was_recorded_is_reset_and_told_why(
                 with pytest.raises(ConnectionResetError):
                     plain.recv(100)
     assert "began with TLS (SNI localhost), but this client sent plaintext" in str(raised.value)
+
+
+def test_a_real_server_that_never_answers_the_handshake_is_given_up_on_after_connect_timeout(
+    tmp_path: Path,
+) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, then says nothing
+    port = silent.getsockname()[1]
+    accepted: list[socket.socket] = []
+    waiter = threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True)
+    waiter.start()
+    context = ssl.create_default_context()
+    try:
+        with pytest.raises(CassetteError) as raised:
+            with tcpcassette.use_cassette(
+                "silent", record_mode="all", cassette_dir=tmp_path, connect_timeout=0.5
+            ):
+                with socket.create_connection(("localhost", port), timeout=10) as raw:
+                    started = time.monotonic()
+                    with pytest.raises((ConnectionResetError, ssl.SSLError)):
+                        context.wrap_socket(raw, server_hostname="localhost")
+                    assert time.monotonic() - started < 5  # the bound, not the client's timeout
+        assert "did not complete its TLS handshake within 0.5 s" in str(raised.value)
+    finally:
+        waiter.join(5)
+        for s in accepted:
+            s.close()
+        silent.close()
