@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from tcpcassette import ClientClose, ClientData, ClientMismatchError, ServerData, TlsStart
+import msgpack
+import pytest
+
+from tcpcassette import (
+    CassetteFormatError,
+    ClientClose,
+    ClientData,
+    ClientMismatchError,
+    Connection,
+    ServerData,
+    TlsStart,
+    format_transcript,
+)
 from tcpcassette._core.actions import Send, StartTls
+from tcpcassette._core.cassette import CassetteModel
+from tcpcassette._core.codec import CassetteContents, decode, encode
 from tcpcassette._core.exchange import ExchangeMachine
 from tcpcassette._core.options import Limits, MatchingMode, ReplayOptions
 from tcpcassette._core.replay import ReplayMachine
 from tcpcassette._core.router import Reject, Router
+from tcpcassette._core.text import export_text, import_text
 
 from .test_router import T, conn, router, served
 from .test_tls_hello import real_hello
@@ -91,3 +106,57 @@ def test_exchange_mode_answers_tls_first_where_the_recordings_began_with_it() ->
     assert isinstance(machine, ExchangeMachine)
     assert machine.start(0.0) == [StartTls("db", "h2")]
     assert machine.feed(b"GET /\r\n", 0.0) == [Send(b"200\r\n")]
+
+
+# -- the tls event in the file, the text form and the transcript ---------------------------
+
+
+def contents(*connections: Connection) -> CassetteContents:
+    return CassetteContents(connections=connections, hosts={})
+
+
+def test_a_tls_event_is_written_in_version_3_and_read_back_as_it_was() -> None:
+    data = encode(contents(TLS_FIRST))
+    assert msgpack.unpackb(data)["version"] == 3
+    assert msgpack.unpackb(data)["connections"][0]["events"][0] == [
+        "tls",
+        0.0,
+        {"sni": "db", "alpn": "h2"},
+    ]
+    assert decode(data, source="t") == contents(TLS_FIRST)
+    assert msgpack.unpackb(encode(contents(PLAIN)))["version"] == 1  # nothing newer used
+    bare = conn(TlsStart(), ClientData(data=b"x"))
+    assert decode(encode(contents(bare)), source="t") == contents(bare)
+
+
+@pytest.mark.parametrize(
+    ("version", "payload", "problem"),
+    [
+        (2, {"sni": "db"}, "a tls event needs format version 3"),
+        (3, None, "a tls event needs a map of 'sni' and 'alpn'"),
+        (3, {"sni": 7}, "'sni' must be text of 1 to 255 characters"),
+        (3, {"alpn": "x" * 256}, "'alpn' must be text of 1 to 255 characters"),
+        (3, {"sni": ""}, "'sni' must be text of 1 to 255 characters"),
+        (3, {"cipher": "aes"}, "tls has no field ['cipher']"),
+    ],
+)
+def test_a_bad_tls_event_is_refused_naming_what_is_wrong(
+    version: int, payload: object, problem: str
+) -> None:
+    doc = msgpack.unpackb(encode(contents(TLS_FIRST)))
+    doc["version"] = version
+    doc["connections"][0]["events"][0][2] = payload
+    with pytest.raises(CassetteFormatError) as raised:
+        decode(msgpack.packb(doc), source="t.msgpack")
+    assert problem in str(raised.value) and "event 1" in str(raised.value)
+
+
+def test_the_text_form_and_the_transcript_show_where_tls_began() -> None:
+    model = CassetteModel(connections=[TLS_FIRST])
+    text = export_text(model)
+    assert '{"kind": "tls", "time": 0.0, "sni": "db", "alpn": "h2"}' in text
+    assert import_text(text, source="t.json") == contents(TLS_FIRST)
+    shown = format_transcript(model)
+    assert "TLS begins (SNI db, ALPN h2); what follows is the plaintext inside" in shown
+    hostile = CassetteModel(connections=[conn(TlsStart(sni="a\x1b[2Jb"))])
+    assert "\x1b" not in format_transcript(hostile)
