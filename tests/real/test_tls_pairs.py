@@ -15,8 +15,10 @@ the ``tls`` event.  What the client raises then is compared with what it
 raises when a real TLS server resets the connection at that very point
 (:class:`ResetAfterHandshake`).
 
-A client that ends without close_notify (grpcio does) is no TLS failure
-when the server answers after that end.
+libpq's SCRAM with channel binding cannot be recorded through the proxy, by
+design; the recording says so in a ``CassetteError`` with what to do.  And a
+client that ends without close_notify (grpcio does) is no TLS failure when
+the server answers after that end.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import psycopg
 import pytest
 
 import tcpcassette
-from tcpcassette import ClientData, TlsStart
+from tcpcassette import CassetteError, ClientData, TlsStart
 
 from ..realservers import START_TIMEOUT, in_fresh_process
 from ..realservers_postgres import DATABASE, PASSWORD, USER
@@ -360,6 +362,35 @@ def test_psycopg_meets_a_reset_after_the_handshake_as_from_a_real_server(
     assert replayed["cassette_error"] is None, replayed  # the fault played as placed
     assert failed["types"] == real["types"], replayed
     assert any(words in failed["message"] for words in PSYCOPG_RESET), replayed
+
+
+def test_psycopg_with_scram_channel_binding_fails_recording_with_what_to_do(
+    world: WorldCA, tmp_path: Path
+) -> None:
+    # libpq's default channel_binding=prefer picks SCRAM-SHA-256-PLUS over TLS, which
+    # binds the login to the certificate libpq sees: tcpcassette's, not the server's.
+    server = TlsPostgresServer(world.ca)  # scram-sha-256
+    target = f"localhost:{server.port}"
+    with pytest.raises(CassetteError) as refused:
+        try:
+            with tcpcassette.use_cassette(
+                "scram",
+                record_mode="all",
+                cassette_dir=tmp_path,
+                targets=[target],
+                upstream_ca=world.path,
+            ) as cassette:
+                psycopg_client(cassette, target)
+        finally:
+            server.stop()
+    message = str(refused.value)
+    assert "scram" in message and f"recording {target}" in message, message
+    assert "channel binding" in message, message
+    assert "channel_binding=disable" in message and "md5" in message, message
+    # The client's own error is kept, and says the same from libpq's side.
+    client_error = refused.value.__context__
+    assert isinstance(client_error, psycopg.OperationalError), refused.value
+    assert "SCRAM channel binding check failed" in str(client_error)
 
 
 # -- HTTP/2 over TLS, chosen by ALPN: grpcio ------------------------------------------------
