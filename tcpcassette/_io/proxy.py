@@ -26,6 +26,7 @@ from .._core.events import (
     ServerReset,
     TlsStart,
 )
+from .._core.protocols import refusal
 from .._core.tls_hello import ClientHello, starts_client_hello
 from .tls import Choose, OnFailed, OnReady, TlsLayer, describe_failure
 from .wire import reset_transport, set_nodelay
@@ -33,6 +34,9 @@ from .wire import reset_transport, set_nodelay
 #: Client bytes that must be present before a chunk is taken for the start
 #: of a TLS handshake: the record header and the handshake type.
 _HELLO_PREFIX = 6
+#: Events of a TLS connection its protocol is shown when the link ends, to tell
+#: whether the server refused what tcpcassette's TLS broke (a login: it is early).
+_REFUSAL_EVENTS = 96
 
 
 class TlsHooks(Protocol):
@@ -53,7 +57,8 @@ class TlsHooks(Protocol):
         ...
 
     def failed(self, message: str) -> None:
-        """Report that TLS failed on this connection."""
+        """Report that TLS failed on this connection, or that the server refused
+        what ending the client's TLS broke."""
         ...
 
     @property
@@ -86,10 +91,11 @@ class Recording:
         kind = ClientData if client else ServerData
         return sum(len(data) for k, _, data in list(self._entries) if k is kind)
 
-    def to_connection(self, origin: float) -> Connection:
-        """The recorded connection; ``origin`` is when the recording began (loop time)."""
+    def to_connection(self, origin: float, *, limit: int | None = None) -> Connection:
+        """The recorded connection; ``origin`` is when the recording began (loop time).
+        With ``limit``, only its first ``limit`` events."""
         events: list[Event] = []
-        for number, (kind, offset, data) in enumerate(self._entries):
+        for number, (kind, offset, data) in enumerate(self._entries[:limit]):
             time = round(offset, 6)  # microseconds: finer than the loop's clock is worth
             if kind is ClientData or kind is ServerData:
                 events.append(kind(data=data, time=time))
@@ -323,6 +329,13 @@ class ProxyLink:
         self._done_now()
 
     def _done_now(self) -> None:
+        if self.server_tls is not None and self._tls_hooks is not None:
+            # The real server may have refused what ending the client's TLS broke;
+            # the protocol tells, from the recording's opening (pure, once per link).
+            opening = self.recording.to_connection(self.recording.started, limit=_REFUSAL_EVENTS)
+            problem = refusal(opening)
+            if problem is not None:
+                self._tls_hooks.failed(problem)
         if not self.finished.done():
             self.finished.set_result(None)
         self._on_done(self)

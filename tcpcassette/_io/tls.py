@@ -269,6 +269,11 @@ class TlsLayer(asyncio.Transport):
         try:
             self._tls.write(data)
         except ssl.SSLError as exc:
+            if self._eof_told:
+                # The peer ended without close_notify (grpcio does), and OpenSSL
+                # writes no more after that: the peer reads no more either, so the
+                # bytes are dropped, as a closed socket drops them, not reported.
+                return
             self._fail(exc)
             return
         self._flush()

@@ -63,9 +63,25 @@ def detect(
     return None
 
 
+def refusal(connection: Connection, protocols: Sequence[WireProtocol] = KNOWN) -> str | None:
+    """Why the real server refused this recorded connection because tcpcassette
+    ended its TLS (a login bound to the TLS channel), and what to do; None when
+    no protocol says so.
+
+    A protocol says so with a ``refusal(events)`` method (PostgreSQL's SCRAM
+    channel binding); it is optional, as ``ignorable`` is.
+    """
+    protocol = detect(connection, protocols)
+    method = getattr(protocol, "refusal", None)
+    if not callable(method):
+        return None
+    found = method(connection.events)
+    return str(found) if found else None
+
+
 def by_name(name: str | None, protocols: Sequence[WireProtocol] = KNOWN) -> WireProtocol | None:
     """The known protocol called ``name`` (None: no such protocol, or no name)."""
     return next((p for p in protocols if p.name == name), None) if name else None
 
 
-__all__ = ["KNOWN", "ProtocolBase", "WireProtocol", "by_name", "detect"]
+__all__ = ["KNOWN", "ProtocolBase", "WireProtocol", "by_name", "detect", "refusal"]

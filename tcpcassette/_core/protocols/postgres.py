@@ -37,6 +37,15 @@ generic ``random`` rule of :mod:`tcpcassette._core.noise`; so the compared
 form of a ``PasswordMessage`` spells its body out as ``0`` and ``1``
 characters, which no generic rule takes for random (as the MySQL protocol
 does with its auth response).  That form is only compared, never sent.
+
+SCRAM and TLS: over TLS a server may offer ``SCRAM-SHA-256-PLUS``, which
+binds the login to the server certificate the client sees
+(``tls-server-end-point``); libpq's default ``channel_binding=prefer``
+picks it.  Behind the recording proxy the client sees tcpcassette's
+certificate, so the server refuses the login, as channel binding is meant
+to.  :meth:`refusal` recognises that in a recording (the ``-PLUS``
+mechanism chosen inside TLS, answered by an ``ErrorResponse``) by the
+messages alone, not by the server's words, which may be translated.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ import re
 import struct
 from collections.abc import Sequence
 
-from ..events import ClientData, Event, ServerData
+from ..events import ClientData, Event, ServerData, TlsStart
 from .base import ProtocolBase, printable
 
 #: The protocol version 3.0 of a ``StartupMessage``.
@@ -65,6 +74,9 @@ _UNTYPED = {
 }
 _COUNTER_NAME = re.compile(rb"__asyncpg_([a-z]+)_[0-9a-f]+__")
 _SCRAM_VALUE = re.compile(rb"(?:^|,)(?:r|p)=([^,\x00]*)")
+#: Events after the ``tls`` event that :meth:`Postgres.refusal` looks at: a login is
+#: over long before.
+_LOGIN_EVENTS = 64
 
 _AUTH = {
     0: "AuthenticationOk",
@@ -265,6 +277,34 @@ class Postgres(ProtocolBase):
                 out.append(type(event)(data=b"".join(kept), time=event.time) if kept else None)
         return out if state == "done" else list(events)
 
+    def refusal(self, events: Sequence[Event]) -> str | None:
+        """Why the server refused a login that tcpcassette's TLS broke, and what to do
+        (None: it did not).  Only one case: SCRAM with channel binding (see the module's
+        docstring)."""
+        tls_at = next((n for n, e in enumerate(events) if isinstance(e, TlsStart)), None)
+        if tls_at is None:
+            return None
+        pending = {"client": b"", "server": b""}
+        mechanism = b""
+        for event in events[tls_at + 1 : tls_at + 1 + _LOGIN_EVENTS]:
+            if not isinstance(event, ClientData | ServerData):
+                continue
+            side = "client" if type(event) is ClientData else "server"
+            data = pending[side] + event.data
+            ends = _split(data, side)
+            pending[side] = data[ends[-1] :] if ends else data
+            for start, end in zip([0, *ends], ends, strict=False):
+                message = data[start:end]
+                if side == "client" and message[:1] == b"p" and message[5:11] == b"SCRAM-":
+                    mechanism = message[5:].partition(b"\x00")[0]
+                elif side == "server" and _auth_code(message) == 0:
+                    return None  # logged in
+                elif side == "server" and message[:1] == b"E":
+                    if not mechanism.endswith(b"-PLUS"):
+                        return None
+                    return _channel_binding_refused(mechanism, _fields(message[5:]))
+        return None
+
     def render(self, message: bytes, side: str) -> str:
         try:
             return self._render(message, side)
@@ -285,6 +325,20 @@ class Postgres(ProtocolBase):
         if side == "client":
             return _render_client(kind, body)
         return _render_server(kind, body, message)
+
+
+def _channel_binding_refused(mechanism: bytes, fields: dict[str, bytes]) -> str:
+    said = " ".join(_show(fields[k]) for k in "SCM" if fields.get(k))
+    name = _show(mechanism)
+    return (
+        f"the server refused the login ({said or 'ErrorResponse'}). The client chose "
+        f"{name}, which binds the login to the server certificate it sees over TLS "
+        "(channel binding); behind tcpcassette it sees tcpcassette's certificate, so the "
+        "server finds the binding wrong, as it is meant to. Record this client with "
+        "channel_binding=disable in its connection settings (libpq's default, prefer, "
+        "picks channel binding whenever the server offers it), or against a server that "
+        "uses md5 or password authentication; replay answers either."
+    )
 
 
 def _render_untyped(message: bytes) -> str:
