@@ -246,8 +246,11 @@ class LineServer(_Stoppable):
     with ``ERR unknown command``.  Lines end with ``\\n``.
     """
 
-    def __init__(self, ca: trustme.CA) -> None:
+    def __init__(self, ca: trustme.CA, *, client_ca: trustme.CA | None = None) -> None:
         self.context = server_context(ca)
+        if client_ca is not None:  # mutual TLS: a client without a certificate from it is refused
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            client_ca.configure_trust(self.context)
         self.loop = asyncio.new_event_loop()
         self.writers: set[asyncio.StreamWriter] = set()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

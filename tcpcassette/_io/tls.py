@@ -236,6 +236,7 @@ class TlsLayer(asyncio.Transport):
         self._failed = False
         self._eof_told = False
         self._sent_eof = False
+        self._raw_eof = False  # the socket's sending half is closed: nothing more goes out
         self._paused = False
         self._waiting: list[bytes] = []  # plaintext written before the handshake ended
 
@@ -291,6 +292,7 @@ class TlsLayer(asyncio.Transport):
                 self._tls.unwrap()
             self._flush()
         if self.raw.can_write_eof():
+            self._raw_eof = True
             self.raw.write_eof()
 
     def close(self) -> None:
@@ -366,10 +368,15 @@ class TlsLayer(asyncio.Transport):
 
     def _flush(self) -> None:
         pending = self._out.read()
-        if pending and not self.raw.is_closing():
+        if pending and not self.raw.is_closing() and not self._raw_eof:
             self.raw.write(pending)
 
     def _fail(self, exc: BaseException) -> None:
+        if self.ready and self._sent_eof:
+            # This side has ended its TLS already: what the peer complains of now
+            # (an alert in answer to the close) ends the stream, it fails nothing.
+            self._tell_eof()
+            return
         if not self._failed:
             self._failed = True
             self._on_failed(exc)
