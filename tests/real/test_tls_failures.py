@@ -202,3 +202,26 @@ def test_a_real_server_that_never_answers_the_handshake_is_given_up_on_after_con
         for s in accepted:
             s.close()
         silent.close()
+
+
+def test_recording_a_client_that_does_not_trust_the_test_ca_names_ca_file(
+    world: WorldCA, tmp_path: Path
+) -> None:
+    server = LineServer(world.ca)
+    target = f"localhost:{server.port}"
+    try:
+        with pytest.raises(CassetteError) as raised:
+            with tcpcassette.use_cassette(
+                "distrust",
+                record_mode="all",
+                cassette_dir=tmp_path,
+                targets=[target],
+                upstream_ca=world.path,
+            ) as c:
+                # It trusts the real server's CA only, as a client that pins it would.
+                assert outside_client(c.address(target), world.path) == "SSLCertVerificationError"
+    finally:
+        server.stop()
+    message = str(raised.value)
+    assert f"recording {target}" in message
+    assert "does not trust tcpcassette's test CA" in message and "pins" in message
