@@ -1,11 +1,14 @@
-"""Faults to inject into a cassette: resets, closes, silences, delays and more.
+"""Faults to inject into a cassette: resets, closes, silences, delays, corruption and more.
 
 Place them in a saved cassette with :meth:`tcpcassette.Cassette.inject`, or
 for one use with ``use_cassette(..., faults=[at(Reset(), connection=0, after=2)])``.
 """
 
+from ._core.faults import RANDOM_SLICE_MAX as RANDOM_SLICE_MAX
+from ._core.faults import Bandwidth as Bandwidth
 from ._core.faults import Close as Close
 from ._core.faults import ConnectTimeout as ConnectTimeout
+from ._core.faults import Corrupt as Corrupt
 from ._core.faults import Delay as Delay
 from ._core.faults import Fault as Fault
 from ._core.faults import Placement as Placement
@@ -17,8 +20,11 @@ from ._core.faults import Truncate as Truncate
 from ._core.faults import at as at
 
 __all__ = [
+    "RANDOM_SLICE_MAX",
+    "Bandwidth",
     "Close",
     "ConnectTimeout",
+    "Corrupt",
     "Delay",
     "Fault",
     "Placement",

@@ -19,8 +19,10 @@ from tcpcassette._core.codec import CassetteContents
 from tcpcassette._core.events import Event
 from tcpcassette._core.targets import format_target
 from tcpcassette.faults import (
+    Bandwidth,
     Close,
     ConnectTimeout,
+    Corrupt,
     Delay,
     Fault,
     Refuse,
@@ -57,7 +59,7 @@ connect_faults: st.SearchStrategy[Fault] = st.one_of(
 )
 stream_faults: st.SearchStrategy[Fault] = st.one_of(
     st.builds(Reset, time=seconds, times=times),
-    st.builds(Close, time=seconds, times=times),
+    st.builds(Close, time=seconds, times=times, delay=st.none() | seconds),
     st.builds(Timeout, time=seconds, times=times, seconds=st.none() | seconds),
     st.builds(Delay, time=seconds, times=times, seconds=seconds),
     st.builds(
@@ -73,6 +75,29 @@ stream_faults: st.SearchStrategy[Fault] = st.one_of(
         times=times,
         size=st.integers(min_value=1, max_value=2**20),
         delay=seconds,
+        nbytes=st.none() | st.integers(min_value=1, max_value=2**40),
+    ),
+    st.builds(
+        Slice,
+        time=seconds,
+        times=times,
+        size=st.just("random"),
+        delay=seconds,
+        seed=st.integers(min_value=0, max_value=2**63 - 1),
+        nbytes=st.none() | st.integers(min_value=1, max_value=2**40),
+    ),
+    st.builds(
+        Corrupt,
+        time=seconds,
+        times=times,
+        nbytes=st.integers(min_value=1, max_value=2**40),
+        seed=st.integers(min_value=0, max_value=2**63 - 1),
+    ),
+    st.builds(
+        Bandwidth,
+        time=seconds,
+        times=times,
+        bytes_per_second=st.integers(min_value=1, max_value=2**40),
     ),
 )
 

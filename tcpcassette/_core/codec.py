@@ -34,8 +34,16 @@ FORMAT_NAME = "tcpcassette"
 #: The newest version this tcpcassette writes; it reads every version in
 #: :data:`READABLE_VERSIONS`.  A cassette is written in the oldest version
 #: that holds what it uses, so older tcpcassettes keep reading it.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+#: What version 4 adds: two fault kinds, and parameters of two older faults
+#: (with ``Slice`` sizes of ``"random"``).  A tcpcassette that reads up to
+#: version 3 would refuse them, or worse read a slice of random size as none.
+V4_FAULT_KINDS = frozenset({"corrupt", "bandwidth"})
+V4_FAULT_PARAMETERS: Mapping[str, tuple[str, ...]] = {
+    "close": ("delay",),
+    "slice": ("seed", "nbytes"),
+}
 #: The longest SNI name or ALPN protocol a ``tls`` event holds (both are at
 #: most 255 bytes on the wire).
 _TLS_TEXT = 255
@@ -70,13 +78,34 @@ class CassetteContents:
 def version_for(contents: CassetteContents) -> int:
     """The oldest format version that holds ``contents``.
 
-    Version 3 adds the ``tls`` event; version 2 learned volatile spans, the
-    detected protocol and named targets.
+    Version 4 adds the ``corrupt`` and ``bandwidth`` faults, ``close``'s
+    ``delay`` and ``slice``'s random size, ``seed`` and ``nbytes``; version 3
+    the ``tls`` event; version 2 learned volatile spans, the detected protocol
+    and named targets.
     """
-    if any(type(e) is TlsStart for c in contents.connections for e in c.events):
+    tls = False
+    for c in contents.connections:
+        for e in c.events:
+            kind = type(e)
+            if kind is ClientData or kind is ServerData:
+                continue
+            if kind is TlsStart:
+                tls = True
+            elif isinstance(e, Fault) and needs_version_4(e.kind, e.parameters()):
+                return 4
+    if tls:
         return 3
     newer = any(c.volatile or c.protocol or is_name(c.target) for c in contents.connections)
     return 2 if newer else 1
+
+
+def needs_version_4(kind: str, parameters: Mapping[Any, object]) -> bool:
+    """True if a fault of ``kind`` with these (stored) parameters needs format version 4."""
+    if kind in V4_FAULT_KINDS:
+        return True
+    if any(name in parameters for name in V4_FAULT_PARAMETERS.get(kind, ())):
+        return True
+    return kind == "slice" and parameters.get("size") == "random"
 
 
 def encode(contents: CassetteContents) -> bytes:
@@ -137,11 +166,7 @@ def _encode_event(event: Event) -> list[Any]:
     elif isinstance(event, TlsStart):
         payload = {k: v for k, v in (("sni", event.sni), ("alpn", event.alpn)) if v}
     elif isinstance(event, Fault):
-        payload = {
-            f.name: getattr(event, f.name)
-            for f in fields(event)
-            if f.name != "time" and getattr(event, f.name) is not None
-        }
+        payload = event.parameters()
     else:
         payload = None
     return [event.kind, event.time, payload]
@@ -630,6 +655,20 @@ class _Decoder:
                 where,
                 f"{cls.kind} has no parameter {_names(unknown)} (it takes {sorted(allowed)}); "
                 f"remove {'them' if len(unknown) > 1 else 'it'}",
+            )
+        if self.read_version < 4 and needs_version_4(cls.kind, payload):
+            if cls.kind in V4_FAULT_KINDS:
+                what = f"a {cls.kind} fault"
+            else:
+                new = ["size random"] if payload.get("size") == "random" else []
+                new += [n for n in V4_FAULT_PARAMETERS[cls.kind] if n in payload]
+                what = f"a {cls.kind} fault with {' and '.join(new)}"
+            raise self.fail(
+                where,
+                f"{what} needs format version 4, but this file says version "
+                f"{self.read_version}; set its 'version' to 4 (tcpcassettes that read only up "
+                "to version 3 then refuse the file instead of misreading it), or remove the "
+                "fault",
             )
         try:
             return cls(time=time, **payload)

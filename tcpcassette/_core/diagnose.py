@@ -214,8 +214,9 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
     else:
         kind = ClientStalledError
         text = (
-            f"{where}: the client waited on a silence (a Timeout fault, a Delay, or a recorded "
-            "gap in realtime replay) longer than max_silence allows and was reset. Give the "
+            f"{where}: the client waited on a silence (a Timeout fault, a Delay, a Close with "
+            "a delay, or a recorded gap in realtime replay) longer than max_silence allows and "
+            "was reset. Give the "
             "client a timeout of its own (the fault tests that it fires), give the fault "
             "fewer seconds than max_silence, or raise max_silence."
         )

@@ -8,8 +8,8 @@ healthy exchange); ``None`` means every play.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal
 
 from .errors import InvalidFaultError
 from .events import Event
@@ -56,6 +56,15 @@ class Fault(Event):
         if self.times is not None:
             _check_positive_int("times", self.times)
 
+    def parameters(self) -> dict[str, Any]:
+        """The fault's parameters, in field order (``times`` among them), as a cassette
+        stores them: those that are None, or mean nothing in this fault, are left out."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "time" and getattr(self, f.name) is not None
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reset(Fault):
@@ -66,9 +75,18 @@ class Reset(Fault):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Close(Fault):
-    """Close the connection in order (FIN); nothing scheduled after it is sent."""
+    """Close the connection in order (FIN); nothing scheduled after it is sent.
+
+    With ``delay``, a slow close: nothing more is sent for ``delay`` seconds,
+    then the FIN (bounded, as every silence is, by ``max_silence``).
+    """
 
     kind: ClassVar[str] = "close"
+    delay: float | None = None
+
+    def __post_init__(self) -> None:
+        Fault.__post_init__(self)
+        _check_seconds("delay", self.delay, optional=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,7 +131,12 @@ class ConnectTimeout(Fault):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Truncate(Fault):
-    """Send only the first ``nbytes`` of the next server chunk, then close or reset."""
+    """Send only the first ``nbytes`` of the server bytes that follow, then close or reset.
+
+    The bytes are taken from the next server chunk and the server chunks right
+    after it (up to the first client event, close or reset), so a message
+    recorded in two chunks can be cut anywhere.
+    """
 
     kind: ClassVar[str] = "truncate"
     nbytes: int
@@ -126,18 +149,83 @@ class Truncate(Fault):
             raise InvalidFaultError(f"then must be 'close' or 'reset', not {self.then!r}")
 
 
+#: The largest piece ``Slice(size="random")`` sends: piece sizes are drawn
+#: from 1 to this many bytes.
+RANDOM_SLICE_MAX = 64
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Slice(Fault):
-    """Send the following server chunks in pieces of ``size`` bytes, ``delay`` apart."""
+    """Send the following server chunks in pieces of ``size`` bytes, ``delay`` apart.
+
+    ``size="random"`` draws each piece's size from 1 to :data:`RANDOM_SLICE_MAX`
+    from ``seed`` (the same seed, the same pieces).  With ``nbytes``, only the
+    next ``nbytes`` server bytes are sliced, and later chunks go out whole again.
+    """
 
     kind: ClassVar[str] = "slice"
-    size: int
+    size: int | Literal["random"]
     delay: float = 0.0
+    seed: int = 0
+    nbytes: int | None = None
 
     def __post_init__(self) -> None:
         Fault.__post_init__(self)
-        _check_positive_int("size", self.size)
+        if self.size != "random":
+            if isinstance(self.size, str):
+                raise InvalidFaultError(
+                    f"size must be a whole number of bytes or 'random', not {self.size!r}"
+                )
+            _check_positive_int("size", self.size)
         _check_seconds("delay", self.delay, optional=False)
+        _check_whole("seed", self.seed, least=0)
+        if self.seed and self.size != "random":
+            raise InvalidFaultError(
+                f"seed draws the sizes of size='random' pieces; a slice of size {self.size} "
+                "takes no seed"
+            )
+        if self.nbytes is not None:
+            _check_positive_int("nbytes", self.nbytes)
+
+    def parameters(self) -> dict[str, Any]:
+        found = Fault.parameters(self)
+        if self.size != "random":
+            del found["seed"]  # it draws nothing for a fixed size
+        return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Corrupt(Fault):
+    """Change ``nbytes`` bytes of the next server chunk, one flipped bit each.
+
+    The positions (distinct; every byte of a shorter chunk) and the bit of
+    each are drawn from ``seed``, so the same seed corrupts the same bytes on
+    every run and platform.
+    """
+
+    kind: ClassVar[str] = "corrupt"
+    nbytes: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        Fault.__post_init__(self)
+        _check_positive_int("nbytes", self.nbytes)
+        _check_whole("seed", self.seed, least=0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bandwidth(Fault):
+    """Send every following server byte at ``bytes_per_second``: a slow link.
+
+    A later ``Slice`` or ``Bandwidth`` replaces it.
+    """
+
+    kind: ClassVar[str] = "bandwidth"
+    bytes_per_second: int
+
+    def __post_init__(self) -> None:
+        Fault.__post_init__(self)
+        _check_positive_int("bytes_per_second", self.bytes_per_second)
 
 
 FAULT_TYPES: tuple[type[Fault], ...] = (
@@ -149,6 +237,8 @@ FAULT_TYPES: tuple[type[Fault], ...] = (
     ConnectTimeout,
     Truncate,
     Slice,
+    Corrupt,
+    Bandwidth,
 )
 
 

@@ -7,8 +7,8 @@ without a network.
 
 States, and what moves between them::
 
-    PLAYING ──Delay, realtime gap, slice pacing──▶ DELAYING ──deadline──▶ PLAYING
-       │ ──Timeout fault────────────────────────▶ SILENT ──deadline──▶ DRAINING or DONE
+    PLAYING ──Delay, realtime gap, slice/bandwidth pacing──▶ DELAYING ──deadline──▶ PLAYING
+       │ ──Timeout fault, Close with delay──────▶ SILENT ──deadline──▶ DRAINING or DONE
        │ ──hang-up (Close, Truncate, end of script after the client's FIN)──▶ DRAINING
        │ ──reset, mismatch, stall──────────────────────────────────────────▶ DONE
     DRAINING ──client FIN or reset──▶ DONE
@@ -21,12 +21,14 @@ out through one table (:data:`_FAULTS`): a new fault is a new entry.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal
 
 from .actions import Abort, Action, Disconnect, Problem, Send, SendEof, StartTls, WakeAt
+from .draws import Draws
 from .events import (
     ClientClose,
     ClientData,
@@ -38,8 +40,11 @@ from .events import (
     TlsStart,
 )
 from .faults import (
+    RANDOM_SLICE_MAX,
+    Bandwidth,
     Close,
     ConnectTimeout,
+    Corrupt,
     Delay,
     Fault,
     Refuse,
@@ -63,6 +68,9 @@ UNMATCHED_LIMIT = 1 << 20
 #: Pieces of a sliced chunk produced per turn of the loop: the rest is made
 #: when those went out, so a small slice of a large chunk costs little memory.
 SLICE_BATCH = 256
+#: How many pieces a second a Bandwidth fault sends (each at least one byte):
+#: small enough to cost little, many enough that the rate shows within a second.
+BANDWIDTH_PIECES_PER_SECOND = 20
 
 
 class State(enum.Enum):
@@ -82,16 +90,53 @@ class State(enum.Enum):
 
 @dataclass(slots=True)
 class _Slicing:
-    """Server chunks go out in pieces of ``size`` bytes, ``delay`` apart."""
+    """Server bytes go out in pieces while a Slice or a Bandwidth fault holds.
+
+    A piece is ``size`` bytes, or drawn from ``draws`` (``Slice(size="random")``);
+    pieces of one chunk go ``delay`` apart.  ``left`` counts the server bytes
+    still to slice (None: all that follow).  With a ``rate`` (Bandwidth), each
+    piece also keeps the next one back until the link would have carried it,
+    across chunks too.
+    """
 
     size: int
-    delay: float
+    delay: float = 0.0
+    draws: Draws | None = None
+    left: int | None = None
+    rate: int | None = None
+    ready: float = -math.inf  # with a rate: when the next piece may go
     data: bytes = b""  # the chunk being sent
     at: int = 0  # how much of it went out already
 
     @property
     def pending(self) -> bool:
         return self.at < len(self.data)
+
+    def piece_size(self) -> int:
+        size = self.size if self.draws is None else 1 + self.draws.below(RANDOM_SLICE_MAX)
+        return size if self.left is None else min(size, self.left)
+
+
+def corrupted(data: bytes, fault: Corrupt) -> bytes:
+    """``data`` with ``fault.nbytes`` of its bytes changed by one flipped bit each.
+
+    The draws from ``fault.seed``, in order: for each changed byte its
+    position (among those not drawn yet), then the number of its bit (0 to 7).
+    """
+    count = min(fault.nbytes, len(data))
+    if not count:
+        return data
+    draws = Draws(fault.seed)
+    out = bytearray(data)
+    # A partial Fisher-Yates shuffle of the positions, kept sparse: only the
+    # swapped positions are stored, so a large chunk costs ``count`` entries.
+    swapped: dict[int, int] = {}
+    for i in range(count):
+        j = i + draws.below(len(data) - i)
+        position = swapped.get(j, j)
+        swapped[j] = swapped.get(i, i)
+        out[position] ^= 1 << draws.below(8)
+    return bytes(out)
 
 
 class ReplayMachine:
@@ -178,6 +223,7 @@ class ReplayMachine:
         self._consumed = 0  # client bytes matched so far
         self._client_eof = False
         self._slicing: _Slicing | None = None
+        self._corrupting: list[Corrupt] = []  # Corrupt faults waiting for a server chunk
         self._cut_short = False
 
     # -- state visible to the I/O layer -------------------------------------
@@ -327,6 +373,10 @@ class ReplayMachine:
                     return actions
                 self._pos += 1
                 data = self._reply(event.data)
+                if self._corrupting:
+                    for fault in self._corrupting:
+                        data = corrupted(data, fault)
+                    self._corrupting.clear()
                 if self._slicing is not None:
                     self._slicing.data, self._slicing.at = data, 0
                     actions += self._send_slices(now)
@@ -520,17 +570,31 @@ class ReplayMachine:
         return True
 
     def _send_slices(self, now: float) -> list[Action]:
-        """Send pieces of the chunk being sliced, pausing ``delay`` between them."""
+        """Send pieces of the chunk being sliced, pausing between them as the fault says."""
         slicing = self._slicing
         actions: list[Action] = []
         if slicing is None:
             return actions
         made = 0
         while slicing.pending:
-            piece = slicing.data[slicing.at : slicing.at + slicing.size]
+            if now < slicing.ready:
+                actions += self._hold(State.DELAYING, now, slicing.ready - now)
+                break
+            if slicing.left == 0:
+                # Sliced as far as the fault reaches: the rest of the chunk goes whole.
+                actions.append(Send(slicing.data[slicing.at :]))
+                slicing.at = len(slicing.data)
+                break
+            size = slicing.piece_size()
+            piece = slicing.data[slicing.at : slicing.at + size]
             slicing.at += len(piece)
+            if slicing.left is not None:
+                slicing.left -= len(piece)
             actions.append(Send(piece))
             made += 1
+            if slicing.rate is not None:
+                slicing.ready = now + len(piece) / slicing.rate
+                continue  # the next piece waits until the link carried this one
             if not slicing.pending:
                 break
             if slicing.delay > 0:
@@ -542,6 +606,8 @@ class ReplayMachine:
                 break
         if not slicing.pending:
             slicing.data, slicing.at = b"", 0  # the chunk is not kept once sent
+            if slicing.left == 0:
+                self._slicing = None  # later chunks go out whole again
         return actions
 
     # -- transitions -----------------------------------------------------------
@@ -590,8 +656,13 @@ class ReplayMachine:
         return self._end(Abort())
 
     def _fault_close(self, fault: Fault, now: float) -> list[Action]:
+        assert isinstance(fault, Close)
         self._cut_short = True
-        return self._hang_up()
+        if fault.delay is None:
+            return self._hang_up()
+        # A slow close: silence first, then the FIN (a Timeout with seconds, in effect).
+        self._after_silence = "close"
+        return self._hold(State.SILENT, now, fault.delay)
 
     def _fault_timeout(self, fault: Fault, now: float) -> list[Action]:
         assert isinstance(fault, Timeout)
@@ -609,17 +680,42 @@ class ReplayMachine:
     def _fault_truncate(self, fault: Fault, now: float) -> list[Action]:
         assert isinstance(fault, Truncate)
         self._cut_short = True
-        following = self._next_server_data()
         actions: list[Action] = []
-        if following is not None and fault.nbytes:
-            actions.append(Send(following[: fault.nbytes]))
+        left = fault.nbytes
+        for data in self._following_server_data():
+            if not left:
+                break
+            piece = data[:left]
+            left -= len(piece)
+            if piece:
+                actions.append(Send(piece))
         if fault.then == "reset":
             return actions + self._end(Abort())
         return actions + self._hang_up()
 
     def _fault_slice(self, fault: Fault, now: float) -> list[Action]:
         assert isinstance(fault, Slice)
-        self._slicing = _Slicing(fault.size, fault.delay)
+        if fault.size == "random":
+            self._slicing = _Slicing(
+                size=0, delay=fault.delay, draws=Draws(fault.seed), left=fault.nbytes
+            )
+        else:
+            self._slicing = _Slicing(size=fault.size, delay=fault.delay, left=fault.nbytes)
+        return []
+
+    def _fault_bandwidth(self, fault: Fault, now: float) -> list[Action]:
+        assert isinstance(fault, Bandwidth)
+        rate = fault.bytes_per_second
+        size = max(1, rate // BANDWIDTH_PIECES_PER_SECOND)
+        self._slicing = _Slicing(size=size, rate=rate)
+        return []
+
+    def _fault_corrupt(self, fault: Fault, now: float) -> list[Action]:
+        assert isinstance(fault, Corrupt)
+        # A client that notices drops the connection and retries: the retry may
+        # play this recording again.
+        self._cut_short = True
+        self._corrupting.append(fault)
         return []
 
     def _fault_at_connect(self, fault: Fault, now: float) -> list[Action]:
@@ -627,11 +723,20 @@ class ReplayMachine:
 
     # -- problems --------------------------------------------------------------
 
-    def _next_server_data(self) -> bytes | None:
-        for event in self._events[self._pos :]:
+    def _following_server_data(self) -> Iterator[bytes]:
+        """The next server chunk, and the server chunks right after it: up to the
+        first event of another kind (faults between them aside)."""
+        events = self._events
+        start = next(
+            (i for i in range(self._pos, len(events)) if type(events[i]) is ServerData), None
+        )
+        if start is None:
+            return
+        for event in events[start:]:
             if type(event) is ServerData:
-                return event.data
-        return None
+                yield event.data
+            elif not isinstance(event, Fault):
+                return
 
     def _unmatched_limit(self) -> int:
         """How many client bytes may wait unmatched: the rest of the message
@@ -701,6 +806,8 @@ _FAULTS: dict[type[Fault], _FaultHandler] = {
     Delay: ReplayMachine._fault_delay,
     Truncate: ReplayMachine._fault_truncate,
     Slice: ReplayMachine._fault_slice,
+    Corrupt: ReplayMachine._fault_corrupt,
+    Bandwidth: ReplayMachine._fault_bandwidth,
     Refuse: ReplayMachine._fault_at_connect,
     ConnectTimeout: ReplayMachine._fault_at_connect,
 }

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import fields
 from typing import Any
 
 from .cassette import CassetteModel
@@ -55,8 +54,8 @@ def _event_json(event: Event) -> dict[str, Any]:
         if event.time or math.copysign(1.0, event.time) < 0:
             out["time"] = event.time
         # The fault's own parameters first, then the shared ``times``.
-        names = sorted((f.name for f in fields(event) if f.name != "time"), key="times".__eq__)
-        out.update((n, getattr(event, n)) for n in names if getattr(event, n) is not None)
+        found = event.parameters()
+        out.update((n, found[n]) for n in sorted(found, key="times".__eq__))
         return out
     out["time"] = event.time
     if isinstance(event, TlsStart):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import fields
 
 from .cassette import CassetteModel
 from .connection import Connection
@@ -281,11 +280,15 @@ def _volatile_notes(connection: Connection) -> dict[int, list[str]]:
 
 
 def describe_fault(fault: Fault) -> str:
-    """``reset``, ``delay seconds=0.2 times=1``: a fault and its parameters."""
+    """``reset``, ``delay seconds=0.2 times=1``: a fault and its parameters.
+
+    Every parameter the fault acts on is shown, seeds included
+    (``slice size=random delay=0.0 seed=7``), so the run can be repeated.
+    """
     # The fault's own parameters first, then the shared ``times``.
-    names = sorted((f.name for f in fields(fault) if f.name != "time"), key=lambda n: n == "times")
-    params = [f"{n}={getattr(fault, n)}" for n in names if getattr(fault, n) is not None]
-    return " ".join([fault.kind, *params])
+    found = fault.parameters()
+    names = sorted(found, key=lambda n: n == "times")
+    return " ".join([fault.kind, *(f"{n}={found[n]}" for n in names)])
 
 
 def payload_lines(data: bytes, *, mode: str = "auto", full: bool = False) -> list[str]:
