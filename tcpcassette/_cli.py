@@ -23,17 +23,7 @@ from pathlib import Path
 from . import _standalone as standalone
 from ._cassette import Cassette, load
 from ._core.errors import CassetteError, CassetteFormatError, ReplayError
-from ._core.faults import (
-    Close,
-    ConnectTimeout,
-    Delay,
-    Fault,
-    Refuse,
-    Reset,
-    Slice,
-    Timeout,
-    Truncate,
-)
+from ._core.faults import FAULT_TYPES, RANDOM_SLICE_MAX, Fault
 from ._core.learn import learn
 from ._core.render import printable, show_bytes
 from ._core.targets import format_target
@@ -100,8 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     inject = sub.add_parser(
         "inject",
         help="place a fault in a cassette",
-        description="Faults: reset, close, timeout, delay, refuse, connect_timeout, "
-        "truncate, slice.",
+        description="Faults: " + ", ".join(_FAULTS) + ".",
         epilog="Example: tcpcassette inject cassettes/x.msgpack reset --connection 0 --after 3",
     )
     inject.add_argument("path", type=Path)
@@ -109,10 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     inject.add_argument("--connection", type=int, required=True)
     inject.add_argument("--after", type=int, default=0, help="after this event (0: at connect)")
     inject.add_argument("--seconds", type=float, help="timeout, delay")
-    inject.add_argument("--nbytes", type=int, help="truncate")
+    inject.add_argument(
+        "--nbytes", type=int, help="truncate, corrupt; slice: only the next N server bytes"
+    )
     inject.add_argument("--then", choices=["close", "reset"], help="truncate")
-    inject.add_argument("--size", type=int, help="slice")
-    inject.add_argument("--delay", type=float, help="slice")
+    inject.add_argument(
+        "--size",
+        type=_slice_size,
+        help=f"slice: bytes per piece, or random (1 to {RANDOM_SLICE_MAX}, drawn from --seed)",
+    )
+    inject.add_argument("--delay", type=float, help="slice; close: seconds before the FIN")
+    inject.add_argument("--seed", type=int, help="corrupt, slice --size random")
+    inject.add_argument("--bytes-per-second", type=int, help="bandwidth")
     inject.add_argument("--times", type=int, help="fire on the first N plays only")
     _add_framing(inject, "count --after in framed messages (as show --framing numbers them)")
     inject.add_argument("-o", "--output", type=Path, help="write here instead of in place")
@@ -238,17 +235,31 @@ def _add_framing(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-_FAULTS: dict[str, type[Fault]] = {
-    f.kind: f for f in (Reset, Close, Timeout, Delay, Refuse, ConnectTimeout, Truncate, Slice)
-}
+_FAULTS: dict[str, type[Fault]] = {f.kind: f for f in FAULT_TYPES}
+#: The inject options that set a fault's parameters (argparse's names).
+_FAULT_OPTIONS = ("seconds", "nbytes", "then", "size", "delay", "seed", "bytes_per_second", "times")
+
+
+def _slice_size(value: str) -> int | str:
+    """``--size``: a whole number, or ``random``."""
+    if value == "random":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of bytes or random, not {value!r}"
+        ) from None
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _fault_from(args: argparse.Namespace) -> Fault:
     cls = _FAULTS[args.fault]
     given = {
-        name: getattr(args, name)
-        for name in ("seconds", "nbytes", "then", "size", "delay", "times")
-        if getattr(args, name) is not None
+        name: getattr(args, name) for name in _FAULT_OPTIONS if getattr(args, name) is not None
     }
     # The fault's own parameters first, then the shared --times.
     params = sorted((f for f in fields(cls) if f.name != "time"), key=lambda f: f.name == "times")
@@ -256,18 +267,18 @@ def _fault_from(args: argparse.Namespace) -> Fault:
     unknown = sorted(set(given) - {f.name for f in params})
     missing = [name for name in required if name not in given]
     if unknown or missing:
-        takes = ", ".join("--" + f.name for f in params) or "no options"
+        takes = ", ".join(_option(f.name) for f in params) or "no options"
         problem = (
-            f"does not take {', '.join('--' + o for o in unknown)}"
+            f"does not take {', '.join(_option(o) for o in unknown)}"
             if unknown
-            else f"needs {' and '.join('--' + o for o in missing)}"
+            else f"needs {' and '.join(_option(o) for o in missing)}"
         )
         raise CassetteError(
             f"{args.fault} {problem} (it takes {takes}); see tcpcassette inject --help"
         )
     for name, value in given.items():
         if isinstance(value, int) and not -(2**63) <= value < 2**64:
-            raise CassetteError(f"--{name} {value} is out of range for a cassette (64 bits)")
+            raise CassetteError(f"{_option(name)} {value} is out of range for a cassette (64 bits)")
     return cls(**given)
 
 

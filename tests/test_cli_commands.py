@@ -9,12 +9,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 
 import tcpcassette
 from tcpcassette import ClientData, Connection, ConnectRefused, ServerData, at, load, use_cassette
 from tcpcassette._core.text import export_text
-from tcpcassette.faults import ConnectTimeout, Refuse
+from tcpcassette.faults import Bandwidth, Close, ConnectTimeout, Corrupt, Fault, Refuse, Slice
 
 from .commands import run_cli
 from .realservers import offered_port
@@ -435,3 +436,86 @@ def test_show_does_not_flag_a_redacted_credential(tmp_path: Path) -> None:
     out = cli("show", str(path)).stdout
     assert out.count("⚠") == 2
     assert "⚠ looks like a Redis AUTH command" in out and "⚠ looks like an HTTP Cookie" in out
+
+
+# -- inject: the faults of format version 4 -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "fault"),
+    [
+        (
+            ["corrupt", "--after", "2", "--nbytes", "1", "--seed", "3"],
+            Corrupt(nbytes=1, seed=3),
+        ),
+        (["corrupt", "--after", "1"], Corrupt()),
+        (["bandwidth", "--bytes-per-second", "100"], Bandwidth(bytes_per_second=100)),
+        (["slice", "--size", "random", "--seed", "7"], Slice(size="random", seed=7)),
+        (
+            ["slice", "--size", "random", "--seed", "7", "--nbytes", "5", "--times", "1"],
+            Slice(size="random", seed=7, nbytes=5, times=1),
+        ),
+        (["slice", "--size", "2", "--nbytes", "5"], Slice(size=2, nbytes=5)),
+        (["close", "--delay", "0.5"], Close(delay=0.5)),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_inject_places_each_new_fault(tmp_path: Path, options: list[str], fault: Fault) -> None:
+    path = save(tmp_path / "x.msgpack", hello())
+    kind, *rest = options
+    result = cli("inject", str(path), kind, "--connection", "0", *rest)
+    assert result.returncode == 0, result.stderr
+    after = int(rest[rest.index("--after") + 1]) if "--after" in rest else 0
+    events = load(path).connections[0].events
+    assert events[after] == fault
+    assert msgpack.unpackb(path.read_bytes())["version"] == 4
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (
+            ["bandwidth", "--nbytes", "3"],
+            "bandwidth does not take --nbytes (it takes --bytes-per-second, --times)",
+        ),
+        (["bandwidth"], "bandwidth needs --bytes-per-second"),
+        (
+            ["corrupt", "--size", "4"],
+            "corrupt does not take --size (it takes --nbytes, --seed, --times)",
+        ),
+        (
+            ["close", "--seed", "1"],
+            "close does not take --seed (it takes --delay, --times)",
+        ),
+        (
+            ["reset", "--bytes-per-second", "1"],
+            "reset does not take --bytes-per-second (it takes --times)",
+        ),
+        (["slice", "--size", "3", "--seed", "2"], "a slice of size 3 takes no seed"),
+        (["bandwidth", "--bytes-per-second", "0"], "bytes_per_second must be a whole number"),
+    ],
+)
+def test_inject_names_what_a_new_fault_takes(
+    tmp_path: Path, options: list[str], problem: str
+) -> None:
+    path = save(tmp_path / "x.msgpack", hello())
+    before = path.read_bytes()
+    refused = one_line_error(cli("inject", str(path), *options, "--connection", "0"))
+    assert problem in refused
+    assert path.read_bytes() == before
+
+
+def test_inject_size_is_a_number_or_random(tmp_path: Path) -> None:
+    path = save(tmp_path / "x.msgpack", hello())
+    result = cli("inject", str(path), "slice", "--size", "big", "--connection", "0")
+    assert result.returncode == 2
+    assert "expected a whole number of bytes or random, not 'big'" in result.stderr
+
+
+def test_show_prints_a_random_slice_with_its_seed(tmp_path: Path) -> None:
+    path = save(tmp_path / "x.msgpack", hello())
+    inject = ("inject", str(path), "slice", "--size", "random", "--seed", "7", "--after", "1")
+    assert cli(*inject, "--connection", "0").returncode == 0
+    shown = cli("show", str(path))
+    assert shown.returncode == 0
+    assert "FAULT slice size=random delay=0.0 seed=7" in shown.stdout
