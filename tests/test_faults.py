@@ -23,9 +23,14 @@ import pytest
 
 import tcpcassette
 from tcpcassette import at, load, use_cassette
+from tcpcassette._core.draws import Draws
+from tcpcassette._core.replay import corrupted
 from tcpcassette.faults import (
+    RANDOM_SLICE_MAX,
+    Bandwidth,
     Close,
     ConnectTimeout,
+    Corrupt,
     Delay,
     Refuse,
     Reset,
@@ -379,6 +384,114 @@ def test_slice_delivers_a_chunk_in_pieces(cassette_dir: Path, serve: Serve) -> N
                 reads.append(s.recv(100))
     assert b"".join(reads) == b"FIRST"
     assert len(reads) > 1  # the client had to put the reply together itself
+
+
+# -- corrupt, bandwidth, random slices, slow close (format version 4) ----------------
+
+#: A 400-byte reply, every byte value in it.
+BIG_REPLY = bytes(range(256)) + bytes(range(144))
+
+
+def big_replier(conn: socket.socket) -> None:
+    """Answers "ask" with BIG_REPLY in one write, then waits for the client to close."""
+    servers.recv_exactly(conn, 3)
+    conn.sendall(BIG_REPLY)
+    conn.recv(16)
+
+
+def record_big(serve: Serve, cassette_dir: Path) -> ThreadedServer:
+    """Record one "ask" answered by BIG_REPLY; the server is stopped for replay."""
+    server = serve(big_replier)
+    with use_cassette("big", record_mode="all", cassette_dir=cassette_dir):
+        with socket.create_connection(server.address, timeout=5) as s:
+            s.sendall(b"ask")
+            assert servers.recv_exactly(s, len(BIG_REPLY)) == BIG_REPLY
+    server.stop()
+    return server
+
+
+def reply_chunks(cassette_dir: Path) -> list[bytes]:
+    """The server chunks of the reply, as the proxy read and recorded them."""
+    events = load(cassette_dir / "big.msgpack").connections[0].events
+    chunks = [e.data for e in events if isinstance(e, tcpcassette.ServerData)]
+    assert b"".join(chunks) == BIG_REPLY
+    return chunks
+
+
+def ask(server: ThreadedServer) -> bytes:
+    with socket.create_connection(server.address, timeout=5) as s:
+        s.sendall(b"ask")
+        return servers.recv_exactly(s, len(BIG_REPLY))
+
+
+def test_corrupt_changes_exactly_nbytes_bytes_the_same_way_every_play(
+    cassette_dir: Path, serve: Serve
+) -> None:
+    server = record_big(serve, cassette_dir)
+    first, *rest = reply_chunks(cassette_dir)
+    fault = Corrupt(nbytes=3, seed=11)
+    with use_cassette("big", cassette_dir=cassette_dir, faults=[at(fault, connection=0, after=1)]):
+        got = ask(server)
+        again = ask(server)  # the retry plays the same fault again: the same bytes
+    changed = [i for i in range(len(BIG_REPLY)) if got[i] != BIG_REPLY[i]]
+    assert len(changed) == 3
+    assert all(bin(got[i] ^ BIG_REPLY[i]).count("1") == 1 for i in changed)
+    assert again == got == corrupted(first, fault) + b"".join(rest)
+
+
+def test_bandwidth_makes_a_reply_take_as_long_as_the_rate_says(
+    cassette_dir: Path, serve: Serve
+) -> None:
+    server = record_big(serve, cassette_dir)
+    fault = at(Bandwidth(bytes_per_second=200), connection=0, after=0)
+    with use_cassette("big", cassette_dir=cassette_dir, faults=[fault]):
+        started = time.monotonic()
+        assert ask(server) == BIG_REPLY
+        took = time.monotonic() - started
+    # 400 bytes at 200 B/s: the last of 40 pieces leaves 1.95 s after the first.
+    assert took >= 1.5
+
+
+def test_a_slow_close_sends_the_fin_no_earlier_than_its_delay(
+    cassette_dir: Path, serve: Serve
+) -> None:
+    server = record_big(serve, cassette_dir)
+    after_reply = len(load(cassette_dir / "big.msgpack").connections[0].events) - 2
+    fault = at(Close(delay=0.5), connection=0, after=after_reply)
+    with use_cassette("big", cassette_dir=cassette_dir, faults=[fault]):
+        with socket.create_connection(server.address, timeout=5) as s:
+            started = time.monotonic()
+            s.sendall(b"ask")
+            assert servers.recv_exactly(s, len(BIG_REPLY)) == BIG_REPLY
+            assert s.recv(100) == b""  # the FIN, and nothing after the reply
+            waited = time.monotonic() - started
+    assert waited >= 0.45
+
+
+def test_random_slices_arrive_in_pieces_of_at_most_64_bytes_as_the_seed_draws(
+    cassette_dir: Path, serve: Serve
+) -> None:
+    server = record_big(serve, cassette_dir)
+    draws = Draws(7)
+    boundaries, at_byte = set(), 0
+    for chunk in reply_chunks(cassette_dir):
+        end = at_byte + len(chunk)
+        while at_byte < end:
+            at_byte = min(at_byte + 1 + draws.below(RANDOM_SLICE_MAX), end)
+            boundaries.add(at_byte)
+    fault = at(Slice(size="random", seed=7, delay=0.05), connection=0, after=0)
+    with use_cassette("big", cassette_dir=cassette_dir, faults=[fault]):
+        with socket.create_connection(server.address, timeout=5) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(b"ask")
+            reads: list[bytes] = []
+            while sum(len(r) for r in reads) < len(BIG_REPLY):
+                reads.append(s.recv(4096))
+    assert b"".join(reads) == BIG_REPLY
+    assert len(reads) > 1 and max(len(r) for r in reads) <= RANDOM_SLICE_MAX
+    # Each read ends where a drawn piece ends: the pieces are the seed's.
+    ends = {sum(len(r) for r in reads[: n + 1]) for n in range(len(reads))}
+    assert ends <= boundaries
 
 
 # -- retries --------------------------------------------------------------------------

@@ -71,6 +71,7 @@ def test_readme_examples_run_in_order(
     ]
     assert printed["address"] == "b'HELLO\\n'\n"  # printed by the subprocess
     assert printed["faults_in_the_file"] == "timed out, as intended\n"  # not a silent pass
+    assert printed["corrupt_and_bandwidth"] == "1 byte changed\n"
     assert re.fullmatch(r"b'HELLO AT \d{10}\\n'\n", printed["matching"])
     assert printed["noise"] == "True\n"  # a fresh tag, answered with itself
     assert printed["own_protocol"] == "b'OK'\n"
