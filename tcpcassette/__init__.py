@@ -32,6 +32,7 @@ if _typing.TYPE_CHECKING:
     from ._core.errors import CassetteInUseError as CassetteInUseError
     from ._core.errors import CassetteNotFoundError as CassetteNotFoundError
     from ._core.errors import CassettePathError as CassettePathError
+    from ._core.errors import ClientHungError as ClientHungError
     from ._core.errors import ClientMismatchError as ClientMismatchError
     from ._core.errors import ClientStalledError as ClientStalledError
     from ._core.errors import InvalidFaultError as InvalidFaultError
@@ -70,6 +71,7 @@ _LAZY = {
     "CassettePathError": "._core.errors",
     "ClientClose": "._core.events",
     "ClientData": "._core.events",
+    "ClientHungError": "._core.errors",
     "ClientMismatchError": "._core.errors",
     "ClientReset": "._core.events",
     "ClientStalledError": "._core.errors",
@@ -130,6 +132,7 @@ __all__ = [
     "CassettePathError",
     "ClientClose",
     "ClientData",
+    "ClientHungError",
     "ClientMismatchError",
     "ClientReset",
     "ClientStalledError",

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._core.cassette import CassetteModel
 from ._core.connection import Connection
 from ._core.errors import CassetteError
 from ._core.limits import DEFAULT_MAX_CASSETTE_BYTES
 from ._io.storage import read_cassette, write_cassette
+
+if TYPE_CHECKING:
+    from ._core.sweep import SweepFault
 
 
 class _LiveSession(Protocol):
@@ -33,6 +36,8 @@ class Cassette(CassetteModel):
         connections: the recorded connections, in the order they were opened.
         hosts: host names resolved during recording, each with its addresses,
             so that replay answers name lookups without a resolver.
+        sweep_fault: in a test the fault sweep runs under a fault, which fault
+            and where (a :class:`tcpcassette.faults.SweepFault`); None otherwise.
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class Cassette(CassetteModel):
         self.path: Path | None = Path(path) if path is not None else None
         self._play_counts: list[int] = [0] * len(self.connections)
         self._live: _LiveSession | None = None
+        self.sweep_fault: SweepFault | None = None
 
     # -- reading and writing -------------------------------------------------
 

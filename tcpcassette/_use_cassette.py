@@ -39,6 +39,7 @@ from ._core.options import (
     ReplayOptions,
 )
 from ._core.protocols.base import WireProtocol
+from ._core.sweep import Case, place_case
 from ._core.targets import named_targets
 from ._io import intercept as _intercept
 from ._io.session import new_session
@@ -107,6 +108,9 @@ class _Activation:
         self.learning = bool(settings is not None and settings.learn and self.path.exists())
         if self.learning:
             self.mode = RecordMode.ALL
+        if options._sweep is not None:
+            # A sweep case replays what the test recorded, whatever mode the run is in.
+            self.mode, self.learning = RecordMode.NONE, False
         # --disable-tcpcassette: the code under test talks to the real servers.
         self.disabled = bool(settings is not None and settings.disabled)
         self._lock = contextlib.ExitStack()
@@ -159,6 +163,10 @@ class _Activation:
                 connection=placement.connection,
                 after=placement.after,
                 framing=options.framer,
+            )
+        if options._sweep is not None:
+            self.cassette.connections = place_case(
+                options._sweep, self.cassette.connections, str(self.path)
             )
         self.session = new_session(
             self.cassette,
@@ -452,6 +460,9 @@ class use_cassette:
         )
         self.lock_timeout = lock_timeout
         self.upstream_ca = upstream_ca
+        #: The sweep case this use replays (the pytest plugin sets it): replay only,
+        #: with the case's fault placed.
+        self._sweep: Case | None = None
         self._stack: list[_Activation] = []
 
     def _activation(self, name: str | None) -> _Activation:

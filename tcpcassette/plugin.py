@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _settings
+from . import _settings, _sweep
 from ._core.errors import CassetteError, ReplayError
 from ._paths import node_name
 from ._settings import Outcome, PytestSettings, RecordMode
@@ -100,6 +100,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "recording does) and store what differs from the recording as volatile; the "
         "recordings themselves are kept",
     )
+    _sweep.add_options(group)
     parser.addini(
         "tcpcassette_record_mode",
         "record mode when --record-mode is not given (none, once, new_episodes, all)",
@@ -142,6 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
         allowed = str(config.getoption("--tcpcassette-allowed-hosts") or "").split(",")
         intercept.guard(network.NetworkGuard(allowed))
     _settings.push(settings)
+    _sweep.register(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -166,9 +168,10 @@ def tcpcassette_config() -> dict[str, Any]:
 
 
 def _options(
-    request: pytest.FixtureRequest, config: Mapping[str, Any]
+    request: pytest.FixtureRequest, config: Mapping[str, Any], nodeid: str
 ) -> tuple[str, dict[str, Any]]:
-    """The cassette name and ``use_cassette`` options for the test being set up."""
+    """The cassette name and ``use_cassette`` options for the test being set up:
+    the ``tcpcassette_config`` fixture's, then its markers' (the nearest wins)."""
     if not isinstance(config, Mapping):
         raise CassetteError(
             f"{request.node.nodeid}: the tcpcassette_config fixture must return a dict of "
@@ -176,18 +179,9 @@ def _options(
         )
     options = dict(config)
     name: str | None = options.pop("name", None)
-    # Farthest first (module, class), so the marker nearest the test wins.
-    for marker in reversed(list(request.node.iter_markers("tcpcassette"))):
-        if len(marker.args) > 1:
-            raise CassetteError(
-                f"{request.node.nodeid}: @pytest.mark.tcpcassette takes one name at most, "
-                f"got {marker.args!r}; give options as keywords"
-            )
-        if marker.args:
-            name = marker.args[0]
-        options.update(marker.kwargs)
-        name = options.pop("name", name)
-    return name or node_name(request.node.nodeid), options
+    marked, given = _sweep.marker_options(request.node)
+    options.update(given)
+    return marked or name or node_name(nodeid), options
 
 
 def _use(name: str, options: dict[str, Any], where: str) -> Any:
@@ -218,14 +212,31 @@ def tcpcassette(
     if request.config.getoption("--disable-tcpcassette"):
         yield None
         return
-    name, options = _options(request, tcpcassette_config)
+    run = request.node.stash.get(_sweep.CASE, None)
+    nodeid = request.node.nodeid if run is None else run.test
+    name, options = _options(request, tcpcassette_config, nodeid)
+    if run is not None:
+        options.update(_sweep.case_options(run))
     using = _use(name, options, request.node.nodeid)
-    with using as cassette:
-        request.node.stash[_IN_USE] = using
-        try:
-            yield cassette
-        finally:
-            del request.node.stash[_IN_USE]
+    if run is not None:
+        using._sweep = run.case
+    began = False
+    try:
+        with using as cassette:
+            request.node.stash[_IN_USE] = using
+            if run is not None:
+                cassette.sweep_fault = run.case.describe()
+            began = True
+            try:
+                yield cassette
+            finally:
+                del request.node.stash[_IN_USE]
+    except CassetteError as late:
+        if run is None or not began:
+            raise
+        # A sweep case was judged when its test ended; what replay found after
+        # that (a silence outlasting the case) goes with its report.
+        request.node.stash[_sweep.LATE] = late
 
 
 @pytest.hookimpl(wrapper=True)

@@ -82,6 +82,7 @@ def test_the_layers_are_visible_as_folders() -> None:
         "_paths",
         "_settings",
         "_standalone",
+        "_sweep",
         "_use_cassette",
         "_version",
     }

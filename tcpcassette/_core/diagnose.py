@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from .actions import Problem
 from .connection import Connection
 from .errors import (
+    ClientHungError,
     ClientMismatchError,
     ClientStalledError,
     ReplayError,
@@ -212,7 +213,7 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
             "purpose, re-record with --record-mode=all."
         )
     else:
-        kind = ClientStalledError
+        kind = ClientHungError
         text = (
             f"{where}: the client waited on a silence (a Timeout fault, a Delay, a Close with "
             "a delay, or a recorded gap in realtime replay) longer than max_silence allows and "

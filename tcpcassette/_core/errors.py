@@ -13,6 +13,7 @@
         ├── UnrecordedConnectionError  a connection the cassette has no recording for
         ├── ClientMismatchError        the client sent other bytes than were recorded
         ├── ClientStalledError         the client stopped sending halfway through a message
+        │   └── ClientHungError        the client waited on a silence longer than max_silence
         └── UnplayedError              strict=True: recorded connections or requests never used
 
 Every message names the cassette file, the connection where there is one, and
@@ -128,6 +129,11 @@ class ClientMismatchError(ReplayError):
 
 class ClientStalledError(ReplayError):
     """The client sent part of a recorded message, then nothing more within the bound."""
+
+
+class ClientHungError(ClientStalledError):
+    """The client waited on a silence (a ``Timeout`` fault, a ``Delay``) longer than
+    ``max_silence`` allows: it has no timeout of its own there."""
 
 
 class UnplayedError(ReplayError):
