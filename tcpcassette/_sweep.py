@@ -323,6 +323,7 @@ class Sweep:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
+        __tracebackhide__ = True
         run = item.stash.get(CASE, None)
         if run is not None:
             self._arm(run)
@@ -334,6 +335,7 @@ class Sweep:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        __tracebackhide__ = True
         try:
             return (yield)
         finally:

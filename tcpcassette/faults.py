@@ -2,6 +2,8 @@
 
 Place them in a saved cassette with :meth:`tcpcassette.Cassette.inject`, or
 for one use with ``use_cassette(..., faults=[at(Reset(), connection=0, after=2)])``.
+In a test the fault sweep runs (``pytest --tcpcassette-sweep``), the cassette's
+``sweep_fault`` is a :class:`SweepFault` naming the fault and where it is.
 """
 
 from ._core.faults import RANDOM_SLICE_MAX as RANDOM_SLICE_MAX
@@ -18,6 +20,7 @@ from ._core.faults import Slice as Slice
 from ._core.faults import Timeout as Timeout
 from ._core.faults import Truncate as Truncate
 from ._core.faults import at as at
+from ._core.sweep import SweepFault as SweepFault
 
 __all__ = [
     "RANDOM_SLICE_MAX",
@@ -31,6 +34,7 @@ __all__ = [
     "Refuse",
     "Reset",
     "Slice",
+    "SweepFault",
     "Timeout",
     "Truncate",
     "at",

@@ -115,16 +115,17 @@ def pytest_examples() -> dict[str, str]:
 
 def test_readme_pytest_project_records_and_replays_under_xdist(pytester: pytest.Pytester) -> None:
     files = pytest_examples()
-    assert set(files) == {"conftest.py", "test_services.py"}
+    assert set(files) == {"conftest.py", "test_services.py", "test_resilience.py"}
     for name, code in files.items():
         (pytester.path / name).write_text(code)
     pytester.makeini("[pytest]\n")
     recorded = pytester.runpytest_subprocess("--record-mode=once", "-n", "2", "-p", "no:benchmark")
-    recorded.assert_outcomes(passed=3)
+    recorded.assert_outcomes(passed=4)
     cassettes = sorted(
         str(p.relative_to(pytester.path)) for p in pytester.path.glob("cassettes/**/*.msgpack")
     )
     assert cassettes == [
+        "cassettes/test_resilience/test_shout_retries_once.msgpack",
         "cassettes/test_services/test_shout.msgpack",
         "cassettes/test_services/test_web.msgpack",
         "cassettes/web-twice.msgpack",
@@ -133,6 +134,11 @@ def test_readme_pytest_project_records_and_replays_under_xdist(pytester: pytest.
     replayed = pytester.runpytest_subprocess(
         "-n", "2", "-p", "no:benchmark", "--tcpcassette-block-network"
     )
-    replayed.assert_outcomes(passed=3)
+    # The test marked sweep=... runs once more per case: a refused connect, and a
+    # reset, close and truncation before the one reply; it survives them all.
+    replayed.assert_outcomes(passed=4 + 4)
+    assert "test_resilience.py::test_shout_retries_once: 4 case(s): 4 survived" in (
+        replayed.stdout.str()
+    )
     targets = {c.target for p in cassettes for c in tcpcassette.load(pytester.path / p).connections}
     assert targets == {"shout", "web"}
