@@ -39,6 +39,8 @@ DEFAULT_TIMEOUT = 10.0
 SILENCE_MARGIN = 5.0
 #: Where a case's result travels with its report (to the xdist controller too).
 PROPERTY = "tcpcassette-sweep"
+#: The baseline's outcome of a case whose outcome changed, with its report.
+CHANGED = "tcpcassette-sweep-was"
 _SEED_KEY = "tcpcassette_sweep_seed"
 _WORKER_KEY = "tcpcassette_sweep"
 
@@ -427,6 +429,7 @@ class Sweep:
             report.sections.append(("tcpcassette sweep: what the test raised", text))
         before = changed(result, self.baseline)
         if before is not None:
+            report.user_properties.append((CHANGED, before.describe()))
             report.outcome = "failed"
             report.longrepr = (
                 f"sweep case {run.case.id} of {run.test}: the outcome changed from "
@@ -450,8 +453,10 @@ class Sweep:
                     summary=str(value["message"]),
                 )
                 self.results.append(result)
-                if report.failed and self.baseline:
-                    self.changed.append((report.nodeid, result.describe()))
+        for key, value in report.user_properties:
+            if key == CHANGED:
+                now = self.results[-1].describe() if self.results else "?"
+                self.changed.append((report.nodeid, f"was {value}, now {now}"))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -519,8 +524,8 @@ class Sweep:
                 terminalreporter.write_line(
                     f"{len(self.changed)} case(s) changed outcome since {self.baseline_path}:"
                 )
-                for nodeid, now in self.changed:
-                    terminalreporter.write_line(f"  {nodeid}: now {now}")
+                for nodeid, what in self.changed:
+                    terminalreporter.write_line(f"  {nodeid}: {what}")
             else:
                 terminalreporter.write_line(f"no case changed outcome since {self.baseline_path}")
         for note in self.notes:
@@ -564,7 +569,11 @@ def classify(exc: BaseException | None) -> tuple[str, str] | None:
         return "skipped", _first_line(exc)
     replay = next((e for e in chain if isinstance(e, ReplayError)), None)
     if replay is not None:
-        return "unserved", _first_line(replay)
+        line = _first_line(replay)
+        if replay.cassette:
+            # The report travels (a baseline is committed): the cassette by its name only.
+            line = line.replace(replay.cassette, Path(replay.cassette).name)
+        return "unserved", line
     if isinstance(exc, CassetteError):
         return None
     if isinstance(exc, (AssertionError, pytest.fail.Exception)):

@@ -278,6 +278,7 @@ def test_the_baseline_fails_exactly_the_cases_whose_outcome_changed(
     assert failed == moved
     result.assert_outcomes(passed=8 - len(moved), failed=len(moved))
     assert "changed from client-error (ConnectionResetError)" in result.stdout.str()
+    assert "was client-error (ConnectionResetError), now survived" in result.stdout.str()
 
 
 def test_markers_sweep_one_test_narrow_the_faults_or_opt_out(pytester: pytest.Pytester) -> None:

@@ -58,7 +58,7 @@ class Position:
         start: where that message begins in the connection's server bytes.
         size: its length in bytes (0 for the connect).
         summary: the message in one line, decoded by its protocol where one
-            frames the connection.
+            frames the connection; at the connect, the target (``→ redis``).
     """
 
     connection: int
@@ -89,7 +89,8 @@ class SweepFault:
         fault: the fault itself, as placed.
         connection: the recorded connection it is placed in (from 0).
         position: ``"connect"`` or ``"before-server-<n>"``.
-        message: the server message it comes before, in one line ("" at a connect).
+        message: the server message it comes before, in one line (at a connect,
+            the target: ``→ redis``).
     """
 
     id: str
@@ -238,7 +239,9 @@ def positions(
     for index, connection in enumerate(connections):
         if not _connected(connection):
             continue
-        out.append(Position(connection=index, message=0))
+        out.append(
+            Position(connection=index, message=0, summary=f"→ {printable(connection.target)}")
+        )
         protocol = protocol_of(index)
         for number, (start, data) in enumerate(server_messages(connection, protocol), 1):
             out.append(

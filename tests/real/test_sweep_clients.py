@@ -209,4 +209,5 @@ def test_the_readme_tables_are_what_the_committed_cassettes_sweep_to(
     module = __import__("redis" if client == "redis-py" else client)
     if not module.__version__.startswith(version + "."):
         pytest.skip(f"README's {client} table is for {version}, {module.__version__} installed")
-    assert shown == table_of(output), "README: run the sweep and paste its table again"
+    printed = table_of(output)
+    assert shown == printed, "README: paste the table this sweep printed:\n" + "\n".join(printed)
