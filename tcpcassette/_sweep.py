@@ -42,6 +42,8 @@ PROPERTY = "tcpcassette-sweep"
 #: The baseline's outcome of a case whose outcome changed, with its report.
 CHANGED = "tcpcassette-sweep-was"
 _SEED_KEY = "tcpcassette_sweep_seed"
+#: Bytes of what an unserved client sent kept in its case's detail.
+SHOWN_SENT = 80
 _WORKER_KEY = "tcpcassette_sweep"
 
 #: The case a swept item runs.
@@ -569,6 +571,10 @@ def classify(exc: BaseException | None) -> tuple[str, str] | None:
         return "skipped", _first_line(exc)
     replay = next((e for e in chain if isinstance(e, ReplayError)), None)
     if replay is not None:
+        if replay.sent is not None:
+            from ._core.render import show_bytes
+
+            return "unserved", f"sent {show_bytes(replay.sent, limit=SHOWN_SENT)}"
         line = _first_line(replay)
         if replay.cassette:
             # The report travels (a baseline is committed): the cassette by its name only.

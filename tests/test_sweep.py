@@ -459,3 +459,44 @@ async def test_get(server, port):
     assert found["timeout@c0:before-server-2"] == ("client-error", "TimeoutError")
     assert found["reset@c0:before-server-2"] == ("client-error", "ConnectionResetError")
     assert found["reset@c0:before-server-3"] == ("client-error", "ConnectionResetError")
+
+
+def test_a_retry_the_recording_cannot_answer_is_unserved_with_what_it_sent(
+    pytester: pytest.Pytester,
+) -> None:
+    tests = """
+import os, socket
+import pytest
+
+
+def ask(port, line):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        f = s.makefile("rb")
+        assert f.readline() == b"HELLO\\n"
+        s.sendall(line)
+        reply = f.readline()
+        s.sendall(b"QUIT\\n")
+        f.readline()
+        return reply
+
+
+@pytest.mark.tcpcassette
+def test_get(server, port):
+    try:
+        reply = ask(port, b"GET a\\n")
+    except ConnectionError:
+        reply = b""
+    if not reply:
+        reply = ask(port, b"GET a again\\n")  # a retry that says something else
+    assert reply.startswith(b"+GET a")
+"""
+    project(pytester, tests)
+    report = pytester.path / "sweep.json"
+    result = sweep(
+        pytester, "--tcpcassette-sweep-faults=close", f"--tcpcassette-sweep-report={report}"
+    )
+    result.assert_outcomes(passed=1 + 3)
+    found = outcomes(report)
+    assert found["close@c0:before-server-2"] == ("unserved", "sent b'GET a again\\n'")
+    assert found["close@c0:before-server-3"] == ("survived", "")
+    assert re.search(r"c0 server 2 +b'\+GET a\\n' +U", result.stdout.str())

@@ -233,6 +233,7 @@ def problem(cassette: str, index: int, connection: Connection, found: Problem) -
         target=connection.target,
         key=("event", index, found.position, found.reason, found.actual),
         reset=True,
+        sent=found.actual,
     )
 
 
@@ -248,6 +249,7 @@ def exchange_problem(
             target=target,
             key=("exchange", target, None, None, found.reason, found.actual),
             reset=True,
+            sent=found.actual,
         )
     if found.connection is None:
         return ClientMismatchError(
@@ -259,6 +261,7 @@ def exchange_problem(
             target=target,
             key=("exchange", target, None, None, found.reason, found.actual),
             reset=True,
+            sent=found.actual,
         )
     index = found.connection
     base = problem(cassette, index, connections[index], found)
@@ -274,6 +277,7 @@ def exchange_problem(
         target=target,
         key=("exchange", target, index, found.position, found.reason, found.actual),
         reset=True,
+        sent=found.actual,
     )
 
 
@@ -355,6 +359,7 @@ def no_match(
         target=target,
         key=("opening", target, received),
         reset=True,
+        sent=received,
     )
 
 
@@ -373,5 +378,6 @@ def stalled_opening(
         position=1,
         target=target,
         key=("stalled opening", target, received),
+        sent=received,
         reset=True,
     )

@@ -93,6 +93,8 @@ class ReplayError(CassetteError):
         reset: replay reset the client's connection over it, so the client
             may retry: a later connection to ``target`` that the cassette has
             nothing left for is one of its retries.
+        sent: what the client sent there that the recording could not answer,
+            where known.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class ReplayError(CassetteError):
         target: str | None = None,
         key: tuple[object, ...] | None = None,
         reset: bool = False,
+        sent: bytes | None = None,
     ) -> None:
         # Targets, host names and payload renderings come from the cassette, a
         # file that may have been downloaded: none of it may steer a terminal.
@@ -117,6 +120,7 @@ class ReplayError(CassetteError):
         self.target = target
         self.key = key
         self.reset = reset
+        self.sent = sent
 
 
 class UnrecordedConnectionError(ReplayError):
