@@ -151,3 +151,22 @@ def test_an_exchange_counts_as_played_only_once_its_whole_reply_was() -> None:
     assert [x.uses for x in book.exchanges] == [1, 1, 0]
     book.mark_played(0, 8)
     assert [x.uses for x in book.exchanges] == [1, 1, 1]
+
+
+def test_a_play_cut_short_is_not_taken_over_by_a_retry_that_strays() -> None:
+    """The connection a fault closed holds nothing any more: a retry that strays from
+    the recording is not swapped into it (where the fault would fire a second time)."""
+    faulted = talk((HI, (b"hi\n",)), (A, (b"1\n",))).with_fault(Close(times=1), after=2)
+    other = talk((b"OTHER\n", (b"o\n",)))
+    r = router(faulted, other, protocol="raw")
+    first = connect(r, HI)
+    assert sent(cut_short(r, first, HI)) == b"hi\n"  # then the FIN
+    # The retry sends its handshake and, without waiting, a request nothing recorded.
+    retry = connect(r, HI + b"GET z\n")
+    assert retry.play.index == 0 and retry.play.play == 1
+    actions = retry.machine.start(0.0) + retry.machine.feed(HI + b"GET z\n", 0.0)
+    problems = [a for a in actions if isinstance(a, Problem)]
+    assert problems and problems[0].actual.startswith(b"GET z")  # its own mismatch
+    assert SendEof() not in actions and not retry.machine.cut_short  # not the fault again
+    assert first.machine.feed_eof(0.0) == [Disconnect()]  # the first ends as it began to
+    assert r.play_counts() == [2, 0]
