@@ -116,8 +116,12 @@ class LiveConnection(Wrapper):
 
     @property
     def movable(self) -> bool:
-        """True while another recording may still take this connection over."""
-        return self.inputs is not None and self.index >= 0 and not self._over
+        """True while another recording may still take this connection over: not
+        once a fault cut its play short, as it gave its recording back then (a
+        retry may be playing it already)."""
+        if self.inputs is None or self.index < 0 or self._over:
+            return False
+        return not self.machine.cut_short
 
     def sent(self) -> bytes:
         """Every byte the client sent (only while :attr:`inputs` are kept)."""

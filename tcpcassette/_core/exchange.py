@@ -28,6 +28,7 @@ class Exchange:
 
     connection: int
     position: int  # number (from 1) of the request's first event in its connection
+    end: int  # number of its last event (the reply's last chunk): played once a play passed it
     request: bytes  # empty for a greeting, sent by the server before any request
     reply: tuple[bytes, ...]
     order: float  # when it happened, across connections
@@ -47,13 +48,14 @@ def exchanges_of(
     out: list[Exchange] = []
     request = bytearray()
     reply: list[bytes] = []
-    first, when = 1, connection.start
+    first, last, when = 1, 1, connection.start
 
     def emit() -> None:
         out.append(
             Exchange(
                 connection=index,
                 position=first,
+                end=last,
                 request=bytes(request),
                 reply=tuple(reply),
                 order=when,
@@ -68,10 +70,12 @@ def exchanges_of(
             if not request:
                 first, when = number, connection.start + event.time
             request += event.data
+            last = number
         elif type(event) is ServerData:
             if not request and not reply and not out:
                 first, when = number, connection.start + event.time
             reply.append(event.data)
+            last = number
     if request or reply:
         emit()
     return out if split is None else [part for x in out for part in _by_message(x, split)]
@@ -86,6 +90,7 @@ def _by_message(exchange: Exchange, split: Callable[[bytes], list[int]]) -> list
         Exchange(
             connection=exchange.connection,
             position=exchange.position,
+            end=exchange.end,
             request=exchange.request[start:end],
             reply=exchange.reply if end == ends[-1] else (),
             order=exchange.order,
@@ -143,11 +148,17 @@ class ExchangeBook:
 
     def mark_played(self, index: int, before: int) -> None:
         """A script play of connection ``index`` reached event ``before``: the
-        exchanges it played are used."""
+        exchanges it played are used.
+
+        Only those it played to the end: a request whose reply a fault cut
+        off, or that came before a reply still to be sent, is not answered
+        yet, and a client's retry may ask it again.
+        """
         for x in self._of.get(index, ()):
             if x.position >= before:
                 break
-            x.uses = max(x.uses, 1)
+            if x.end < before:
+                x.uses = max(x.uses, 1)
 
     def all_used(self, index: int) -> bool:
         """True when every exchange recorded on connection ``index`` was used."""
