@@ -163,9 +163,11 @@ def test_every_case_is_an_item_with_a_stable_id_and_the_test_runs_too(
     # -k selects cases as it selects any test.
     picked = collected(sweep(pytester, "--collect-only", "-q", "-k", "close and server"))
     assert picked == [f"test_app.py::test_get[sweep:close@c0:before-server-{n}]" for n in (1, 2, 3)]
-    # Without the flag nothing is added.
+    # Without the flag nothing is added, nor with the cassettes turned off.
     plain = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
     assert collected(plain) == ["test_app.py::test_get"]
+    off = sweep(pytester, "--collect-only", "-q", "--disable-tcpcassette")
+    assert collected(off) == ["test_app.py::test_get"]
 
 
 def test_a_client_without_retries_reports_its_own_error_at_each_reset(
