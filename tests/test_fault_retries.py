@@ -37,11 +37,18 @@ FAULTS: dict[str, Callable[[], Fault]] = {
 
 
 def sweep(
-    cassette_dir: Path, name: str, client: Callable[[], object], fault: str, repeats: int
+    cassette_dir: Path,
+    name: str,
+    client: Callable[[], object],
+    fault: str,
+    repeats: int,
+    *,
+    strict: bool = True,
 ) -> int:
     """Replay cassette ``name`` with ``fault`` after every event of every connection,
     ``repeats`` times each: the client must get what it got while recording, every
-    time.  Returns how many replays ran."""
+    time, and (``strict``) every recorded exchange must be used, by the play the
+    fault cut short or by the retry.  Returns how many replays ran."""
     expected = client_result(cassette_dir, name)
     runs = 0
     cassette = load(cassette_dir / f"{name}.msgpack")
@@ -49,7 +56,9 @@ def sweep(
         for after in range(len(connection.events) + 1):
             for _ in range(repeats):
                 placed = at(FAULTS[fault](), connection=number, after=after)
-                with use_cassette(name, cassette_dir=cassette_dir, faults=[placed]) as replay:
+                with use_cassette(
+                    name, cassette_dir=cassette_dir, faults=[placed], strict=strict
+                ) as replay:
                     got = client()
                 assert got == expected, (fault, number, after)
                 played = replay.play_counts[number]
@@ -302,4 +311,7 @@ def test_urllib3_retries_past_a_fault_at_every_position(
 ) -> None:
     cassette_dir, port = http_cassette
     repeats = 1 if fault == "timeout" else 4
-    assert sweep(cassette_dir, "http", urllib3_client(port), fault, repeats) > 8 * repeats
+    # Not strict: the connection urllib3 retries on is not closed by PoolManager.clear(),
+    # so the recording's closes stay unplayed, as a real server's would stay unseen.
+    runs = sweep(cassette_dir, "http", urllib3_client(port), fault, repeats, strict=False)
+    assert runs > 8 * repeats

@@ -193,6 +193,11 @@ class ExchangeBook:
         """True when some exchange may answer ``inbox`` (or more bytes may decide)."""
         return self._search(inbox, eof=eof) is not False
 
+    def answering(self, inbox: bytes | bytearray, *, eof: bool) -> Exchange | None:
+        """The exchange that would answer ``inbox`` now, left unused (None: none yet)."""
+        found = self._search(inbox, eof=eof)
+        return found[0] if isinstance(found, tuple) else None
+
     def _candidates(self, allow_used: bool) -> Iterator[Exchange]:
         """The requests a search may take, in recorded order, without the used
         ones at the front (they are passed over once, not on every search)."""

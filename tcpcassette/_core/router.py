@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from . import diagnose
-from .actions import Action, Disconnect, Machine, Problem, StartTls, WakeAt
+from .actions import Action, Disconnect, Machine, Problem, StartTls, WakeAt, Wrapper
 from .binding import MOVE_TRIES, LiveConnection, replay_inputs, stateless
 from .connection import Connection
 from .dispatch import Blackholed, Claimed, Dispatcher, NeedMore, Refused, Routed
@@ -228,6 +228,8 @@ class _Script:
         self._books: dict[str, ExchangeBook] = {}
         # How far finished plays (and connections now answered per request) got.
         self._reached: dict[int, int] = {}
+        # Recordings a fault cut short and gave back: a retry may carry them on.
+        self._given_back: set[int] = set()
 
     def on_connect(self, target: str) -> ConnectDecision | None:
         decision = self._dispatcher.on_connect(target)
@@ -265,6 +267,7 @@ class _Script:
             # A pool's connection whose first request was recorded on another one.
             book = self._book(target)
             if book.answers(received, eof=eof):
+                self._carry_on(target, book.answering(received, eof=eof))
                 return self._per_request(target, book, received, eof)
         router = self._router
         if router.record:
@@ -327,6 +330,18 @@ class _Script:
         """True when the target's recordings speak a protocol whose requests stand alone."""
         recordings = self._router.recordings_of(target)
         return bool(recordings) and stateless(self._router.protocol_of(recordings[0]))
+
+    def _carry_on(self, target: str, first: Exchange | None) -> None:
+        """A new connection answered per request from its first request on: when that
+        request is one of a recording a fault cut short (and no play took it since),
+        the connection is the client's retry carrying that recording on.  The
+        recording is taken, so that the next new connection gets the next one
+        instead of playing this one over again."""
+        if first is None or first.connection not in self._given_back:
+            return
+        self._given_back.discard(first.connection)
+        if first.connection in self._dispatcher.unclaimed(target):
+            self._dispatcher.take(first.connection)
 
     def _per_request(self, target: str, book: ExchangeBook, pending: bytes, eof: bool) -> Serve:
         machine = ExchangeMachine(book, stall_bound=self._router.limits.stall_timeout)
@@ -425,6 +440,7 @@ class _Script:
     def release(self, play: Play) -> None:
         if play.index >= 0:
             self._dispatcher.release(play.index)
+            self._given_back.add(play.index)
 
     def play_counts(self) -> list[int]:
         counts = list(self._dispatcher.plays)
@@ -763,14 +779,36 @@ class Router:
         return diagnose.problem(self.name, play.index, self.connections[play.index], problem)
 
     def on_cut_short(self, play: Play, machine: Machine | None = None) -> None:
-        """A fault ended ``play`` early: its recording may serve the client's retry."""
-        self._strategy.release(self._strategy.now_playing(play, machine))
+        """A fault ended ``play`` early: its recording may serve the client's retry.
+
+        Not when the fault came after all of the recording's data (only its closes
+        were left): the client got everything, and a new connection of its is the
+        next recording's, not this one played over again.
+        """
+        play = self._strategy.now_playing(play, machine)
+        if play.index >= 0 and machine is not None and self._played_out(play.index, machine):
+            return
+        self._strategy.release(play)
 
     def on_finished(self, play: Play, *, complete: bool, machine: Machine | None = None) -> None:
         """``play`` is over; ``complete`` when its whole script was played."""
         play = self._strategy.now_playing(play, machine)
-        if complete and play.index >= 0:
-            self._completed.add(play.index)
+        if play.index < 0:
+            return
+        if complete or (
+            machine is not None and machine.cut_short and self._played_out(play.index, machine)
+        ):
+            self._completed.add(play.index)  # strict mode has nothing to report unused
+
+    def _played_out(self, index: int, machine: Machine) -> bool:
+        """True when ``machine``, playing recording ``index``, is past all of its data:
+        nothing but closes (and faults) is left."""
+        while isinstance(machine, Wrapper) and not isinstance(machine, ReplayMachine):
+            machine = machine.machine
+        if not isinstance(machine, ReplayMachine):
+            return False
+        rest = self.connections[index].events[machine.position - 1 :]
+        return not any(type(e) is ClientData or type(e) is ServerData for e in rest)
 
     def tolerated(self, play: Play, machine: Machine) -> list[str]:
         """What the noise rules accepted in ``play``, one line each (rule first)."""

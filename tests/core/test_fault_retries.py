@@ -170,3 +170,84 @@ def test_a_play_cut_short_is_not_taken_over_by_a_retry_that_strays() -> None:
     assert SendEof() not in actions and not retry.machine.cut_short  # not the fault again
     assert first.machine.feed_eof(0.0) == [Disconnect()]  # the first ends as it began to
     assert r.play_counts() == [2, 0]
+
+
+def strict_router(connection: Connection) -> Router:
+    return Router(
+        [connection],
+        name="c.msgpack",
+        mode="none",
+        record=False,
+        options=ReplayOptions.build(protocol="raw", strict=True),
+        limits=Limits(),
+    )
+
+
+def test_strict_mode_counts_a_play_a_fault_ended_after_its_last_reply_as_played() -> None:
+    """Nothing but the closes came after the fault: the client had used everything."""
+    for after in (2, 3):  # after the reply, and after the client's close too
+        recorded = Connection(
+            target=T, events=(ClientData(data=A), ServerData(data=b"1\n"), ClientClose())
+        )
+        r = strict_router(recorded.with_fault(Close(times=1), after=after))
+        serve = connect(r, A)
+        actions = serve.machine.start(0.0) + serve.machine.feed(A, 0.0)
+        actions += serve.machine.feed_eof(0.0)
+        assert sent(actions) == b"1\n" and serve.machine.cut_short and serve.machine.finished
+        r.on_cut_short(serve.play, serve.machine)
+        r.on_finished(serve.play, complete=serve.machine.complete, machine=serve.machine)
+        assert r.unplayed_error() is None, after
+
+
+def test_strict_mode_still_names_a_reply_a_fault_kept_from_a_client_that_gave_up() -> None:
+    recorded = Connection(target=T, events=(ClientData(data=A), ServerData(data=b"1\n")))
+    r = strict_router(recorded.with_fault(Close(times=1), after=1))
+    serve = connect(r, A)
+    assert sent(serve.machine.start(0.0) + serve.machine.feed(A, 0.0)) == b""
+    r.on_cut_short(serve.play, serve.machine)
+    assert serve.machine.feed_eof(0.0) == [Disconnect()]  # no retry follows
+    r.on_finished(serve.play, complete=serve.machine.complete, machine=serve.machine)
+    error = r.unplayed_error()
+    assert error is not None and "stopped before the end" in str(error)
+
+
+def test_a_retry_answered_per_request_carries_on_the_recording_the_fault_cut_short() -> None:
+    """Two recordings open alike and differ later.  The retry of the first resends only
+    its failed request, answered from the first; the next new connection is the
+    second recording, not the first played over again."""
+    first_recorded = talk((b"PING\n", (b"PONG\n",)), (b"INCR\n", (b"1\n",)))
+    second_recorded = talk((b"PING\n", (b"PONG\n",)), (b"INCR\n", (b"2\n",)))
+    r = router(first_recorded.with_fault(Close(times=1), after=3), second_recorded)
+    first = connect(r, b"PING\n")
+    assert sent(cut_short(r, first, b"PING\n", b"INCR\n")) == b"PONG\n"
+    first.machine.feed_eof(0.0)
+    retry = connect(r, b"INCR\n")  # no PING this time: straight to what failed
+    assert sent(retry.machine.start(0.0) + retry.machine.feed(b"INCR\n", 0.0)) == b"1\n"
+    retry.machine.feed_eof(0.0)
+    later = connect(r, b"PING\n")
+    assert later.play.index == 1
+    assert sent(later.machine.start(0.0) + later.machine.feed(b"PING\n", 0.0)) == b"PONG\n"
+    assert sent(later.machine.feed(b"INCR\n", 0.0)) == b"2\n"
+    assert r.play_counts() == [2, 1]
+
+
+@pytest.mark.parametrize("after", [4, 5])  # after the last reply; after the client's close
+def test_a_fault_after_all_of_a_recordings_data_does_not_give_it_back(after: int) -> None:
+    """The client got everything: its next connection is the next recording's."""
+    first_recorded = talk((b"PING\n", (b"PONG\n",)), (b"INCR\n", (b"1\n",)))
+    second_recorded = talk((b"PING\n", (b"PONG\n",)), (b"INCR\n", (b"2\n",)))
+    r = router(first_recorded.with_fault(Close(times=1), after=after), second_recorded)
+    first = connect(r, b"PING\n")
+    inputs = [b"PING\n", b"INCR\n"]
+    machine = first.machine
+    actions = machine.start(0.0) + machine.feed(inputs[0], 0.0) + machine.feed(inputs[1], 0.0)
+    if after == 5:
+        actions += machine.feed_eof(0.0)
+    assert machine.cut_short and sent(actions) == b"PONG\n1\n"
+    r.on_cut_short(first.play, machine)
+    machine.feed_eof(0.0)
+    next_one = connect(r, b"PING\n")
+    assert next_one.play.index == 1
+    assert sent(next_one.machine.start(0.0) + next_one.machine.feed(b"PING\n", 0.0)) == b"PONG\n"
+    assert sent(next_one.machine.feed(b"INCR\n", 0.0)) == b"2\n"
+    assert r.play_counts() == [1, 1]
