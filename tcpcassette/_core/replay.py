@@ -225,6 +225,7 @@ class ReplayMachine:
         self._slicing: _Slicing | None = None
         self._corrupting: list[Corrupt] = []  # Corrupt faults waiting for a server chunk
         self._cut_short = False
+        self._cut_at: int | None = None
 
     # -- state visible to the I/O layer -------------------------------------
 
@@ -232,6 +233,13 @@ class ReplayMachine:
     def cut_short(self) -> bool:
         """True once a fault ended this play early; the client's retry may play it again."""
         return self._cut_short
+
+    @property
+    def cut_at(self) -> int | None:
+        """The number (from 1) of the recorded event where the fault that cut this
+        play short was placed (None: none did).  Replay may have gone on past it
+        (a corrupted reply is still sent)."""
+        return self._cut_at
 
     @property
     def finished(self) -> bool:
@@ -397,9 +405,12 @@ class ReplayMachine:
                     return actions
                 self._pos += 1
             elif isinstance(event, Fault):
+                where = self.position
                 self._pos += 1
                 if event.times is None or self._play < event.times:
                     actions += _FAULTS[type(event)](self, event, now)
+                    if self._cut_short and self._cut_at is None:
+                        self._cut_at = where
             elif isinstance(event, TlsStart):
                 # What the client sent beyond the plaintext before TLS is the
                 # start of its handshake: the link's TLS takes it.

@@ -801,13 +801,16 @@ class Router:
             self._completed.add(play.index)  # strict mode has nothing to report unused
 
     def _played_out(self, index: int, machine: Machine) -> bool:
-        """True when ``machine``, playing recording ``index``, is past all of its data:
-        nothing but closes (and faults) is left."""
+        """True when the fault that cut ``machine``'s play of recording ``index`` short
+        came after all of its data: nothing but closes (and faults) was left."""
         while isinstance(machine, Wrapper) and not isinstance(machine, ReplayMachine):
             machine = machine.machine
         if not isinstance(machine, ReplayMachine):
             return False
-        rest = self.connections[index].events[machine.position - 1 :]
+        # Where the fault was placed, not how far replay went on after it: a
+        # corrupted reply is sent whole, and the client's retry wants it again.
+        at = machine.cut_at if machine.cut_at is not None else machine.position
+        rest = self.connections[index].events[at - 1 :]
         return not any(type(e) is ClientData or type(e) is ServerData for e in rest)
 
     def tolerated(self, play: Play, machine: Machine) -> list[str]:

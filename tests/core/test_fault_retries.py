@@ -251,3 +251,19 @@ def test_a_fault_after_all_of_a_recordings_data_does_not_give_it_back(after: int
     assert sent(next_one.machine.start(0.0) + next_one.machine.feed(b"PING\n", 0.0)) == b"PONG\n"
     assert sent(next_one.machine.feed(b"INCR\n", 0.0)) == b"2\n"
     assert r.play_counts() == [1, 1]
+
+
+def test_a_corrupted_last_reply_gives_the_recording_back_though_all_of_it_was_sent() -> None:
+    """Corrupt cuts the play short, and replay goes on to send the (damaged) reply:
+    the fault's own place, before the reply, decides, not how far replay got."""
+    from tcpcassette._core.faults import Corrupt
+
+    one = talk((b"GET a\n", (b"1\n",)))
+    r = router(one.with_fault(Corrupt(nbytes=1, times=1), after=1))
+    first = connect(r, A)
+    actions = cut_short(r, first, A)
+    assert sent(actions) != b"1\n" and len(sent(actions)) == 2  # damaged, and whole
+    first.machine.feed_eof(0.0)
+    retry = connect(r, A)  # the client noticed, and asks again
+    assert sent(retry.machine.start(0.0) + retry.machine.feed(A, 0.0)) == b"1\n"
+    assert r.play_counts() == [2]

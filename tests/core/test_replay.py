@@ -408,3 +408,19 @@ class _PingingKept(_Pinging):
 
     def play(self, events: Sequence[Event]) -> Sequence[Event | None]:
         return events
+
+
+def test_cut_at_is_where_the_fault_was_placed_though_replay_went_on() -> None:
+    from tcpcassette.faults import Corrupt
+
+    events = (
+        ClientData(data=b"GET a\r\n"),
+        Corrupt(),
+        ServerData(data=b"value\r\n"),
+        ClientClose(),
+    )
+    m = machine(events)
+    m.start(0.0)
+    m.feed(b"GET a\r\n", 0.0)
+    assert m.cut_short and m.cut_at == 2 and m.position == 4
+    assert machine(REQUEST_RESPONSE).cut_at is None
