@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._cassette import Cassette
+from ._core.cassette import CassetteModel
 from ._core.connection import Connection
 from ._core.diff import diff_cassettes, diff_lines
 from ._core.errors import CassetteError
@@ -53,13 +53,15 @@ def enabled(config: pytest.Config) -> bool:
 
 def check(
     path: Path,
-    committed: Cassette,
+    committed: CassetteModel,
     recorded: Sequence[Connection],
     hosts: Mapping[str, Sequence[str]],
     *,
     noise: NoiseMode,
 ) -> list[CassetteError]:
     """The error for a new recording that differs from the committed one (none: it does not)."""
+    from ._cassette import Cassette  # storage: loaded on first use, not at pytest's start
+
     new = Cassette(path=None, connections=recorded, hosts=hosts)
     result = diff_cassettes(committed, new, mode=noise)
     if result.equal:

@@ -379,6 +379,8 @@ def change_lines(change: Change, protocol: WireProtocol | None) -> list[str]:
     if new is not None:
         lines.append(f"+ ⇒ {decoded(new, protocol)}")
     a, b = _payload(old) if old else [], _payload(new) if new else []
+    if protocol is None and len(a) <= 1 and len(b) <= 1 and is_text(shown.data):
+        return lines  # the one line shown already is the whole payload
     if a and b:
         body = list(difflib.unified_diff(a, b, n=1, lineterm=""))[2:]
         lines += [f"  {line}" if line.startswith("@@") else line for line in body]
