@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import _standalone as standalone
 from ._cassette import Cassette, load
+from ._core.diff import TIMING_TOLERANCE, diff_cassettes, diff_lines, textconv_lines
 from ._core.errors import CassetteError, CassetteFormatError, ReplayError
 from ._core.faults import FAULT_TYPES, RANDOM_SLICE_MAX, Fault
 from ._core.learn import learn
@@ -30,6 +31,7 @@ from ._core.targets import format_target
 from ._core.text import TEXT_FORMAT, export_text, import_text
 from ._core.transcript import format_transcript
 from ._demo import run_demo
+from ._git import ATTRIBUTES_LINE, TEXTCONV_KEY, git_setup
 from ._io.storage import write_atomically
 from ._standalone import Status
 from ._version import __version__
@@ -159,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     edit.add_argument("path", type=Path)
 
+    _add_diff_parsers(sub)
+
     rec = sub.add_parser(
         "record",
         help="run a recording proxy for any client",
@@ -229,6 +233,58 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_diff_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
+    diff = sub.add_parser(
+        "diff",
+        help="show what differs between two cassettes, message by message, decoded",
+        description="Pairs the connections of RECORDED and NEW by target and compares their "
+        "messages as each protocol frames and decodes them. A client message may differ in "
+        "its volatile spans (learned ones and the fields its protocol marks), as in replay. "
+        "Exit status: 0 no differences, 1 differences, 2 bad input.",
+        epilog="Example: tcpcassette diff cassettes/x.msgpack /tmp/x-again.msgpack",
+    )
+    diff.add_argument("recorded", type=Path, metavar="RECORDED")
+    diff.add_argument("new", type=Path, metavar="NEW")
+    diff.add_argument(
+        "--timing",
+        action="store_true",
+        help=f"also report messages whose time moved by more than {TIMING_TOLERANCE}s",
+    )
+    textconv = sub.add_parser(
+        "textconv",
+        help="print a cassette as stable text, one line per message (for git diff)",
+        description="What git-setup makes git diff and git log -p show for a cassette: "
+        "decoded, one line per message, with no times, the same for the same cassette.",
+        epilog="Example: tcpcassette textconv cassettes/x.msgpack",
+    )
+    textconv.add_argument("path", type=Path)
+    git_setup = sub.add_parser(
+        "git-setup",
+        help="make git diff show cassettes decoded (.gitattributes and the repository's config)",
+        description=f"Adds {ATTRIBUTES_LINE!r} to the repository's .gitattributes and sets "
+        f"{TEXTCONV_KEY} in its .git/config; what is there already is left alone.",
+        epilog="Example: tcpcassette git-setup .",
+    )
+    git_setup.add_argument("repository", type=Path, nargs="?", metavar="PATH")
+
+
+def _diff_command(args: argparse.Namespace) -> int | None:
+    """Run diff, textconv or git-setup; None for another command."""
+    if args.command == "diff":
+        recorded, new = load(args.recorded), load(args.new)
+        result = diff_cassettes(recorded, new, timing=args.timing)
+        print("\n".join(diff_lines(result)))
+        return EXIT_OK if result.equal else EXIT_FAILED
+    if args.command == "textconv":
+        print("\n".join(textconv_lines(load(args.path))))
+        return EXIT_OK
+    if args.command == "git-setup":
+        for line in git_setup(args.repository):
+            print(printable(line))
+        return EXIT_OK
+    return None
+
+
 def _add_framing(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument(
         "--framing", choices=["raw", "lines", "length-prefixed"], default="raw", help=help
@@ -289,6 +345,9 @@ def _use_color(choice: str) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
+    found = _diff_command(args)
+    if found is not None:
+        return found
     if args.command == "demo":
         return run_demo(directory=args.dir, force=args.force)
     if args.command == "show":

@@ -79,6 +79,8 @@ class PytestSettings:
     rootdir: Path | None = None
     #: ``--tcpcassette-learn``: record existing cassettes again, keeping only what differs.
     learn: bool = False
+    #: ``--tcpcassette-verify``: record existing cassettes again into memory and compare.
+    verify: bool = False
     #: ``--disable-tcpcassette``: tests talk to the real servers; no cassette is read or written.
     disabled: bool = False
     #: The node id of the test running now (pytest's own, with parameter ids).

@@ -15,6 +15,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
+from . import _verify
 from ._cassette import Cassette, load
 from ._core.cassette import continue_after
 from ._core.errors import (
@@ -108,9 +109,15 @@ class _Activation:
         self.learning = bool(settings is not None and settings.learn and self.path.exists())
         if self.learning:
             self.mode = RecordMode.ALL
+        # --tcpcassette-verify: recorded once more, into memory, and compared with it.
+        self.verifying = bool(
+            settings is not None and settings.verify and self.path.exists() and not self.learning
+        )
+        if self.verifying:
+            self.mode = RecordMode.ALL
         if options._sweep is not None:
             # A sweep case replays what the test recorded, whatever mode the run is in.
-            self.mode, self.learning = RecordMode.NONE, False
+            self.mode, self.learning, self.verifying = RecordMode.NONE, False, False
         # --disable-tcpcassette: the code under test talks to the real servers.
         self.disabled = bool(settings is not None and settings.disabled)
         self._lock = contextlib.ExitStack()
@@ -147,7 +154,9 @@ class _Activation:
                 f"{ENV_RECORD_MODE}=once outside pytest, or record_mode='once')."
             )
         keep = exists and self.mode is not RecordMode.ALL
-        self.original = load(self.path) if keep or self.learning else Cassette(path=self.path)
+        self.original = (
+            load(self.path) if keep or self.learning or self.verifying else Cassette(path=self.path)
+        )
         self.replay = keep
         self.record = self.mode in (RecordMode.ALL, RecordMode.NEW_EPISODES) or (
             self.mode is RecordMode.ONCE and not exists
@@ -222,6 +231,7 @@ class _Activation:
         self._nothing_happened = (
             self.record
             and not self.learning
+            and not self.verifying
             and not result.recorded
             and not any(result.play_counts)
         )
@@ -230,7 +240,12 @@ class _Activation:
         # A save that fails keeps the recording in another file (the error says
         # where) and is reported first, with what replay found in the same block.
         unsaved: list[CassetteError] = []
-        if self.learning:
+        if self.verifying:
+            noise = NoiseMode.parse(resolve_noise(self.options.noise))
+            unsaved += _verify.check(
+                self.path, self.original, result.recorded, result.hosts, noise=noise
+            )
+        elif self.learning:
             learning = learn(self.original.connections, result.recorded)
             self.original.connections = list(learning.connections)
             try:
@@ -262,7 +277,7 @@ class _Activation:
                 Outcome(
                     path=self.path,
                     replayed=self.cassette.play_count,
-                    recorded=0 if self.learning else len(result.recorded),
+                    recorded=0 if self.learning or self.verifying else len(result.recorded),
                     learned=learned,
                     tolerated=tuple(result.tolerated),
                 )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _settings, _sweep
+from . import _settings, _sweep, _verify
 from ._core.errors import CassetteError, ReplayError
 from ._paths import node_name
 from ._settings import Outcome, PytestSettings, RecordMode
@@ -101,6 +101,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "recordings themselves are kept",
     )
     _sweep.add_options(group)
+    _verify.add_options(group)
     parser.addini(
         "tcpcassette_record_mode",
         "record mode when --record-mode is not given (none, once, new_episodes, all)",
@@ -129,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ini_cassette_dir=config.getini("tcpcassette_dir") or None,
         ini_noise=config.getini("tcpcassette_noise") or None,
         learn=bool(config.getoption("--tcpcassette-learn")),
+        verify=_verify.enabled(config),
         disabled=bool(config.getoption("--disable-tcpcassette")),
         rootdir=Path(config.rootpath),
     )

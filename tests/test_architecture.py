@@ -79,11 +79,13 @@ def test_the_layers_are_visible_as_folders() -> None:
         "_cassette",
         "_cli",
         "_demo",
+        "_git",
         "_paths",
         "_settings",
         "_standalone",
         "_sweep",
         "_use_cassette",
+        "_verify",
         "_version",
     }
 
