@@ -456,6 +456,7 @@ details summary{cursor:pointer;color:#36c;font-size:12px}
 .tls .mark{color:#225;background:#dde6ff;border-radius:3px;grid-column:2/5}
 .end .mark{color:#555;font-style:italic}
 .end.client .lane-c,.end.server .lane-s{color:#b00}
+.row.msg{content-visibility:auto;contain-intrinsic-size:auto 160px}
 .hidden{display:none}
 """
 
