@@ -33,7 +33,7 @@ from .events import (
 from .faults import Fault
 from .protocols import by_name, detect
 from .protocols.base import WireProtocol
-from .render import hexdump, printable
+from .render import first_difference, hexdump, printable
 from .transcript import _ID, ECHO_NOTES, describe_fault
 
 #: Bytes of a message shown as text in the diagram; the hexdump shows up to HEX_BYTES.
@@ -82,9 +82,76 @@ _Row = tuple[str, str]  # (kind, html)
 
 def render_view(cassette: CassetteModel, *, title: str) -> str:
     """The whole page for ``cassette``, titled ``title``."""
+    hosts = ""
+    if cassette.hosts:
+        names = ", ".join(f"{n} → {' '.join(a)}" for n, a in sorted(cassette.hosts.items()))
+        hosts = f'<p class="hosts">hosts: {esc(names)}</p>'
+    summary = f'<p class="summary">{len(cassette.connections)} connection(s)</p>{hosts}'
+    return _page(title, summary, list(enumerate(cassette.connections)))
+
+
+def render_failure(
+    connection: Connection,
+    index: int,
+    *,
+    title: str,
+    message: str,
+    position: int | None,
+    sent: bytes | None,
+) -> str:
+    """A page for one replay failure: the recorded client message and what the live
+    client sent, side by side with their first difference marked, above the recorded
+    connection's diagram."""
+    recorded = _recorded_client_message(connection, position)
+    live = sent if sent is not None else b""
+    at = first_difference(recorded, live)
+    where = f"event {position}" if position is not None else "an unknown event"
+    compare = (
+        '<section class="failure"><h2>where replay failed</h2>'
+        f'<pre class="error">{esc(message)}</pre>'
+        f'<p class="meta">connection {index}, {where}; the first difference is at byte '
+        f'<span id="divergence">{at}</span></p>'
+        '<div class="sides"><div><h3>recorded client message</h3>'
+        f'<pre class="recorded">{_diverging(recorded, at)}</pre></div>'
+        "<div><h3>what the live client sent</h3>"
+        f'<pre class="live">{_diverging(live, at) if sent is not None else "(not known)"}'
+        "</pre></div></div></section>"
+    )
+    return _page(title, "", [(index, connection)], lead=compare)
+
+
+def _recorded_client_message(connection: Connection, position: int | None) -> bytes:
+    """The run of client chunks at or after event ``position`` (from 1)."""
+    events = connection.events
+    index = max(0, (position or 1) - 1)
+    while index < len(events) and type(events[index]) is not ClientData:
+        index += 1
+    run = []
+    while index < len(events) and type(events[index]) is ClientData:
+        run.append(events[index].data)
+        index += 1
+    return b"".join(run)
+
+
+def _diverging(data: bytes, at: int) -> str:
+    shown_bytes = data[: at + TEXT_BYTES]
+    head, first, rest = shown_bytes[:at], shown_bytes[at : at + 1], shown_bytes[at + 1 :]
+    marked = (
+        f'<mark class="diverge">{esc(shown(first))}</mark>'
+        if first
+        else ('<mark class="diverge">(ends here)</mark>')
+    )
+    more = len(data) - len(shown_bytes)
+    tail = f'<span class="more">… {more} more bytes</span>' if more > 0 else ""
+    return esc(shown(head)) + marked + esc(shown(rest)) + tail
+
+
+def _page(
+    title: str, summary: str, connections: list[tuple[int, Connection]], *, lead: str = ""
+) -> str:
     summaries: list[dict[str, object]] = []
     sections: list[str] = []
-    for index, connection in enumerate(cassette.connections):
+    for index, connection in connections:
         protocol = by_name(connection.protocol) or detect(connection)
         section, count = _connection(index, connection, protocol)
         sections.append(section)
@@ -105,10 +172,6 @@ def render_view(cassette: CassetteModel, *, title: str) -> str:
         "style-src 'unsafe-inline'; "
         "base-uri 'none'; form-action 'none'"
     )
-    hosts = ""
-    if cassette.hosts:
-        names = ", ".join(f"{n} → {' '.join(a)}" for n, a in sorted(cassette.hosts.items()))
-        hosts = f'<p class="hosts">hosts: {esc(names)}</p>'
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">\n'
@@ -117,12 +180,11 @@ def render_view(cassette: CassetteModel, *, title: str) -> str:
         f"<title>{esc(title)}</title>\n"
         f"<style>{_CSS}</style>\n"
         "</head><body>\n"
-        f'<header><h1>{esc(title)}</h1><p class="summary">'
-        f"{len(cassette.connections)} connection(s)</p>{hosts}"
+        f"<header><h1>{esc(title)}</h1>{summary}"
         '<input id="search" type="search" placeholder="search messages" '
         'aria-label="search messages"> <span id="found"></span></header>\n'
         '<nav id="connections" aria-label="connections"></nav>\n'
-        f"<main>{''.join(sections)}</main>\n"
+        f"<main>{lead}{''.join(sections)}</main>\n"
         f'<script type="application/json" id="data">{data}</script>\n'
         f"<script>{_SCRIPT}</script>\n"
         "</body></html>\n"
@@ -457,6 +519,10 @@ details summary{cursor:pointer;color:#36c;font-size:12px}
 .end .mark{color:#555;font-style:italic}
 .end.client .lane-c,.end.server .lane-s{color:#b00}
 .row.msg{content-visibility:auto;contain-intrinsic-size:auto 160px}
+.failure{background:#fff;border:2px solid #c00;border-radius:6px;padding:10px}
+.sides{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+.error{max-height:12em}
+mark.diverge{background:#f66;color:#000;font-weight:700}
 .hidden{display:none}
 """
 

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from tcpcassette import ClientData, Connection, ServerData
 from tcpcassette._core.cassette import CassetteModel
 from tcpcassette._core.events import ClientClose, ServerClose, TlsStart
-from tcpcassette._core.view import esc, render_view
+from tcpcassette._core.view import esc, render_failure, render_view
 from tcpcassette.faults import Reset
 
 HOSTILE = (
@@ -122,3 +122,28 @@ def test_binary_payloads_are_escaped_text_with_hex_a_click_away() -> None:
     )
     assert "\\x00\\x01" in page and "<details><summary>hex</summary>" in page
     assert "00000000  00 01 02 03" in page
+
+
+def test_a_failure_page_puts_recorded_and_live_side_by_side_from_the_position() -> None:
+    events = (
+        ClientData(data=b"HELLO\n", time=0.0),
+        ServerData(data=b"HI\n", time=0.1),
+        ClientData(data=b"GET a", time=0.2),
+        ClientData(data=b"b<c>\n", time=0.2),
+    )
+    page = render_failure(
+        Connection(target="a:1", events=events),
+        0,
+        title="t",
+        message="ClientMismatchError: <here>",
+        position=3,
+        sent=b"GET ax<c>\n",
+    )
+    assert '<span id="divergence">5</span>' in page
+    assert '<pre class="recorded">GET a<mark class="diverge">b</mark>&lt;c&gt;' in page
+    assert '<pre class="live">GET a<mark class="diverge">x</mark>&lt;c&gt;' in page
+    assert "ClientMismatchError: &lt;here&gt;" in page
+    unknown = render_failure(
+        Connection(target="a:1", events=events), 0, title="t", message="m", position=None, sent=None
+    )
+    assert '<pre class="live">(not known)</pre>' in unknown
