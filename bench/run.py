@@ -40,6 +40,7 @@ import msgpack  # noqa: E402
 
 import tcpcassette  # noqa: E402
 from tcpcassette import ClientData, Connection, ServerData, use_cassette  # noqa: E402
+from tcpcassette._core.view import render_view  # noqa: E402
 from tests import servers  # noqa: E402
 from tests.bigtransfer import record_and_replay  # noqa: E402
 from tests.realservers import (  # noqa: E402
@@ -714,6 +715,62 @@ def enter_exit(tmp: Path, *, iterations: int, runs: int) -> None:
     )
 
 
+def view_opening(tmp: Path, *, messages: int, runs: int) -> None:
+    """``tcpcassette view`` of a large cassette: rendering it, and chromium opening it."""
+    name = f"view of a {messages:,}-message Redis cassette"
+    events: list[ClientData | ServerData] = []
+    for i in range(messages // 2):
+        key = f"key:{i}".encode()
+        command = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
+        events.append(ClientData(data=command, time=i * 0.0002))
+        events.append(ServerData(data=b"$5\r\nvalue\r\n", time=i * 0.0002 + 0.0001))
+    cassette = tcpcassette.Cassette(
+        connections=[Connection(target="127.0.0.1:6379", events=tuple(events))]
+    )
+    page = tmp / "view.html"
+    empty = tmp / "empty.html"
+    empty.write_text("<!DOCTYPE html><title>empty</title>")
+    rendered = interleave(
+        {"render_view": lambda: timed(lambda: page.write_text(render_view(cassette, title="b")))},
+        runs,
+    )
+    RESULTS.append(
+        Result(
+            name,
+            "render_view",
+            "s",
+            rendered["render_view"],
+            note=f"{page.stat().st_size / 1e6:.1f} MB of HTML",
+        )
+    )
+    browser = shutil.which("chromium")
+    if browser is None:
+        failed(name, "chromium opens it", "chromium is not installed")
+        return
+
+    def opening(target: Path) -> float:
+        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"]
+        profile = tempfile.mkdtemp(dir=tmp)
+        return timed(
+            lambda: subprocess.run(
+                [*command, f"--user-data-dir={profile}", target.as_uri()],
+                capture_output=True,
+                check=True,
+                timeout=300,
+            )
+        )
+
+    seconds = interleave(
+        {"an empty page": lambda: opening(empty), "the view": lambda: opening(page)}, runs
+    )
+    RESULTS.append(Result(name, "chromium opens an empty page", "s", seconds["an empty page"]))
+    RESULTS.append(Result(name, "chromium opens the view", "s", seconds["the view"]))
+    added = [v - e for v, e in zip(seconds["the view"], seconds["an empty page"], strict=True)]
+    RESULTS.append(
+        Result(name, "opening time the view adds", "s", added, note="measured, not a goal")
+    )
+
+
 def exchange_scaling(tmp: Path, *, sizes: tuple[int, int], runs: int) -> None:
     """matching="exchange": requests per second at two sizes; linear work keeps the rate."""
     port = offered_port()  # nothing listens there: replay never reaches the network
@@ -909,7 +966,7 @@ def main() -> int:
         help=(
             "run only these: redis ping-pong bulk http mocket codec tiny-events enter/exit "
             "exchange "
-            "memory concurrency"
+            "memory concurrency view"
         ),
     )
     args = parser.parse_args()
@@ -952,6 +1009,7 @@ def main() -> int:
                 "concurrency",
                 lambda: concurrency(tmp, sizes=(10, 100) if quick else (100, 1000), runs=runs),
             ),
+            ("view", lambda: view_opening(tmp, messages=10_000, runs=runs)),
         ]
         for label, step in steps:
             if args.only and label not in args.only:

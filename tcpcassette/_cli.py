@@ -30,6 +30,7 @@ from ._core.render import printable, show_bytes
 from ._core.targets import format_target
 from ._core.text import TEXT_FORMAT, export_text, import_text
 from ._core.transcript import format_transcript
+from ._core.view import render_view
 from ._demo import run_demo
 from ._git import ATTRIBUTES_LINE, TEXTCONV_KEY, git_setup
 from ._io.storage import write_atomically
@@ -225,6 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--connection", type=int, required=True)
     remove.add_argument("--event", type=int, required=True)
     remove.add_argument("-o", "--output", type=Path, help="write here instead of in place")
+    _add_view(sub)
     for command in sub.choices.values():
         # --debug after the command too; SUPPRESS keeps one given before it.
         command.add_argument(
@@ -283,6 +285,31 @@ def _diff_command(args: argparse.Namespace) -> int | None:
             print(printable(line))
         return EXIT_OK
     return None
+def _add_view(sub: argparse._SubParsersAction[_Parser]) -> None:
+    view = sub.add_parser(
+        "view",
+        help="write a cassette as one HTML page: a sequence diagram per connection",
+        description="The page is self-contained (no network, one inline script) and opens "
+        "from a file in any browser.",
+        epilog="Example: tcpcassette view cassettes/x.msgpack -o x.html",
+    )
+    view.add_argument("path", type=Path)
+    view.add_argument(
+        "-o", "--output", help="write here ('-' for stdout; default: the cassette's name, .html)"
+    )
+
+
+def _view(args: argparse.Namespace) -> int:
+    cassette = load(args.path)
+    page = render_view(cassette, title=str(args.path))
+    if args.output == "-":
+        sys.stdout.write(page)
+        return EXIT_OK
+    output = Path(args.output) if args.output else args.path.with_suffix(".html")
+    write_atomically(output, page.encode())
+    count = len(cassette.connections)
+    print(printable(f"wrote {output}: the view of {args.path}, {count} connection(s)"))
+    return EXIT_OK
 
 
 def _add_framing(parser: argparse.ArgumentParser, help: str) -> None:
@@ -396,6 +423,8 @@ def _run(args: argparse.Namespace) -> int:
         return _record(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "view":
+        return _view(args)
     raise AssertionError(args.command)
 
 

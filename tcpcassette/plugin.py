@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import _settings, _sweep, _verify
+from . import _failure_report, _settings, _sweep
 from ._core.errors import CassetteError, ReplayError
 from ._paths import node_name
 from ._settings import Outcome, PytestSettings, RecordMode
@@ -102,6 +103,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     )
     _sweep.add_options(group)
     _verify.add_options(group)
+    _failure_report.add_options(group)
     parser.addini(
         "tcpcassette_record_mode",
         "record mode when --record-mode is not given (none, once, new_episodes, all)",
@@ -285,6 +287,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         error = _replay_error(call.excinfo.value)
         if error is not None and error.transcript:
             report.sections.append(("tcpcassette transcript", error.transcript))
+        if error is not None and report.failed:
+            _failure_report.attach(item, report, error)
 
 
 def _relative(path: Path, root: Path) -> str:
