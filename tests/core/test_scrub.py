@@ -17,6 +17,7 @@ from tcpcassette._core.scrub import (
     scrub_message,
     secret_spans,
 )
+from tcpcassette._core.transcript import connection_lines
 
 P = PLACEHOLDER.decode()
 
@@ -129,3 +130,18 @@ def test_a_connection_without_credentials_is_returned_as_it_was() -> None:
         events=(ClientData(data=b"*1\r\n$4\r\nPING\r\n", time=0.0),),
     )
     assert scrub_connection(connection, Redis()) is connection
+
+
+def test_show_marks_what_was_scrubbed_and_does_not_warn_about_it() -> None:
+    connection = Connection(
+        target="localhost:6379",
+        events=(
+            ClientData(data=b"*2\r\n$4\r\nAUTH\r\n$7\r\nhunter2\r\n", time=0.1),
+            ServerData(data=b"+OK\r\n", time=0.2),
+        ),
+    )
+    before = "\n".join(connection_lines(0, connection))
+    assert "looks like" in before and "scrubbed" not in before
+    after = "\n".join(connection_lines(0, scrub_connection(connection, Redis())))
+    assert f"«$19\\r\\n{P}\\r\\n» scrubbed: bytes 14-40" in after
+    assert "looks like" not in after and "hunter2" not in after
