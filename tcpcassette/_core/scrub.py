@@ -76,8 +76,18 @@ def secret_spans(
     protocol: object, message: bytes, side: str, before: bytes
 ) -> list[tuple[int, int]]:
     """The spans of a recorded (already scrubbed) message that stand for credentials."""
-    found = scrub_message(protocol if protocol is not None else LINES, message, side, before)
-    return found[1] if found is not None and found[0] == message else []
+    framer = protocol if protocol is not None else LINES
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for end in [*_ends(framer, message, side), len(message)]:
+        if end <= at:
+            continue
+        piece = message[at:end]
+        found = scrub_message(framer, piece, side, before)
+        if found is not None and found[0] == piece:
+            spans += [(at + s, at + e) for s, e in found[1]]
+        at = end
+    return spans
 
 
 def scrub_connection(connection: Connection, protocol: object) -> Connection:

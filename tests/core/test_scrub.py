@@ -145,3 +145,8 @@ def test_show_marks_what_was_scrubbed_and_does_not_warn_about_it() -> None:
     after = "\n".join(connection_lines(0, scrub_connection(connection, Redis())))
     assert f"«$19\\r\\n{P}\\r\\n» scrubbed: bytes 14-40" in after
     assert "looks like" not in after and "hunter2" not in after
+
+
+def test_replay_finds_the_spans_of_a_raw_message_of_several_lines() -> None:
+    message = b"USER bob\r\nPASS " + PLACEHOLDER + b"\r\n"
+    assert secret_spans(None, message, "client", b"") == [(15, 15 + len(PLACEHOLDER))]
