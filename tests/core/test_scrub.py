@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from tcpcassette._core.connection import Connection
 from tcpcassette._core.events import ClientData, ServerData
 from tcpcassette._core.protocols.http import Http
+from tcpcassette._core.protocols.mqtt import Mqtt, encode_varint
+from tcpcassette._core.protocols.nats import Nats
+from tcpcassette._core.protocols.postgres import Postgres
 from tcpcassette._core.protocols.redis import Redis
 from tcpcassette._core.protocols.smtp import Smtp
 from tcpcassette._core.scrub import (
@@ -150,3 +155,72 @@ def test_show_marks_what_was_scrubbed_and_does_not_warn_about_it() -> None:
 def test_replay_finds_the_spans_of_a_raw_message_of_several_lines() -> None:
     message = b"USER bob\r\nPASS " + PLACEHOLDER + b"\r\n"
     assert secret_spans(None, message, "client", b"") == [(15, 15 + len(PLACEHOLDER))]
+
+
+def _mqtt_string(value: bytes) -> bytes:
+    return len(value).to_bytes(2, "big") + value
+
+
+def _mqtt_connect(level: int, flags: int, *fields: bytes, properties: bytes = b"") -> bytes:
+    head = _mqtt_string(b"MQTT") + bytes([level, flags]) + b"\x00\x3c"
+    if level >= 5:
+        head += encode_varint(len(properties)) + properties
+    body = head + b"".join(_mqtt_string(f) for f in fields)
+    return b"\x10" + encode_varint(len(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("level", "flags", "fields"),
+    [
+        (4, 0xC2, (b"cid", b"alice", b"hunter2")),
+        (4, 0xC6, (b"cid", b"will/topic", b"bye", b"alice", b"hunter2")),
+        (5, 0xC2, (b"cid", b"alice", b"hunter2" * 30)),  # remaining length shrinks a byte
+    ],
+)
+def test_an_mqtt_connect_password_is_scrubbed_with_both_lengths_fixed(
+    level: int, flags: int, fields: tuple[bytes, ...]
+) -> None:
+    message = _mqtt_connect(level, flags, *fields)
+    found = scrub_message(Mqtt(), message, "client", b"")
+    assert found is not None
+    rewritten, spans = found
+    expected = _mqtt_connect(level, flags, *fields[:-1], PLACEHOLDER)
+    assert rewritten == expected and Mqtt().split(rewritten, "client") == [len(rewritten)]
+    assert scrub_message(Mqtt(), rewritten, "client", b"") == found
+    assert spans[0] == (1, 2) and rewritten[spans[1][0] :].startswith(b"\x00\x13" + PLACEHOLDER)
+
+
+def test_an_mqtt_connect_without_a_password_is_left_alone() -> None:
+    assert scrub_message(Mqtt(), _mqtt_connect(4, 0x82, b"cid", b"alice"), "client", b"") is None
+
+
+def test_nats_connect_pass_and_auth_token_are_scrubbed() -> None:
+    message = b'CONNECT {"user":"a","pass":"p\\"w","auth_token":"tok","name":"n"}\r\n'
+    found = scrub_message(Nats(), message, "client", b"")
+    assert found is not None
+    assert found[0] == (
+        b'CONNECT {"user":"a","pass":"' + PLACEHOLDER + b'","auth_token":"'
+        b"" + PLACEHOLDER + b'","name":"n"}\r\n'
+    )
+    assert scrub_message(Nats(), found[0], "client", b"") == found
+
+
+CLEARTEXT = b"R" + struct.pack("!ii", 8, 3)
+MD5 = b"R" + struct.pack("!ii", 12, 5) + b"salt"
+
+
+def test_a_postgres_cleartext_password_is_scrubbed_with_its_length() -> None:
+    message = b"p" + struct.pack("!i", 12) + b"hunter2\x00"
+    found = scrub_message(Postgres(), message, "client", CLEARTEXT)
+    assert found is not None
+    rewritten, spans = found
+    assert rewritten == b"p" + struct.pack("!i", 24) + PLACEHOLDER + b"\x00"
+    assert spans == [(1, len(rewritten))]
+    assert scrub_message(Postgres(), rewritten, "client", CLEARTEXT) == found
+
+
+def test_postgres_md5_and_scram_answers_are_not_clear_text_and_are_left() -> None:
+    md5 = b"p" + struct.pack("!i", 40) + b"md5" + b"0" * 32 + b"\x00"
+    assert scrub_message(Postgres(), md5, "client", MD5) is None
+    sasl = b"p" + struct.pack("!i", 20) + b"SCRAM-SHA-256\x00" + b"\x00\x00\x00\x00"
+    assert scrub_message(Postgres(), sasl, "client", b"R" + struct.pack("!ii", 23, 10)) is None
