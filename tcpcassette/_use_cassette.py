@@ -387,6 +387,10 @@ class use_cassette:
             from the recorded bytes, frame and compare messages), ``"raw"``
             (bytes only) or your own protocol object (see
             :mod:`tcpcassette.protocols`).
+        scrub: replace credentials sent in clear (passwords, ``Authorization``,
+            cookies; see the README's "Secrets are scrubbed") by a placeholder
+            before the cassette is saved (default); ``False`` keeps them.
+            The ``filters`` apply either way.
         stall_timeout, max_silence, connect_timeout, settle_timeout: bounds
             on waits, in seconds (see :class:`Limits`).
         lock_timeout: while recording, the longest wait for another process
@@ -429,6 +433,7 @@ class use_cassette:
         realtime: bool | float = False,
         noise: str | None = None,
         protocol: WireProtocol | str = "auto",
+        scrub: bool = True,
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         max_silence: float = DEFAULT_MAX_SILENCE,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -465,6 +470,7 @@ class use_cassette:
             faults=len(self.faults),
             noise=noise or "auto",
             protocol=protocol,
+            scrub=scrub,
         )
         self.noise = noise
         self.limits = Limits(

@@ -75,6 +75,7 @@ def test_readme_examples_run_in_order(
     assert re.fullmatch(r"b'HELLO AT \d{10}\\n'\n", printed["matching"])
     assert printed["noise"] == "True\n"  # a fresh tag, answered with itself
     assert printed["own_protocol"] == "b'OK'\n"
+    assert printed["scrub"] == "False ((0, 17, 36),)\nb'+OK welcome\\r\\n'\n"
     assert printed["pool_order"] == "[b'HELLO\\n', b'PEAR\\n'] [b'HELLO\\n', b'APPLE\\n']\n[1, 1]\n"
 
     commands = shell_examples()

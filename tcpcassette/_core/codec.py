@@ -34,8 +34,8 @@ FORMAT_NAME = "tcpcassette"
 #: The newest version this tcpcassette writes; it reads every version in
 #: :data:`READABLE_VERSIONS`.  A cassette is written in the oldest version
 #: that holds what it uses, so older tcpcassettes keep reading it.
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: What version 4 adds: two fault kinds, and parameters of two older faults
 #: (with ``Slice`` sizes of ``"random"``).  A tcpcassette that reads up to
 #: version 3 would refuse them, or worse read a slice of random size as none.
@@ -60,7 +60,9 @@ TOP_LEVEL_KEYS = ("format", "version", "hosts", "connections")
 CONNECTION_KEYS_V1 = ("target", "start", "events")
 #: Version 2 adds learned volatile spans and the detected protocol to connections,
 #: and named targets (a ``target`` without a port, like ``"redis"``).
-CONNECTION_KEYS = (*CONNECTION_KEYS_V1, "volatile", "protocol")
+CONNECTION_KEYS_V2 = (*CONNECTION_KEYS_V1, "volatile", "protocol")
+#: Version 5 adds where credentials were scrubbed before saving.
+CONNECTION_KEYS = (*CONNECTION_KEYS_V2, "scrubbed")
 #: Events packed per msgpack call when saving: large enough to amortise the
 #: call, small enough that the batch buffer stays small.
 _SAVE_BATCH_EVENTS = 1024
@@ -78,11 +80,14 @@ class CassetteContents:
 def version_for(contents: CassetteContents) -> int:
     """The oldest format version that holds ``contents``.
 
-    Version 4 adds the ``corrupt`` and ``bandwidth`` faults, ``close``'s
+    Version 5 adds ``scrubbed`` spans (credentials replaced before saving);
+    version 4 the ``corrupt`` and ``bandwidth`` faults, ``close``'s
     ``delay`` and ``slice``'s random size, ``seed`` and ``nbytes``; version 3
     the ``tls`` event; version 2 learned volatile spans, the detected protocol
     and named targets.
     """
+    if any(c.scrubbed for c in contents.connections):
+        return 5
     tls = False
     for c in contents.connections:
         for e in c.events:
@@ -130,13 +135,15 @@ def encode_to(contents: CassetteContents, write: Callable[[bytes], object]) -> N
     write(pack("hosts") + pack({name: list(addrs) for name, addrs in contents.hosts.items()}))
     write(pack("connections") + packer.pack_array_header(len(contents.connections)))
     for c in contents.connections:
-        keys = 3 + bool(c.volatile) + bool(c.protocol)
+        keys = 3 + bool(c.volatile) + bool(c.protocol) + bool(c.scrubbed)
         write(packer.pack_map_header(keys) + pack("target") + pack(c.target))
         write(pack("start") + pack(c.start))
         if c.volatile:
             write(pack("volatile") + pack([list(span) for span in c.volatile]))
         if c.protocol:
             write(pack("protocol") + pack(c.protocol))
+        if c.scrubbed:
+            write(pack("scrubbed") + pack([list(span) for span in c.scrubbed]))
         write(pack("events") + packer.pack_array_header(len(c.events)))
         batch: list[list[Any]] = []
         size = 0
@@ -356,7 +363,7 @@ class _Decoder:
             raise self.fail("top level", "not a tcpcassette file (no 'format': 'tcpcassette')")
         self.version(doc.get("version"))
         self.read_version = doc["version"]
-        self.connection_keys = CONNECTION_KEYS if self.read_version >= 2 else CONNECTION_KEYS_V1
+        self.connection_keys = _connection_keys(self.read_version)
         # After the version: a file of another version may hold other keys.
         self.known_keys("top level", doc, TOP_LEVEL_KEYS, "a cassette")
         hosts = self.hosts(doc.get("hosts", {}))
@@ -513,6 +520,14 @@ class _Decoder:
         where = f"connection {index}"
         if not isinstance(raw, dict):
             raise self.fail(where, "must be a map with 'target' and 'events'")
+        if "scrubbed" in raw and self.read_version < 5:
+            raise self.fail(
+                where,
+                f"'scrubbed' needs format version 5, but this file says version "
+                f"{self.read_version}; set its 'version' to 5 (tcpcassettes that read only up "
+                "to version 4 then refuse the file instead of ignoring what was scrubbed), or "
+                "remove 'scrubbed'",
+            )
         self.known_keys(where, raw, self.connection_keys, "a connection")
         target = self.target(where, raw.get("target"))
         where = f"connection {index} ({target})"
@@ -532,12 +547,14 @@ class _Decoder:
             not isinstance(protocol, str) or not protocol or len(protocol) > 64
         ):
             raise self.fail(where, f"'protocol' must be a protocol's name, not {protocol!r:.40}")
+        scrubbed = self.scrubbed(where, raw.get("scrubbed", []), events)
         return Connection(
             target=target,
             events=tuple(events),
             start=float(start),
             volatile=volatile,
             protocol=protocol,
+            scrubbed=scrubbed,
         )
 
     def script(self, where: str, raw_events: Iterable[Any]) -> tuple[Event, ...]:
@@ -587,6 +604,30 @@ class _Decoder:
                         continue
             slow.append(n - 1)
             yield self.event(f"{where}, event {n}", raw_event)
+
+    def scrubbed(
+        self, where: str, raw: object, events: Sequence[Event]
+    ) -> tuple[tuple[int, int, int], ...]:
+        problem = (
+            "'scrubbed' must be a list of [event, start, end] whole numbers, start < end, "
+            "within the data of a client or server event"
+        )
+        if not isinstance(raw, list):
+            raise self.fail(where, problem)
+        out = []
+        for span in raw:
+            if (
+                not isinstance(span, list)
+                or len(span) != 3
+                or not all(type(n) is int and 0 <= n < 1 << 62 for n in span)
+                or span[1] >= span[2]
+                or span[0] >= len(events)
+                or type(events[span[0]]) not in _DATA_TYPES
+                or span[2] > len(events[span[0]].data)
+            ):
+                raise self.fail(where, f"{problem}, not {span!r:.60}")
+            out.append((span[0], span[1], span[2]))
+        return tuple(out)
 
     def volatile(self, where: str, raw: object) -> tuple[tuple[int, int, int], ...]:
         problem = "'volatile' must be a list of [message, start, end] whole numbers, start < end"
@@ -720,6 +761,12 @@ def _streamed(unpacker: msgpack.Unpacker, count: int) -> Iterator[Any]:
     unpack = unpacker.unpack
     for _ in range(count):
         yield unpack()
+
+
+def _connection_keys(version: int) -> tuple[str, ...]:
+    if version >= 5:
+        return CONNECTION_KEYS
+    return CONNECTION_KEYS_V2 if version >= 2 else CONNECTION_KEYS_V1
 
 
 def _names(keys: Sequence[object]) -> str:

@@ -42,6 +42,9 @@ class Connection:
             runs of client chunks) and a byte range in it (``tcpcassette learn``).
         protocol: the name of the protocol detected while recording
             (``"redis"``, ``"http"``), or None.
+        scrubbed: where credentials were replaced by a placeholder before the
+            recording was saved, as ``(event, start, end)``: the event's index
+            (from 0) and a byte range of its data (see :mod:`tcpcassette._core.scrub`).
     """
 
     target: str
@@ -49,6 +52,7 @@ class Connection:
     start: float = 0.0
     volatile: tuple[tuple[int, int, int], ...] = ()
     protocol: str | None = None
+    scrubbed: tuple[tuple[int, int, int], ...] = ()
 
     def volatile_in(self, message: int) -> list[tuple[int, int]]:
         """The learned ``(start, end)`` spans of client message number ``message``."""

@@ -24,7 +24,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .connection import Connection
-from .events import ClientClose, ClientData, ClientReset, ConnectRefused, ConnectTimedOut
+from .events import (
+    ClientClose,
+    ClientData,
+    ClientReset,
+    ConnectRefused,
+    ConnectTimedOut,
+    ServerData,
+)
 from .faults import ConnectTimeout, Fault, Refuse
 from .framing import split_messages
 from .matching import MessageRule
@@ -223,6 +230,8 @@ class Dispatcher:
             learned=connection.volatile_in(0),
             protocol=protocol,
             elsewhere=self._elsewhere(index),
+            scrubbed=bool(connection.scrubbed),
+            before=_greeting(connection) if connection.scrubbed else b"",
         )
 
     def has_unclaimed(self, target: str) -> bool:
@@ -332,3 +341,14 @@ class Dispatcher:
         anyway = [i for i in self._servable(target) if not self._speaks_first[i]]
         ranked = sorted(anyway, key=lambda i: -first_difference(openings[i].message, received))
         return NoMatch(tuple(ranked[:3]))
+
+
+def _greeting(connection: Connection) -> bytes:
+    """The server bytes recorded before the connection's first client bytes."""
+    chunks: list[bytes] = []
+    for event in connection.events:
+        if type(event) is ClientData:
+            break
+        if type(event) is ServerData:
+            chunks.append(event.data)
+    return b"".join(chunks)

@@ -144,23 +144,46 @@ class MessageRule:
     match: Matcher
     filters: tuple[Filter, ...]
 
-    def take(self, expected: bytes, inbox: bytes, *, eof: bool) -> int | None:
+    def take(
+        self,
+        expected: bytes,
+        inbox: bytes,
+        *,
+        eof: bool,
+        scrub: Callable[[bytes], bytes] | None = None,
+    ) -> int | None:
         """How many bytes of ``inbox`` make the message matching ``expected``.
+
+        ``scrub`` rewrites a live message (after the filters) the way the
+        recording's credentials were scrubbed, before it is matched.
 
         Returns:
             The byte count; ``None`` when more bytes are needed; ``-1`` when the
             message cannot match.
         """
         if isinstance(self.framer, Raw):
-            return self._take_raw(expected, inbox, eof=eof)
+            return self._take_raw(expected, inbox, eof=eof, scrub=scrub)
         ends = self.framer.split(inbox)
         if not ends:
             return -1 if eof and inbox else None
         actual = apply_filters(inbox[: ends[0]], "client", self.filters)
+        if scrub is not None:
+            actual = scrub(actual)
         return ends[0] if self.match(expected, actual) else -1
 
-    def _take_raw(self, expected: bytes, inbox: bytes, *, eof: bool) -> int | None:
-        if not self.filters:
+    def _take_raw(
+        self,
+        expected: bytes,
+        inbox: bytes,
+        *,
+        eof: bool,
+        scrub: Callable[[bytes], bytes] | None = None,
+    ) -> int | None:
+        def filtered(data: bytes) -> bytes:
+            data = apply_filters(data, "client", self.filters)
+            return scrub(data) if scrub is not None else data
+
+        if not self.filters and scrub is None:
             # Without framing, a message keeps its recorded length.
             n = len(expected)
             if len(inbox) < n:
@@ -172,10 +195,9 @@ class MessageRule:
         for n in range(1, len(inbox) + 1):
             if last and inbox[n - 1 : n] != last:
                 continue
-            if self.match(expected, apply_filters(inbox[:n], "client", self.filters)):
+            if self.match(expected, filtered(inbox[:n])):
                 return n
-        filtered = apply_filters(inbox, "client", self.filters)
-        if eof or len(filtered) > len(expected) * 2 + 64:
+        if eof or len(filtered(inbox)) > len(expected) * 2 + 64:
             return -1
         return None
 

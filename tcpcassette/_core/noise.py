@@ -30,6 +30,11 @@ let through by a named rule, never by similarity:
 ``learned``
     The span was found to differ between two recordings of the same test
     (``tcpcassette learn``) and is stored in the cassette as volatile.
+``scrubbed``
+    The recording replaced a credential there by a placeholder before it was
+    saved (:mod:`tcpcassette._core.scrub`), so it does not hold the value the
+    live client sends.  Accepted in every mode, ``"off"`` included: the
+    recorded bytes cannot be sent by any client.
 
 Anything else is a mismatch, and the verdict says which spans were accepted
 by which rule next to the one that was not.  ``noise="off"`` accepts nothing
@@ -49,6 +54,7 @@ from typing import Literal
 from .errors import InvalidOptionError
 from .events import ClientData, Event, ServerData
 from .protocols.base import WireProtocol
+from .scrub import secret_spans
 
 #: A value at least this long counts as echoed wherever it recurs in a later reply.
 MIN_ECHO_ANYWHERE = 6
@@ -91,7 +97,7 @@ class NoiseMode(str, enum.Enum):
 #: A protocol's client framing: the end offsets of the complete messages in ``data``.
 Splitter = Callable[[bytes], list[int]]
 
-Rule = Literal["binding", "echo", "random", "learned", "protocol"]
+Rule = Literal["binding", "echo", "random", "learned", "protocol", "scrubbed"]
 Anchor = Literal["anywhere", "message", "line"]
 
 
@@ -351,6 +357,7 @@ def compare(
     fields: Sequence[tuple[int, int]] = (),
     protocol: str = "",
     elsewhere: Sequence[bytes] = (),
+    scrubbed: Sequence[tuple[int, int]] = (),
 ) -> Verdict:
     """Compare a live client message with the recorded one, by the module's rules.
 
@@ -367,6 +374,8 @@ def compare(
         fields: ``(start, end)`` spans of ``recorded`` that ``protocol``
             declares volatile (a client library's version, say); tolerated in
             every mode but ``"off"``.
+        scrubbed: ``(start, end)`` spans of ``recorded`` where a credential was
+            scrubbed; tolerated in every mode.
 
     Returns:
         Every differing span with the rule that accepted it (or None), and
@@ -374,8 +383,10 @@ def compare(
     """
     if recorded == live:
         return Verdict()
-    tried: list[str] = []
-    if mode is NoiseMode.OFF:
+    tried: list[str] = ["scrubbed credentials"] if scrubbed else []
+    if mode is NoiseMode.OFF and scrubbed:
+        learned, fields = (), ()
+    elif mode is NoiseMode.OFF:
         regions = differences(recorded, live)[:1] or [(0, len(recorded), 0, len(live))]
         exact = tuple(Span(start=a, end=b, live_start=c, live_end=d) for a, b, c, d in regions)
         return Verdict(spans=exact, tried=("exact bytes (noise='off')",))
@@ -400,6 +411,7 @@ def compare(
             fields=fields,
             protocol=protocol,
             elsewhere=elsewhere,
+            scrubbed=scrubbed,
         )
         spans.append(span)
         substitutions += found
@@ -420,6 +432,7 @@ def _judge(
     fields: Sequence[tuple[int, int]] = (),
     protocol: str = "",
     elsewhere: Sequence[bytes] = (),
+    scrubbed: Sequence[tuple[int, int]] = (),
 ) -> tuple[Span, list[Substitution]]:
     # Judge the whole token a difference lies in: "KGMO1" and "XQZA1", not "KGMO" and "XQZA".
     ts, te = token_around(recorded, start, end)
@@ -430,6 +443,8 @@ def _judge(
         ts, te, ls, le = start, end, live_start, live_end
     old, new = recorded[ts:te], live[ls:le]
     base = Span(start=ts, end=te, live_start=ls, live_end=le)
+    if any(a <= start and end <= b for a, b in scrubbed):
+        return replace(base, rule="scrubbed", detail="a credential scrubbed when recorded"), []
     if any(a <= start and end <= b for a, b in fields):
         return replace(base, rule="protocol", detail=f"a {protocol} field that varies"), []
     if any(a <= start and end <= b for a, b in learned):
@@ -666,6 +681,8 @@ def judge(
     learned: Sequence[tuple[int, int]] = (),
     protocol: WireProtocol | None = None,
     elsewhere: Sequence[bytes] = (),
+    scrubbed: bool = False,
+    before: bytes = b"",
 ) -> Judged | None:
     """Judge the live client's version of ``expected`` once it is whole (None: wait for more).
 
@@ -673,6 +690,10 @@ def judge(
     protocol's volatile fields come together, for the replay machine and
     the choice of a recording alike.  A partial message that already
     differs for good is judged at once (see :func:`plausible`).
+
+    ``scrubbed``: the recording's credentials were scrubbed, so the spans the
+    protocol's scrub hook finds in ``expected`` (``before``: the server's last
+    bytes before it) accept any live bytes.
     """
     split = None
     if protocol is not None:
@@ -685,6 +706,7 @@ def judge(
     if length is None:
         if (
             learned
+            or scrubbed
             or split is not None
             or plausible(expected, received, mode=mode, replies=replies)
         ):
@@ -696,6 +718,7 @@ def judge(
     if protocol is not None:
         recorded_form, live_form = protocol.normalise(expected), protocol.normalise(live)
         fields = protocol.volatile(recorded_form)
+    secrets = secret_spans(protocol, recorded_form, "client", before) if scrubbed else []
     verdict = compare(
         recorded_form,
         live_form,
@@ -705,5 +728,6 @@ def judge(
         fields=fields,
         protocol=protocol.name if protocol is not None else "",
         elsewhere=elsewhere,
+        scrubbed=secrets,
     )
     return Judged(length, verdict, recorded_form, live_form)

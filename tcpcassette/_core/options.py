@@ -97,6 +97,8 @@ class ReplayOptions:
         protocol: ``"auto"`` (detect the protocols tcpcassette knows from the
             recorded bytes), ``"raw"`` (none) or a protocol object for every
             connection (see :mod:`tcpcassette._core.protocols`).
+        scrub: replace credentials sent in clear by a placeholder before a
+            recording is saved (see :mod:`tcpcassette._core.scrub`).
     """
 
     matching: MatchingMode = MatchingMode.SCRIPT
@@ -107,6 +109,7 @@ class ReplayOptions:
     filters: tuple[Filter, ...] = ()
     noise: NoiseMode = NoiseMode.AUTO
     protocol: WireProtocol | Literal["auto", "raw"] = "auto"
+    scrub: bool = True
 
     @property
     def exchange(self) -> bool:
@@ -126,6 +129,7 @@ class ReplayOptions:
         faults: int = 0,
         noise: str | NoiseMode = NoiseMode.AUTO,
         protocol: WireProtocol | str = "auto",
+        scrub: bool = True,
     ) -> ReplayOptions:
         """Options from the arguments users write, each checked.
 
@@ -149,6 +153,8 @@ class ReplayOptions:
                     f"each filter must be a callable (data, side) -> bytes, not {f!r}"
                 )
         filters = tuple(filters)
+        if not isinstance(scrub, bool):
+            raise InvalidOptionError(f"scrub must be True or False, not {scrub!r}")
         rule = None
         if match is not None or filters or not isinstance(framer, Raw):
             rule = MessageRule(framer=framer, match=match or exact, filters=filters)
@@ -161,6 +167,7 @@ class ReplayOptions:
             filters=filters,
             noise=NoiseMode.parse(noise),
             protocol=_protocol(protocol),
+            scrub=scrub,
         )
 
 

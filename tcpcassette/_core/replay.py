@@ -58,6 +58,7 @@ from .matching import MessageRule
 from .noise import Bindings, NoiseMode, Span, explain, judge, replies_after
 from .protocols.base import WireProtocol, answer, has_ignorable, ignorable
 from .render import first_difference
+from .scrub import LINES, scrub_message
 
 #: Client bytes a play keeps while a delay or a silence runs; beyond them it
 #: stops reading (the client's sends then wait in the kernel's buffers).
@@ -170,11 +171,15 @@ class ReplayMachine:
         volatile: Sequence[tuple[int, int, int]] = (),
         protocol: WireProtocol | None = None,
         elsewhere: Callable[[], Sequence[bytes]] = tuple,
+        scrubbed: bool = False,
     ) -> None:
         # Client bytes are compared message by message: a run of client chunks
         # is one message (client chunking is not replayed), or, with a rule,
         # what its framer delimits, compared by its matcher.
         self._rule = rule
+        # What scrubbed the recording's credentials, to scrub the live ones alike
+        # where a rule matches (the rule sees neither the protocol nor the spans).
+        self._scrubber: object = protocol if protocol is not None else LINES
         # A protocol frames client messages itself (a value may change length).
         self._protocol = protocol if rule is None else None
         if rule is not None:
@@ -190,6 +195,8 @@ class ReplayMachine:
         # be the start of one, and are not extra until they make a message.
         self._skips = has_ignorable(self._protocol)
         self._noise = noise
+        # The recording's credentials were scrubbed: the live ones differ there.
+        self._scrubbed = scrubbed
         # What the noise rules learned on this connection, and (values long
         # enough to recur anywhere) across the cassette.
         self._bindings = Bindings()
@@ -451,7 +458,7 @@ class ReplayMachine:
         if inbox[:take] != expected[self._matched : self._matched + take]:
             if self._skip_ignorable(expected, actions):
                 return self._match_bytes(expected, actions)
-            if self._noise is NoiseMode.OFF:
+            if self._noise is NoiseMode.OFF and not self._scrubbed:
                 actions += self._end(self._mismatch(expected), Abort())
                 return False
             return self._match_noisy(expected, actions)
@@ -477,6 +484,8 @@ class ReplayMachine:
             learned=learned or (),
             protocol=self._protocol,
             elsewhere=self._elsewhere(),
+            scrubbed=self._scrubbed,
+            before=self._server_before() if self._scrubbed else b"",
         )
         if judged is None:
             return False  # wait for the rest (the stall bound runs meanwhile)
@@ -497,6 +506,16 @@ class ReplayMachine:
         self._pos += 1
         self._matched = 0
         return True
+
+    def _server_before(self) -> bytes:
+        """The server's recorded bytes just before the message at hand (its last run)."""
+        chunks: list[bytes] = []
+        for event in reversed(self._events[: self._pos]):
+            if type(event) is ServerData:
+                chunks.append(event.data)
+            elif type(event) is ClientData or chunks:
+                break
+        return b"".join(reversed(chunks))
 
     def _skip_ignorable(self, expected: bytes, actions: list[Action]) -> bool:
         """Skip the live client message at hand if the protocol calls it ignorable (one it
@@ -556,7 +575,15 @@ class ReplayMachine:
                 actions += self._hang_up()
             return False
         received = bytes(self._inbox)
-        taken = self._rule.take(expected, received, eof=self._client_eof)
+        scrub = None
+        if self._scrubbed:
+            before = self._server_before()
+
+            def scrub(live: bytes) -> bytes:
+                found = scrub_message(self._scrubber, live, "client", before)
+                return found[0] if found is not None else live
+
+        taken = self._rule.take(expected, received, eof=self._client_eof, scrub=scrub)
         if taken is None:
             return False
         if taken < 0:

@@ -37,6 +37,7 @@ from .protocols import by_name, detect
 from .protocols.base import WireProtocol
 from .render import show_bytes
 from .replay import ReplayMachine
+from .scrub import scrub_connection
 from .targets import (
     TargetSpec,
     TargetTable,
@@ -309,6 +310,7 @@ class _Script:
             volatile=router.connections[index].volatile,
             protocol=router.protocol_of(index),
             elsewhere=lambda: router.server_bytes(besides=index),
+            scrubbed=bool(router.connections[index].scrubbed),
         )
 
     def _serve(
@@ -617,7 +619,8 @@ class Router:
     def tolerant(self, exchange: Exchange, inbox: bytes, eof: bool) -> int | None:
         """How much of ``inbox`` the noise rules take as ``exchange``'s request
         (-1: it is not; None: more bytes may decide)."""
-        if self.options.noise is NoiseMode.OFF or self.options.rule is not None:
+        scrubbed = bool(self.connections[exchange.connection].scrubbed)
+        if (self.options.noise is NoiseMode.OFF and not scrubbed) or self.options.rule is not None:
             return -1
         judged = judge(
             exchange.request,
@@ -626,6 +629,7 @@ class Router:
             mode=self.options.noise,
             replies=[b"".join(exchange.reply)],
             protocol=self.protocol_of(exchange.connection),
+            scrubbed=scrubbed,
         )
         if judged is None:
             return None
@@ -656,12 +660,15 @@ class Router:
         return self._protocols[index]
 
     def with_protocol(self, recorded: Connection) -> Connection:
-        """A recorded connection with the name of the protocol it speaks, to store."""
+        """A recorded connection with the name of the protocol it speaks, to store,
+        and (unless ``scrub=False``) its credentials scrubbed by that protocol."""
         choice = self.options.protocol
-        if choice == "raw":
-            return recorded
-        found = detect(recorded) if choice == "auto" else choice
-        return replace(recorded, protocol=found.name) if found is not None else recorded
+        found = None
+        if choice != "raw":
+            found = detect(recorded) if choice == "auto" else choice
+            if found is not None:
+                recorded = replace(recorded, protocol=found.name)
+        return scrub_connection(recorded, found) if self.options.scrub else recorded
 
     # -- addresses ---------------------------------------------------------------
 

@@ -85,6 +85,11 @@ def export_text(cassette: CassetteModel) -> str:
                 else ""
             )
             + (f'"protocol": {json.dumps(connection.protocol)}, ' if connection.protocol else "")
+            + (
+                f'"scrubbed": {json.dumps([list(v) for v in connection.scrubbed])}, '
+                if connection.scrubbed
+                else ""
+            )
             + '"events": ['
         )
         events = connection.events

@@ -15,6 +15,7 @@ from .messages import Item, items
 from .protocols import detect
 from .protocols.base import WireProtocol
 from .render import hexdump, is_text, printable
+from .scrub import PLACEHOLDER
 
 #: Bytes of a payload shown before it is abbreviated (``full=True`` shows all).
 DEFAULT_PAYLOAD_BYTES = 512
@@ -62,7 +63,8 @@ def credential_warning(data: bytes) -> str | None:
     """What in ``data`` looks like a credential, or None (a redacted one is not)."""
     for pattern, what in _CREDENTIALS:
         for match in pattern.finditer(data):
-            if not _REDACTED.fullmatch(match.group("secret")):
+            secret = match.group("secret")
+            if not _REDACTED.fullmatch(secret) and PLACEHOLDER not in secret:
                 return what
     return None
 
@@ -154,6 +156,7 @@ def connection_lines(
     if first > 1:
         lines.append(f"  ... {first - 1} earlier")
     volatile = _volatile_notes(connection) if isinstance(framer, Raw) else {}
+    scrubbed = _scrubbed_notes(connection) if isinstance(framer, Raw) else {}
     echoed = _echo_notes(connection) if isinstance(framer, Raw) else {}
     protocol = detect(connection)
     if protocol is not None:
@@ -180,6 +183,7 @@ def connection_lines(
             if protocol is not None:
                 lines += [paint("dim", f"        ⇒ {text}") for text in rendered(protocol, item)]
             lines += [paint("dim", note) for note in volatile.get(item.end[0], ())]
+            lines += [paint("dim", note) for note in scrubbed.get(item.end[0], ())]
             lines += [paint("dim", note) for note in echoed.get(item.end[0], ())]
         elif isinstance(event, TlsStart):
             lines.append(paint("dim", head + describe_tls(event)) + pointer)
@@ -251,6 +255,21 @@ def _echo_notes(connection: Connection) -> dict[int, list[str]]:
                 break
         if found:
             notes[index] = found
+    return notes
+
+
+def _scrubbed_notes(connection: Connection) -> dict[int, list[str]]:
+    """Lines marking where credentials were scrubbed, keyed by their event."""
+    notes: dict[int, list[str]] = {}
+    events = connection.events
+    for index, start, end in connection.scrubbed:
+        if index >= len(events):
+            continue
+        value = printable(repr(events[index].data[start:end])[2:-1])
+        notes.setdefault(index, []).append(
+            f"        «{value}» scrubbed: bytes {start}-{end}, a credential replaced before "
+            "saving (replay accepts the live client's)"
+        )
     return notes
 
 

@@ -165,7 +165,7 @@ SCENARIOS: dict[str, tuple[Callable[[int], list[object]], list[object]]] = {
 # Per scenario: what use_cassette needs besides the name, when recording and replaying.
 OPTIONS: dict[str, dict[str, Any]] = {
     "pool_threads": {"matching": "exchange"},
-    "auth": {"filters": [REDACT]},
+    "auth": {"filters": [REDACT], "scrub": False},
 }
 
 

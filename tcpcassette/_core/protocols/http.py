@@ -22,6 +22,7 @@ import base64
 import hashlib
 import re
 
+from ..scrub import Scrub, header_values, replace_spans
 from .base import ProtocolBase, printable
 
 _METHODS = (
@@ -31,6 +32,15 @@ _REQUEST_LINE = re.compile(rb"([A-Z]+) (\S+) HTTP/1\.[01]\r?\n")
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _USER_AGENT = re.compile(rb"\r\nUser-Agent[ \t]*:[ \t]*([^\r\n]*)", re.I)
 _HOST_PORT = re.compile(rb"\r\nHost[ \t]*:[ \t]*(?:\[[^\]\r\n]*\]|[^:\r\n]*):(\d+)[ \t]*\r\n", re.I)
+#: Request headers whose whole value is a credential (lower case).  The scheme
+#: of ``Authorization`` and ``Proxy-Authorization`` (``Basic``, ``Bearer``) is kept.
+SECRET_HEADERS = (
+    b"authorization", b"proxy-authorization", b"cookie", b"x-api-key", b"api-key",
+    b"x-auth-token", b"x-access-token", b"x-csrf-token", b"x-xsrf-token",
+    b"x-amz-security-token", b"x-goog-api-key", b"private-token", b"x-vault-token",
+)  # fmt: skip
+_SCHEMES = (b"authorization", b"proxy-authorization")
+_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9-]*[ \t]+(?=\S)")
 #: Largest head read when framing (a longer one is matched as raw bytes).
 MAX_HEAD = 64 * 1024
 #: Bytes of a body shown when a message is rendered.
@@ -197,6 +207,32 @@ class Http(ProtocolBase):
             lambda m: m.group(1) + accept,
             reply,
         )
+
+    def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
+        """The values of :data:`SECRET_HEADERS` in a request (after the scheme of an
+        ``Authorization``), and of each ``Set-Cookie`` (its value, not its name or
+        attributes) in a response.  Header values have no length field to fix."""
+        if _is_frame(message) or (side == "server" and not message.startswith(b"HTTP/")):
+            return None
+        end = _head_end(message)
+        if end is None:
+            return None
+        head = message[: end - 2]
+        spans: list[tuple[int, int]] = []
+        if side == "client":
+            for start, stop in header_values(head, SECRET_HEADERS):
+                name = head[head.rfind(b"\r\n", 0, start) + 2 : start].split(b":", 1)[0]
+                scheme = _SCHEME.match(head, start, stop)
+                if name.strip().lower() in _SCHEMES and scheme is not None:
+                    start = scheme.end()
+                spans.append((start, stop))
+        else:
+            for start, stop in header_values(head, (b"set-cookie",)):
+                value = head[start:stop].split(b";", 1)[0]
+                equals = value.find(b"=")
+                if equals != -1 and len(value) > equals + 1:
+                    spans.append((start + equals + 1, start + len(value)))
+        return replace_spans(message, spans) if spans else None
 
     def render(self, message: bytes, side: str) -> str:
         if side == "client" and _is_frame(message):

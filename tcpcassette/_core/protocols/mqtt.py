@@ -20,6 +20,7 @@ a property is compared as strictly as any other byte.
 
 from __future__ import annotations
 
+from ..scrub import PLACEHOLDER, Scrub
 from .base import ProtocolBase, ends_of, printable
 
 #: The protocol level of MQTT 5.
@@ -188,6 +189,49 @@ def _client_id(message: bytes) -> tuple[int, int, int] | None:
     return body, at, client_id[1]
 
 
+def _password(message: bytes) -> tuple[int, int, int] | None:
+    """In a CONNECT with a password: where the body starts, and the password's span
+    (with its length), which is the last field."""
+    found = _client_id(message)
+    if found is None:
+        return None
+    body, _, at = found
+    name = _string(message, body)
+    if name is None:
+        return None
+    level, flags = message[name[1]], message[name[1] + 1]
+    if not flags & 0x40:
+        return None
+    if flags & 0x04:  # a will: (properties,) topic and payload
+        if level >= 5:
+            will = varint(message, at)
+            if will is None or will[0] < 0:
+                return None
+            at = will[1] + will[0]
+        for _ in range(2):
+            field = _string(message, at)
+            if field is None:
+                return None
+            at = field[1]
+    if flags & 0x80:  # a user name
+        user = _string(message, at)
+        if user is None:
+            return None
+        at = user[1]
+    password = _string(message, at)
+    return (body, at, password[1]) if password is not None else None
+
+
+def encode_varint(value: int) -> bytes:
+    """``value`` as MQTT's variable-length integer."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 class Mqtt(ProtocolBase):
     """MQTT, client and broker packets."""
 
@@ -217,6 +261,19 @@ class Mqtt(ProtocolBase):
             return []
         body, start, end = found
         return [(1, body), (start, end)]
+
+    def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
+        """The password of a ``CONNECT``, with its length and the packet's remaining
+        length (both count the placeholder) in the spans."""
+        found = _password(message) if side == "client" else None
+        if found is None:
+            return None
+        body, start, end = found
+        field = len(PLACEHOLDER).to_bytes(2, "big") + PLACEHOLDER
+        rest = message[body:start] + field + message[end:]
+        header = message[:1] + encode_varint(len(rest))
+        at = len(header) + start - body
+        return header + rest, [(1, len(header)), (at, at + len(field))]
 
     def render(self, message: bytes, side: str) -> str:
         if not message:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from ..scrub import Scrub, replace_spans
 from .base import ProtocolBase, ends_of, printable
 
 #: Largest command line read when framing (a longer one ends where it is cut).
@@ -26,6 +27,8 @@ SHOWN_BYTES = 40
 #: CONNECT fields whose values differ between client library versions.
 VOLATILE_FIELDS = (b"version", b"lang")
 
+#: CONNECT fields that are credentials.
+SECRET_FIELDS = (b"pass", b"auth_token")
 _WITH_PAYLOAD = {b"PUB": 1, b"MSG": 1, b"HPUB": 2, b"HMSG": 2}
 
 
@@ -82,6 +85,17 @@ class Nats(ProtocolBase):
             if found is not None:
                 spans.append(found.span(1))
         return sorted(spans)
+
+    def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
+        """The JSON string values of ``pass`` and ``auth_token`` in ``CONNECT``."""
+        if side != "client" or not message.startswith(b"CONNECT "):
+            return None
+        spans = []
+        for field in SECRET_FIELDS:
+            for found in re.finditer(rb'"' + field + rb'"\s*:\s*"((?:[^"\\\r\n]|\\.)*)"', message):
+                if found.end(1) > found.start(1):
+                    spans.append(found.span(1))
+        return replace_spans(message, spans) if spans else None
 
     def render(self, message: bytes, side: str) -> str:
         newline = message.find(b"\n")

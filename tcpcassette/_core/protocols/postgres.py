@@ -55,6 +55,7 @@ import struct
 from collections.abc import Sequence
 
 from ..events import ClientData, Event, ServerData, TlsStart
+from ..scrub import PLACEHOLDER, Scrub
 from .base import ProtocolBase, printable
 
 #: The protocol version 3.0 of a ``StartupMessage``.
@@ -199,6 +200,12 @@ def _is_password(message: bytes) -> bool:
     )
 
 
+#: AuthenticationCleartextPassword: the server asks for the password in clear.
+_CLEARTEXT_REQUEST = b"R" + struct.pack("!ii", 8, 3)
+#: A PasswordMessage whose password was scrubbed.
+_SCRUBBED_PASSWORD = b"p" + struct.pack("!i", 4 + len(PLACEHOLDER) + 1) + PLACEHOLDER + b"\x00"
+
+
 class Postgres(ProtocolBase):
     """The PostgreSQL frontend/backend protocol, version 3."""
 
@@ -215,8 +222,18 @@ class Postgres(ProtocolBase):
     def split(self, data: bytes, side: str) -> list[int]:
         return _split(data, side)
 
+    def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
+        """The password of a ``PasswordMessage`` that answers
+        ``AuthenticationCleartextPassword``, with its length in the span.  MD5 and
+        SCRAM answers are left: they are derived from a server nonce, not clear text."""
+        if side != "client" or not before.endswith(_CLEARTEXT_REQUEST):
+            return None
+        if message[:1] != b"p" or len(message) < 6:
+            return None
+        return _SCRUBBED_PASSWORD, [(1, len(_SCRUBBED_PASSWORD))]
+
     def normalise(self, message: bytes) -> bytes:
-        if _is_password(message):
+        if _is_password(message) and message != _SCRUBBED_PASSWORD:
             # A password or its MD5 answer as bits: another password must not pass
             # for a random value (see the module's docstring).
             bits = "".join(f"{byte:08b}" for byte in message[5:]).encode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..scrub import PLACEHOLDER, Scrub
 from .base import ProtocolBase, ends_of, printable
 
 _LINE_TYPES = frozenset(b"+-:_,#(")
@@ -138,6 +139,26 @@ class Redis(ProtocolBase):
             value = args[3]
             return [(value.start, value.value_end + 2)]
         return []
+
+    def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
+        """The password of ``AUTH [user] password`` and of ``HELLO ... AUTH user
+        password``; its ``$n`` header counts the placeholder, and is part of the span."""
+        if side != "client":
+            return None
+        args = arguments(message)
+        words = [message[a.value_start : a.value_end].upper() for a in args]
+        secret = None
+        if words[:1] == [b"AUTH"] and len(args) in (2, 3):
+            secret = len(args) - 1
+        elif words[:1] == [b"HELLO"] and b"AUTH" in words[1:]:
+            at = words.index(b"AUTH", 1) + 2
+            secret = at if at < len(args) else None
+        if secret is None:
+            return None
+        arg = args[secret]
+        bulk = b"$%d\r\n%s\r\n" % (len(PLACEHOLDER), PLACEHOLDER)
+        rewritten = message[: arg.start] + bulk + message[arg.value_end + 2 :]
+        return rewritten, [(arg.start, arg.start + len(bulk))]
 
     def render(self, message: bytes, side: str) -> str:
         if side == "client":

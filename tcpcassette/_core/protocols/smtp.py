@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 
+from ..scrub import Scrub, replace_spans
 from .base import ProtocolBase, ends_of, printable
 
 _VERBS = frozenset(
@@ -36,6 +37,8 @@ _VERBS = frozenset(
 _GREETINGS = (b"EHLO", b"HELO", b"LHLO")
 #: An AUTH continuation: one base64 token (or ``*`` to cancel) on its line.
 _TOKEN_LINE = re.compile(rb"(?:[A-Za-z0-9+/]+=*|=|\*|)\r\n")
+_AUTH_INLINE = re.compile(rb"(?i)AUTH[ \t]+(?:PLAIN|LOGIN)[ \t]+([A-Za-z0-9+/]+=*)[ \t]*\r\n")
+_CONTINUATION = re.compile(rb"([A-Za-z0-9+/]+=*)\r\n")
 _REPLY_LINE = re.compile(rb"\d{3}([ -]|\r\n)")
 _SIZE = re.compile(rb"(?i)[ \t]SIZE=(\d*)")
 #: Header fields whose values are generated anew every run.
@@ -162,6 +165,17 @@ class Smtp(ProtocolBase):
         if not old or old == new:
             return reply
         return re.sub(rb"(?<![\w.-])" + re.escape(old) + rb"(?![\w.-])", new, reply)
+
+    def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
+        """The base64 credentials of ``AUTH PLAIN`` and ``AUTH LOGIN``: inline after
+        the mechanism, and every line that answers a ``334`` challenge (LOGIN's
+        user name and password, PLAIN's credentials on the next line)."""
+        if side != "client":
+            return None
+        found = _AUTH_INLINE.fullmatch(message)
+        if found is None and before.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].startswith(b"334"):
+            found = _CONTINUATION.fullmatch(message)
+        return replace_spans(message, [found.span(1)]) if found is not None else None
 
     def render(self, message: bytes, side: str) -> str:
         if side == "client" and not is_command(message):
