@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _settings, _sweep, _verify
-from . import _failure_report, _settings, _sweep
+from . import _failure_report, _settings, _sweep, _verify
 from ._core.errors import CassetteError, ReplayError
 from ._paths import node_name
 from ._settings import Outcome, PytestSettings, RecordMode
