@@ -9,6 +9,7 @@ import functools
 import inspect
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -156,6 +157,7 @@ class _Activation:
             path=self.path,
             connections=self.original.connections,
             hosts=self.original.hosts,
+            recorded_at=self.original.recorded_at,
         )
         for placement in options.faults:
             self.cassette.inject(
@@ -245,6 +247,7 @@ class _Activation:
                 path=self.path,
                 connections=[*kept, *recorded],
                 hosts={**(self.original.hosts if self.replay else {}), **result.hosts},
+                recorded_at=self._recorded_at(),
             )
             try:
                 saved.save()
@@ -256,6 +259,7 @@ class _Activation:
                 self.cassette.connections += recorded
                 self.cassette.hosts.update(result.hosts)
                 self.cassette.play_counts += [0] * len(result.recorded)
+                self.cassette.recorded_at = saved.recorded_at
         settings = current_settings()
         if settings is not None:
             settings.report(
@@ -268,6 +272,18 @@ class _Activation:
                 )
             )
         return [*unsaved, *result.errors]
+
+    def _recorded_at(self) -> float:
+        """When the cassette about to be saved was recorded: now, or (new_episodes, which
+        keeps the connections recorded before) when its first recording was made."""
+        if self.replay and self.cassette.connections:
+            if self.original.recorded_at is not None:
+                return self.original.recorded_at
+            try:
+                return self.path.stat().st_mtime  # recorded before the format kept the time
+            except OSError:
+                pass
+        return round(time.time(), 3)
 
 
 def _raise_for(errors: list[CassetteError], failure: BaseException | None) -> None:
