@@ -112,6 +112,24 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         default=None,
     )
     parser.addini(
+        "tcpcassette_max_age",
+        "how old a cassette may get before on_expiry applies: seconds, or 90d, 12h, 2w "
+        "(default: any age)",
+        default=None,
+    )
+    parser.addini(
+        "tcpcassette_on_expiry",
+        "what happens to a cassette older than its max_age: warn (default), fail or rerecord",
+        default=None,
+    )
+    parser.addini(
+        "tcpcassette_strict",
+        "fail every test whose cassette holds connections or requests it never used "
+        "(use_cassette's strict=True for the whole suite)",
+        type="bool",
+        default=None,
+    )
+    parser.addini(
         "tcpcassette_dir",
         "cassette directory, relative to the rootdir (default: cassettes)",
         default=None,
@@ -128,6 +146,9 @@ def pytest_configure(config: pytest.Config) -> None:
         ini_record_mode=config.getini("tcpcassette_record_mode") or None,
         ini_cassette_dir=config.getini("tcpcassette_dir") or None,
         ini_noise=config.getini("tcpcassette_noise") or None,
+        ini_max_age=config.getini("tcpcassette_max_age") or None,
+        ini_on_expiry=config.getini("tcpcassette_on_expiry") or None,
+        ini_strict=config.getini("tcpcassette_strict"),
         learn=bool(config.getoption("--tcpcassette-learn")),
         disabled=bool(config.getoption("--disable-tcpcassette")),
         rootdir=Path(config.rootpath),
