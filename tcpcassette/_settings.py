@@ -96,17 +96,21 @@ class PytestSettings:
     outcomes: list[Outcome] = field(default_factory=list)
     #: The cassettes each test used (by node id), for the summary of failing tests.
     used: dict[str, list[Path]] = field(default_factory=dict)
+    #: The cassette directories cassettes were used from (for --tcpcassette-orphans).
+    directories: set[Path] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def report(self, outcome: Outcome) -> None:
         with self._lock:
             self.outcomes.append(outcome)
 
-    def touch(self, path: Path) -> None:
-        """The running test uses the cassette at ``path``."""
+    def touch(self, path: Path, directory: Path | None = None) -> None:
+        """The running test uses the cassette at ``path`` (from ``directory``)."""
         if self.current_test is None:
             return
         with self._lock:
+            if directory is not None:
+                self.directories.add(directory)
             paths = self.used.setdefault(self.current_test, [])
             if path not in paths:
                 paths.append(path)

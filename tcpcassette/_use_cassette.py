@@ -114,7 +114,7 @@ class _Activation:
         self.options = options
         settings = current_settings()
         if settings is not None:
-            settings.touch(self.path)
+            settings.touch(self.path, directory)
         # --tcpcassette-learn: a cassette that exists is recorded once more, and
         # only what differs from it is kept (as volatile spans).
         self.learning = bool(settings is not None and settings.learn and self.path.exists())

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _settings, _sweep
+from . import _freshness, _settings, _sweep
 from ._core.errors import CassetteError, ReplayError
 from ._paths import node_name
 from ._settings import Outcome, PytestSettings, RecordMode
@@ -101,6 +101,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "recordings themselves are kept",
     )
     _sweep.add_options(group)
+    _freshness.add_options(group)
     parser.addini(
         "tcpcassette_record_mode",
         "record mode when --record-mode is not given (none, once, new_episodes, all)",
@@ -165,6 +166,7 @@ def pytest_configure(config: pytest.Config) -> None:
         intercept.guard(network.NetworkGuard(allowed))
     _settings.push(settings)
     _sweep.register(config)
+    _freshness.register(config, settings)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -224,3 +224,122 @@ def test_bad_expiry_options_are_refused_naming_where_they_came_from(
         use_cassette("x", on_expiry="never")
     with pytest.raises(InvalidOptionError, match=r"max_age=\.\.\.\): -3 is not a duration"):
         use_cassette("x", max_age=-3)
+
+
+# -- strict for the whole suite ---------------------------------------------------------
+
+TWO_CONNECTIONS = """
+import socket
+import pytest
+
+def ask(port, payload):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(payload)
+        return s.recv(100)
+
+@pytest.mark.tcpcassette("two")
+def test_two(echo_port):
+    assert ask(echo_port, b"first") == b"FIRST"
+    assert ask(echo_port, b"second") == b"SECOND"
+"""
+
+
+def test_the_ini_option_makes_every_cassette_strict_naming_unused_connections(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TCPCASSETTE_RECORD_MODE", raising=False)
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_two=TWO_CONNECTIONS)
+    pytester.makeini(INI)
+    pytester.runpytest_subprocess("--record-mode=once").assert_outcomes(passed=1)
+    # The code under test no longer makes its second connection.
+    pytester.makepyfile(
+        test_two=TWO_CONNECTIONS.replace('    assert ask(echo_port, b"second")', "    #")
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)  # not strict: fine
+    pytester.makeini(INI + "tcpcassette_strict = true\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)  # found when the cassette is put away
+    out = result.stdout.str()
+    assert "UnplayedError" in out and "strict=True" in out
+    assert "connection 1 (echo): never connected; it begins with b'second'" in out
+    # An argument still wins over the ini option.
+    pytester.makeconftest(
+        CONFTEST.replace('return {"targets"', 'return {"strict": False, "targets"')
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+# -- --tcpcassette-orphans ----------------------------------------------------------------
+
+SKIPPED_TEST = """
+import pytest
+
+@pytest.mark.skip(reason="not today")
+@pytest.mark.tcpcassette("skipped")
+def test_skipped():
+    pass
+"""
+
+
+def orphan_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A recorded project whose cassette directory also holds a cassette no test uses
+    and the cassette of a skipped test."""
+    path = project(pytester, monkeypatch)
+    pytester.makepyfile(test_skipped=SKIPPED_TEST)
+    (path.parent / "old").mkdir()
+    (path.parent / "old" / "gone.msgpack").write_bytes(path.read_bytes())
+    (path.parent / "skipped.msgpack").write_bytes(path.read_bytes())
+    return path
+
+
+def test_orphans_are_listed_and_fail_the_run_when_asked(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orphan_project(pytester, monkeypatch)
+    result = pytester.runpytest_subprocess("--tcpcassette-orphans")
+    result.assert_outcomes(passed=1, skipped=1)
+    assert result.ret == 0
+    out = result.stdout.str()
+    assert "1 cassette file(s) under cassettes that no collected test used:" in out
+    assert "  cassettes/old/gone.msgpack" in out
+    assert "skipped.msgpack" not in out and "  cassettes/echo.msgpack" not in out
+    result = pytester.runpytest_subprocess("--tcpcassette-orphans=fail")
+    result.assert_outcomes(passed=1, skipped=1)
+    assert result.ret == 1
+    assert "(--tcpcassette-orphans=fail: the run fails)" in result.stdout.str()
+    assert "  cassettes/old/gone.msgpack" in result.stdout.str()
+    # Without the option, nothing is said about them.
+    result = pytester.runpytest_subprocess()
+    assert result.ret == 0 and "gone.msgpack" not in result.stdout.str()
+
+
+def test_orphans_are_found_under_xdist_from_the_workers_uses(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orphan_project(pytester, monkeypatch)
+    (pytester.path / "cassettes" / "old" / "gone.msgpack").unlink()
+    result = pytester.runpytest_subprocess("-n", "2", "--tcpcassette-orphans=fail")
+    result.assert_outcomes(passed=1, skipped=1)
+    assert result.ret == 0
+    assert "every cassette under cassettes was used" in result.stdout.str()
+    (pytester.path / "cassettes" / "stray.msgpack").write_bytes(b"")
+    result = pytester.runpytest_subprocess("-n", "2", "--tcpcassette-orphans=fail")
+    assert result.ret == 1
+    assert "  cassettes/stray.msgpack" in result.stdout.str()
+
+
+def test_orphans_are_not_listed_when_part_of_the_suite_ran(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orphan_project(pytester, monkeypatch)
+    for args, why in [
+        (("-k", "echo"), "1 test(s) were deselected"),
+        (("test_echo.py",), "test paths were given on the command line"),
+        (("-n", "2", "-k", "echo"), "1 test(s) were deselected"),
+    ]:
+        result = pytester.runpytest_subprocess(*args, "--tcpcassette-orphans=fail")
+        assert result.ret == 0, args
+        out = result.stdout.str()
+        assert f"not listed, as the whole suite did not run: {why}" in out, args
+        assert "gone.msgpack" not in out
