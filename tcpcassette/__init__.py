@@ -52,6 +52,8 @@ if _typing.TYPE_CHECKING:
     from ._core.events import ServerReset as ServerReset
     from ._core.events import TlsStart as TlsStart
     from ._core.faults import at as at
+    from ._core.freshness import CassetteExpiredError as CassetteExpiredError
+    from ._core.freshness import CassetteExpiredWarning as CassetteExpiredWarning
     from ._core.limits import DEFAULT_MAX_CASSETTE_BYTES as DEFAULT_MAX_CASSETTE_BYTES
     from ._core.options import Limits as Limits
     from ._core.options import MatchingMode as MatchingMode
@@ -65,6 +67,8 @@ _LAZY = {
     "at": "._core.faults",
     "Cassette": "._cassette",
     "CassetteError": "._core.errors",
+    "CassetteExpiredError": "._core.freshness",
+    "CassetteExpiredWarning": "._core.freshness",
     "CassetteFormatError": "._core.errors",
     "CassetteInUseError": "._core.errors",
     "CassetteNotFoundError": "._core.errors",
@@ -126,6 +130,8 @@ __all__ = [
     "FORMAT_VERSION",
     "Cassette",
     "CassetteError",
+    "CassetteExpiredError",
+    "CassetteExpiredWarning",
     "CassetteFormatError",
     "CassetteInUseError",
     "CassetteNotFoundError",

@@ -36,6 +36,9 @@ class Cassette(CassetteModel):
         connections: the recorded connections, in the order they were opened.
         hosts: host names resolved during recording, each with its addresses,
             so that replay answers name lookups without a resolver.
+        recorded_at: when it was recorded, in seconds since the Unix epoch
+            (``time.time()``); None for a cassette saved before the format
+            kept it (then ``max_age`` goes by the file's modification time).
         sweep_fault: in a test the fault sweep runs under a fault, which fault
             and where (a :class:`tcpcassette.faults.SweepFault`); None otherwise.
     """
@@ -46,8 +49,9 @@ class Cassette(CassetteModel):
         path: str | Path | None = None,
         connections: Iterable[Connection] = (),
         hosts: Mapping[str, Iterable[str]] | None = None,
+        recorded_at: float | None = None,
     ) -> None:
-        super().__init__(connections=connections, hosts=hosts)
+        super().__init__(connections=connections, hosts=hosts, recorded_at=recorded_at)
         self.path: Path | None = Path(path) if path is not None else None
         self._play_counts: list[int] = [0] * len(self.connections)
         self._live: _LiveSession | None = None
@@ -186,4 +190,9 @@ def load(path: str | Path, *, max_bytes: int = DEFAULT_MAX_CASSETTE_BYTES) -> Ca
     """
     p = Path(path)
     contents = read_cassette(p, max_bytes=max_bytes)
-    return Cassette(path=p, connections=contents.connections, hosts=contents.hosts)
+    return Cassette(
+        path=p,
+        connections=contents.connections,
+        hosts=contents.hosts,
+        recorded_at=contents.recorded_at,
+    )

@@ -8,6 +8,12 @@ Record mode, first found wins:
 4. the environment variable ``TCPCASSETTE_RECORD_MODE``;
 5. ``none``.
 
+``max_age`` (how old a cassette may get), ``on_expiry`` (what happens to an
+older one) and ``strict``, first found wins: the ``use_cassette`` argument
+(so a marker's or ``tcpcassette_config``'s), then the ini option
+(``tcpcassette_max_age``, ``tcpcassette_on_expiry``, ``tcpcassette_strict``),
+then the default: no bound, ``warn``, not strict.
+
 Cassette directory, first found wins: the ``cassette_dir=`` argument, the ini
 option ``tcpcassette_dir``, then ``cassettes/`` in the pytest rootdir (outside
 pytest: in the working directory).  Relative directories are taken from the
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._core.errors import InvalidOptionError
+from ._core.freshness import OnExpiry, parse_duration
 
 ENV_RECORD_MODE = "TCPCASSETTE_RECORD_MODE"
 DEFAULT_DIR_NAME = "cassettes"
@@ -76,6 +83,9 @@ class PytestSettings:
     ini_record_mode: str | None = None
     ini_cassette_dir: str | None = None
     ini_noise: str | None = None
+    ini_max_age: str | None = None
+    ini_on_expiry: str | None = None
+    ini_strict: bool | None = None
     rootdir: Path | None = None
     #: ``--tcpcassette-learn``: record existing cassettes again, keeping only what differs.
     learn: bool = False
@@ -88,17 +98,21 @@ class PytestSettings:
     outcomes: list[Outcome] = field(default_factory=list)
     #: The cassettes each test used (by node id), for the summary of failing tests.
     used: dict[str, list[Path]] = field(default_factory=dict)
+    #: The cassette directories cassettes were used from (for --tcpcassette-orphans).
+    directories: set[Path] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def report(self, outcome: Outcome) -> None:
         with self._lock:
             self.outcomes.append(outcome)
 
-    def touch(self, path: Path) -> None:
-        """The running test uses the cassette at ``path``."""
+    def touch(self, path: Path, directory: Path | None = None) -> None:
+        """The running test uses the cassette at ``path`` (from ``directory``)."""
         if self.current_test is None:
             return
         with self._lock:
+            if directory is not None:
+                self.directories.add(directory)
             paths = self.used.setdefault(self.current_test, [])
             if path not in paths:
                 paths.append(path)
@@ -159,3 +173,31 @@ def resolve_noise(argument: str | None) -> str:
     if ps is not None and ps.ini_noise:
         return ps.ini_noise
     return "auto"
+
+
+def resolve_max_age(argument: str | float | None) -> float | None:
+    """How old a cassette may get, in seconds (None: any age), in the documented order."""
+    if argument is not None:
+        return parse_duration(argument, source="use_cassette(max_age=...)")
+    ps = current()
+    if ps is not None and ps.ini_max_age:
+        return parse_duration(ps.ini_max_age, source="ini option tcpcassette_max_age")
+    return None
+
+
+def resolve_on_expiry(argument: str | OnExpiry | None) -> OnExpiry:
+    """What happens to a cassette older than its max_age, in the documented order."""
+    if argument is not None:
+        return OnExpiry.parse(argument, source="use_cassette(on_expiry=...)")
+    ps = current()
+    if ps is not None and ps.ini_on_expiry:
+        return OnExpiry.parse(ps.ini_on_expiry, source="ini option tcpcassette_on_expiry")
+    return OnExpiry.WARN
+
+
+def resolve_strict(argument: bool | None) -> bool:
+    """Whether recorded connections and requests left unused fail the test."""
+    if argument is not None:
+        return bool(argument)
+    ps = current()
+    return bool(ps is not None and ps.ini_strict)

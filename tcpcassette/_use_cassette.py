@@ -9,6 +9,7 @@ import functools
 import inspect
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -27,6 +28,14 @@ from ._core.errors import (
 )
 from ._core.faults import Placement
 from ._core.framing import FramingSpec, resolve_framing
+from ._core.freshness import (
+    CassetteExpiredWarning,
+    OnExpiry,
+    age,
+    expired_error,
+    expired_message,
+    parse_duration,
+)
 from ._core.learn import learn
 from ._core.matching import Filter, Matcher
 from ._core.noise import NoiseMode
@@ -51,8 +60,11 @@ from ._settings import (
     Outcome,
     RecordMode,
     resolve_cassette_dir,
+    resolve_max_age,
     resolve_noise,
+    resolve_on_expiry,
     resolve_record_mode,
+    resolve_strict,
 )
 from ._settings import current as current_settings
 
@@ -103,7 +115,7 @@ class _Activation:
         self.options = options
         settings = current_settings()
         if settings is not None:
-            settings.touch(self.path)
+            settings.touch(self.path, directory)
         # --tcpcassette-learn: a cassette that exists is recorded once more, and
         # only what differs from it is kept (as volatile spans).
         self.learning = bool(settings is not None and settings.learn and self.path.exists())
@@ -122,10 +134,13 @@ class _Activation:
         self.disabled = bool(settings is not None and settings.disabled)
         self._lock = contextlib.ExitStack()
         self._nothing_happened = False
+        #: The cassette as the age check loaded it, for replay to use (record mode none).
+        self._loaded: Cassette | None = None
 
     def enter(self) -> Cassette:
         if self.disabled:
             return Cassette(path=self.path)
+        self._check_age()
         if self.mode is not RecordMode.NONE:
             # Workers recording the same cassette take turns; whoever comes
             # second loads what the first saved.
@@ -144,6 +159,43 @@ class _Activation:
             raise
         return self.cassette
 
+    def _check_age(self) -> None:
+        """Apply ``max_age``: warn about, fail on or record again a cassette older than it."""
+        options = self.options
+        max_age = resolve_max_age(options.max_age)
+        if max_age is None or self.learning or options._sweep is not None:
+            return
+        if self.mode is RecordMode.ALL or not self.path.exists():
+            return  # recorded afresh in any case
+        loaded = load(self.path)
+        if self.mode is RecordMode.NONE:
+            self._loaded = loaded
+        dated = loaded.recorded_at is not None
+        try:
+            when = (
+                loaded.recorded_at if loaded.recorded_at is not None else self.path.stat().st_mtime
+            )
+        except OSError:
+            return  # gone since it was read: the load under the lock reports it
+        how_old = age(when, time.time())
+        if how_old <= max_age:
+            return
+        action = resolve_on_expiry(options.on_expiry)
+        if action is OnExpiry.RERECORD and self.mode is not RecordMode.NONE:
+            self.mode, self._loaded = RecordMode.ALL, None
+            return
+        if action is OnExpiry.FAIL:
+            raise expired_error(str(self.path), how_old, max_age, dated=dated)
+        message = expired_message(str(self.path), how_old, max_age, dated=dated)
+        if action is OnExpiry.RERECORD:
+            message += (
+                "; on_expiry='rerecord', but record mode 'none' never records: run with "
+                "--record-mode=once where the servers are available to record it again"
+            )
+        else:
+            message += "; record it again with --record-mode=all"
+        warnings.warn(message, CassetteExpiredWarning, stacklevel=4)
+
     def _prepare(self) -> None:
         options = self.options
         exists = self.path.exists()
@@ -154,9 +206,12 @@ class _Activation:
                 f"{ENV_RECORD_MODE}=once outside pytest, or record_mode='once')."
             )
         keep = exists and self.mode is not RecordMode.ALL
-        self.original = (
-            load(self.path) if keep or self.learning or self.verifying else Cassette(path=self.path)
-        )
+        if self._loaded is not None:
+            self.original = self._loaded
+        elif keep or self.learning or self.verifying:
+            self.original = load(self.path)
+        else:
+            self.original = Cassette(path=self.path)
         self.replay = keep
         self.record = self.mode in (RecordMode.ALL, RecordMode.NEW_EPISODES) or (
             self.mode is RecordMode.ONCE and not exists
@@ -165,6 +220,7 @@ class _Activation:
             path=self.path,
             connections=self.original.connections,
             hosts=self.original.hosts,
+            recorded_at=self.original.recorded_at,
         )
         for placement in options.faults:
             self.cassette.inject(
@@ -183,7 +239,9 @@ class _Activation:
             replay=self.replay,
             record=self.record,
             options=replace(
-                options.replay_options, noise=NoiseMode.parse(resolve_noise(options.noise))
+                options.replay_options,
+                noise=NoiseMode.parse(resolve_noise(options.noise)),
+                strict=resolve_strict(options.strict),
             ),
             limits=options.limits,
             targets=options.targets,
@@ -260,6 +318,7 @@ class _Activation:
                 path=self.path,
                 connections=[*kept, *recorded],
                 hosts={**(self.original.hosts if self.replay else {}), **result.hosts},
+                recorded_at=self._recorded_at(),
             )
             try:
                 saved.save()
@@ -271,6 +330,7 @@ class _Activation:
                 self.cassette.connections += recorded
                 self.cassette.hosts.update(result.hosts)
                 self.cassette.play_counts += [0] * len(result.recorded)
+                self.cassette.recorded_at = saved.recorded_at
         settings = current_settings()
         if settings is not None:
             settings.report(
@@ -283,6 +343,18 @@ class _Activation:
                 )
             )
         return [*unsaved, *result.errors]
+
+    def _recorded_at(self) -> float:
+        """When the cassette about to be saved was recorded: now, or (new_episodes, which
+        keeps the connections recorded before) when its first recording was made."""
+        if self.replay and self.cassette.connections:
+            if self.original.recorded_at is not None:
+                return self.original.recorded_at
+            try:
+                return self.path.stat().st_mtime  # recorded before the format kept the time
+            except OSError:
+                pass
+        return round(time.time(), 3)
 
 
 def _raise_for(errors: list[CassetteError], failure: BaseException | None) -> None:
@@ -376,7 +448,8 @@ class use_cassette:
             recording) or ``"exchange"`` (each request is answered from any
             recorded connection to the target: for connection pools).
         allow_playback_repeats: serve recordings (or exchanges) more than once.
-        strict: fail when recorded connections or requests were never used.
+        strict: fail when recorded connections or requests were never used
+            (default: the ini option ``tcpcassette_strict``, else False).
         realtime: replay the recorded gaps between server chunks; a number
             is a speed factor (2.0 = twice as fast).
         noise: which differences between runs replay tolerates: ``"auto"``
@@ -395,6 +468,18 @@ class use_cassette:
             on waits, in seconds (see :class:`Limits`).
         lock_timeout: while recording, the longest wait for another process
             recording the same cassette.
+        max_age: how old the cassette may get: seconds, or text such as
+            ``"90d"``, ``"12h"``, ``"2w"`` (default: the ini option
+            ``tcpcassette_max_age``, else any age).  Its age counts from
+            :attr:`Cassette.recorded_at`, or the file's modification time in
+            a cassette recorded before the format kept the time.
+        on_expiry: what happens to a cassette older than ``max_age``:
+            ``"warn"`` (a :class:`CassetteExpiredWarning`; the default, or
+            the ini option ``tcpcassette_on_expiry``), ``"fail"`` (raise
+            :class:`CassetteExpiredError`) or ``"rerecord"`` (record it
+            again, as record mode ``all`` would, when the record mode in
+            force may record: ``once``, ``new_episodes``; under ``none``, a
+            warning).
         upstream_ca: while recording TLS, a CA file to verify real servers
             against for clients whose ``SSLContext`` tcpcassette cannot see
             (libpq, grpcio, a subprocess); a Python client's own context is
@@ -429,7 +514,7 @@ class use_cassette:
         filters: Sequence[Filter] = (),
         matching: str | MatchingMode = MatchingMode.SCRIPT,
         allow_playback_repeats: bool = False,
-        strict: bool = False,
+        strict: bool | None = None,
         realtime: bool | float = False,
         noise: str | None = None,
         protocol: WireProtocol | str = "auto",
@@ -440,6 +525,8 @@ class use_cassette:
         settle_timeout: float = DEFAULT_SETTLE_TIMEOUT,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         upstream_ca: str | os.PathLike[str] | None = None,
+        max_age: str | float | None = None,
+        on_expiry: str | OnExpiry | None = None,
     ) -> None:
         # A callable name never gets here: __new__ decorated it.
         self.name: str | None = None if callable(name) else name
@@ -466,7 +553,7 @@ class use_cassette:
             filters=filters,
             realtime=realtime,
             allow_playback_repeats=allow_playback_repeats,
-            strict=strict,
+            strict=bool(strict),
             faults=len(self.faults),
             noise=noise or "auto",
             protocol=protocol,
@@ -481,6 +568,13 @@ class use_cassette:
         )
         self.lock_timeout = lock_timeout
         self.upstream_ca = upstream_ca
+        self.strict = strict
+        if max_age is not None:
+            parse_duration(max_age, source="use_cassette(max_age=...)")  # refused now
+        if on_expiry is not None:
+            OnExpiry.parse(on_expiry, source="use_cassette(on_expiry=...)")
+        self.max_age = max_age
+        self.on_expiry = on_expiry
         #: The sweep case this use replays (the pytest plugin sets it): replay only,
         #: with the case's fault placed.
         self._sweep: Case | None = None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _failure_report, _settings, _sweep, _verify
+from . import _failure_report, _freshness, _settings, _sweep, _verify
 from ._core.errors import CassetteError, ReplayError
 from ._paths import node_name
 from ._settings import Outcome, PytestSettings, RecordMode
@@ -103,6 +103,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     _sweep.add_options(group)
     _verify.add_options(group)
     _failure_report.add_options(group)
+    _freshness.add_options(group)
     parser.addini(
         "tcpcassette_record_mode",
         "record mode when --record-mode is not given (none, once, new_episodes, all)",
@@ -111,6 +112,24 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     parser.addini(
         "tcpcassette_noise",
         "differences between runs replay tolerates: auto (default), learned or off",
+        default=None,
+    )
+    parser.addini(
+        "tcpcassette_max_age",
+        "how old a cassette may get before on_expiry applies: seconds, or 90d, 12h, 2w "
+        "(default: any age)",
+        default=None,
+    )
+    parser.addini(
+        "tcpcassette_on_expiry",
+        "what happens to a cassette older than its max_age: warn (default), fail or rerecord",
+        default=None,
+    )
+    parser.addini(
+        "tcpcassette_strict",
+        "fail every test whose cassette holds connections or requests it never used "
+        "(use_cassette's strict=True for the whole suite)",
+        type="bool",
         default=None,
     )
     parser.addini(
@@ -130,6 +149,9 @@ def pytest_configure(config: pytest.Config) -> None:
         ini_record_mode=config.getini("tcpcassette_record_mode") or None,
         ini_cassette_dir=config.getini("tcpcassette_dir") or None,
         ini_noise=config.getini("tcpcassette_noise") or None,
+        ini_max_age=config.getini("tcpcassette_max_age") or None,
+        ini_on_expiry=config.getini("tcpcassette_on_expiry") or None,
+        ini_strict=config.getini("tcpcassette_strict"),
         learn=bool(config.getoption("--tcpcassette-learn")),
         verify=_verify.enabled(config),
         disabled=bool(config.getoption("--disable-tcpcassette")),
@@ -147,6 +169,7 @@ def pytest_configure(config: pytest.Config) -> None:
         intercept.guard(network.NetworkGuard(allowed))
     _settings.push(settings)
     _sweep.register(config)
+    _freshness.register(config, settings)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -13,7 +13,7 @@ from tcpcassette._core.cassette import CassetteModel
 from tcpcassette._core.codec import (
     CONNECTION_KEYS,
     FORMAT_VERSION,
-    TOP_LEVEL_KEYS,
+    TOP_LEVEL_KEYS_V5,
     CassetteContents,
     decode,
 )
@@ -75,7 +75,7 @@ def test_the_documented_text_form_is_what_export_writes_and_imports_back() -> No
 
 
 def test_the_documented_keys_are_the_keys_the_codec_accepts() -> None:
-    assert tuple(table_keys("## Top level: a map")) == TOP_LEVEL_KEYS
+    assert tuple(table_keys("## Top level: a map")) == TOP_LEVEL_KEYS_V5
     assert tuple(table_keys("## A connection: a map")) == CONNECTION_KEYS
     assert f"# The cassette file format, version {FORMAT_VERSION}" in FORMAT_MD.read_text()
 

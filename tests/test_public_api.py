@@ -44,7 +44,7 @@ def test_all_lists_exactly_the_public_names(module: types.ModuleType) -> None:
 
 def test_every_error_derives_from_cassette_error() -> None:
     errors = [getattr(tcpcassette, n) for n in tcpcassette.__all__ if n.endswith("Error")]
-    assert len(errors) == 14
+    assert len(errors) == 15
     assert all(issubclass(e, tcpcassette.CassetteError) for e in errors)
 
 

@@ -28,6 +28,9 @@ class CassetteModel:
         connections: the recorded connections, in the order they were opened.
         hosts: host names resolved during recording, each with its addresses,
             so that replay answers name lookups without a resolver.
+        recorded_at: when it was recorded, in seconds since the Unix epoch
+            (as ``time.time()`` gives them); None for a cassette saved
+            before the format kept it.  ``max_age`` measures from here.
     """
 
     def __init__(
@@ -36,8 +39,10 @@ class CassetteModel:
         path: str | PurePath | None = None,
         connections: Iterable[Connection] = (),
         hosts: Mapping[str, Iterable[str]] | None = None,
+        recorded_at: float | None = None,
     ) -> None:
         self.path: PurePath | None = _as_path(path)
+        self.recorded_at: float | None = recorded_at
         self.connections: list[Connection] = list(connections)
         self.hosts: dict[str, tuple[str, ...]] = {
             name: tuple(addrs) for name, addrs in (hosts or {}).items()
@@ -49,7 +54,9 @@ class CassetteModel:
     @property
     def contents(self) -> CassetteContents:
         """What a cassette file holds, as the codec writes it."""
-        return CassetteContents(connections=tuple(self.connections), hosts=self.hosts)
+        return CassetteContents(
+            connections=tuple(self.connections), hosts=self.hosts, recorded_at=self.recorded_at
+        )
 
     # -- editing ------------------------------------------------------------
 

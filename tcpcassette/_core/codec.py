@@ -57,6 +57,10 @@ _DATA_BY_KIND: dict[str, type[ClientData] | type[ServerData]] = {
 #: The keys a version 1 document may hold; any other key is refused (a format
 #: that needs more keys is a new version).
 TOP_LEVEL_KEYS = ("format", "version", "hosts", "connections")
+#: Version 5 adds ``recorded_at``: when the cassette was recorded (seconds since
+#: the Unix epoch, UTC), so ``max_age`` can tell how old it is.
+RECORDED_AT = "recorded_at"
+TOP_LEVEL_KEYS_V5 = (*TOP_LEVEL_KEYS, RECORDED_AT)
 CONNECTION_KEYS_V1 = ("target", "start", "events")
 #: Version 2 adds learned volatile spans and the detected protocol to connections,
 #: and named targets (a ``target`` without a port, like ``"redis"``).
@@ -75,6 +79,9 @@ class CassetteContents:
 
     connections: tuple[Connection, ...]
     hosts: Mapping[str, tuple[str, ...]]
+    #: When it was recorded, in seconds since the Unix epoch (version 5); None
+    #: in cassettes written before the format kept it.
+    recorded_at: float | None = None
 
 
 def version_for(contents: CassetteContents) -> int:
@@ -84,9 +91,11 @@ def version_for(contents: CassetteContents) -> int:
     version 4 the ``corrupt`` and ``bandwidth`` faults, ``close``'s
     ``delay`` and ``slice``'s random size, ``seed`` and ``nbytes``; version 3
     the ``tls`` event; version 2 learned volatile spans, the detected protocol
-    and named targets.
+    and named targets.  Version 5 also adds ``recorded_at``.
     """
     if any(c.scrubbed for c in contents.connections):
+        return 5
+    if contents.recorded_at is not None:
         return 5
     tls = False
     for c in contents.connections:
@@ -130,8 +139,11 @@ def encode_to(contents: CassetteContents, write: Callable[[bytes], object]) -> N
     packer = msgpack.Packer(use_bin_type=True)
     pack = packer.pack
     version = version_for(contents)
-    write(packer.pack_map_header(4))
+    dated = contents.recorded_at is not None
+    write(packer.pack_map_header(4 + dated))
     write(pack("format") + pack(FORMAT_NAME) + pack("version") + pack(version))
+    if dated:
+        write(pack(RECORDED_AT) + pack(contents.recorded_at))
     write(pack("hosts") + pack({name: list(addrs) for name, addrs in contents.hosts.items()}))
     write(pack("connections") + packer.pack_array_header(len(contents.connections)))
     for c in contents.connections:
@@ -365,7 +377,9 @@ class _Decoder:
         self.read_version = doc["version"]
         self.connection_keys = _connection_keys(self.read_version)
         # After the version: a file of another version may hold other keys.
-        self.known_keys("top level", doc, TOP_LEVEL_KEYS, "a cassette")
+        recorded_at = self.recorded_at(doc)
+        allowed = TOP_LEVEL_KEYS_V5 if self.read_version >= 5 else TOP_LEVEL_KEYS
+        self.known_keys("top level", doc, allowed, "a cassette")
         hosts = self.hosts(doc.get("hosts", {}))
         raw_connections = doc.get("connections")
         if not isinstance(raw_connections, list):
@@ -374,7 +388,25 @@ class _Decoder:
             c if isinstance(c, Connection) else self.connection(i, c)
             for i, c in enumerate(raw_connections)
         )
-        return CassetteContents(connections=connections, hosts=hosts)
+        return CassetteContents(connections=connections, hosts=hosts, recorded_at=recorded_at)
+
+    def recorded_at(self, doc: dict[Any, Any]) -> float | None:
+        if RECORDED_AT not in doc:
+            return None
+        if self.read_version < 5:
+            raise self.fail(
+                "top level",
+                f"'recorded_at' needs format version 5, but the file says version "
+                f"{self.read_version}; set 'version' to 5 (it needs a tcpcassette that reads "
+                "version 5) or remove 'recorded_at'",
+            )
+        value = doc[RECORDED_AT]
+        if not _is_seconds(value):
+            raise self.fail(
+                "top level",
+                f"'recorded_at' must be a number of seconds since 1970 (UTC), not {value!r:.40}",
+            )
+        return float(value)
 
     def stream(self, unpacker: msgpack.Unpacker) -> CassetteContents:
         """Decode a cassette from ``unpacker`` key by key, each event as it comes.

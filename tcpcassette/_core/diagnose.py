@@ -17,7 +17,7 @@ from .errors import (
 from .events import ClientData, ServerData, TlsStart
 from .protocols import by_name, detect
 from .protocols.base import WireProtocol
-from .render import first_difference, show_bytes, side_by_side
+from .render import first_difference, printable, show_bytes, side_by_side
 from .targets import format_target, is_name
 from .tls_hello import ClientHello
 from .transcript import connection_lines, event_label
@@ -289,6 +289,36 @@ def unplayed(cassette: str, items: Sequence[str]) -> UnplayedError:
         "was dropped on purpose, re-record with --record-mode=all.",
         cassette=cassette,
     )
+
+
+#: Characters of a rendered first message shown in a strict failure.
+FIRST_MESSAGE_CHARS = 120
+
+
+def first_message(connection: Connection, protocol: WireProtocol | None) -> str:
+    """The recorded connection's first client message, as its protocol renders it
+    (``SET counter 1``), or its bytes where no protocol frames it; empty if the
+    client sent nothing.  For naming a connection strict mode found unused."""
+    data = bytearray()
+    for event in connection.events:
+        if type(event) is ClientData:
+            data += event.data
+        elif data:
+            break  # the first run of client bytes holds the first message
+    if not data:
+        return ""
+    message = bytes(data)
+    if protocol is not None:
+        try:
+            ends = protocol.split(message, "client")
+            first = message[: ends[0]] if ends else message
+            text = printable(protocol.render(first, "client"))
+        except Exception:  # a protocol of the user's own that fails: show the bytes
+            return show_bytes(message, limit=60)
+        if len(text) > FIRST_MESSAGE_CHARS:
+            text = text[: FIRST_MESSAGE_CHARS - 3] + "..."
+        return f"{protocol.name} {text}"
+    return show_bytes(message, limit=60)
 
 
 def _tls_words(tls: TlsStart) -> str:

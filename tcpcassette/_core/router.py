@@ -458,7 +458,11 @@ class _Script:
             if book is not None and book.all_used(index):
                 continue  # served request by request
             if self._dispatcher.plays[index] == 0:
-                left.append(f"connection {index} ({connection.target}): never connected")
+                first = diagnose.first_message(connection, self._router.protocol_of(index))
+                left.append(
+                    f"connection {index} ({connection.target}): never connected"
+                    + (f"; it begins with {first}" if first else "")
+                )
             elif index not in completed and any(type(e) is ClientData for e in connection.events):
                 left.append(
                     f"connection {index} ({connection.target}): the client stopped before the "

@@ -72,6 +72,11 @@ def export_text(cassette: CassetteModel) -> str:
         "{",
         f'  "format": {json.dumps(TEXT_FORMAT)},',
         f'  "version": {version_for(cassette.contents)},',
+        *(
+            [f'  "recorded_at": {json.dumps(cassette.recorded_at)},']
+            if cassette.recorded_at is not None
+            else []
+        ),
         f'  "hosts": {json.dumps({k: list(v) for k, v in cassette.hosts.items()})},',
         '  "connections": [',
     ]
