@@ -78,6 +78,7 @@ def test_the_layers_are_visible_as_folders() -> None:
     assert flat == {
         "_cassette",
         "_cli",
+        "_failure_report",
         "_demo",
         "_git",
         "_paths",
