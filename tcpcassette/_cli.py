@@ -285,6 +285,8 @@ def _diff_command(args: argparse.Namespace) -> int | None:
             print(printable(line))
         return EXIT_OK
     return None
+
+
 def _add_view(sub: argparse._SubParsersAction[_Parser]) -> None:
     view = sub.add_parser(
         "view",
