@@ -79,6 +79,7 @@ def test_the_layers_are_visible_as_folders() -> None:
         "_cassette",
         "_cli",
         "_demo",
+        "_freshness",
         "_paths",
         "_settings",
         "_standalone",
