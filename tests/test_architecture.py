@@ -78,8 +78,9 @@ def test_the_layers_are_visible_as_folders() -> None:
     assert flat == {
         "_cassette",
         "_cli",
-        "_failure_report",
         "_demo",
+        "_failure_report",
+        "_freshness",
         "_git",
         "_paths",
         "_settings",
