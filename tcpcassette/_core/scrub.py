@@ -33,6 +33,10 @@ from .events import ClientData, DataEvent, Event, ServerData
 #: token wherever one is expected (an SMTP ``AUTH`` continuation line).
 PLACEHOLDER = b"tcpcassetteScrubbed"
 
+#: Runs of same-side bytes longer than this are saved as they are, unsearched:
+#: logins are short, and searching a bulk transfer would copy it.
+MAX_SCRUBBED_RUN = 16 * 1024 * 1024
+
 #: A message rewritten, and the spans of it that stand for credentials.
 Scrub = tuple[bytes, list[tuple[int, int]]]
 
@@ -108,7 +112,11 @@ def scrub_connection(connection: Connection, protocol: object) -> Connection:
         if not run:
             return
         side = "client" if type(run[0]) is ClientData else "server"
-        joined = b"".join(e.data for e in run)
+        if sum(len(e.data) for e in run) > MAX_SCRUBBED_RUN:
+            out.extend(run)  # a bulk transfer, not a login: not copied to be searched
+            run.clear()
+            return
+        joined = run[0].data if len(run) == 1 else b"".join(e.data for e in run)
         before = last_other[side]
         pieces: list[bytes] = []
         found: list[tuple[int, int]] = []
