@@ -637,6 +637,22 @@ class _Decoder:
             slow.append(n - 1)
             yield self.event(f"{where}, event {n}", raw_event)
 
+    def _spans(self, where: str, raw: object, problem: str) -> list[tuple[int, int, int]]:
+        """``raw`` as ``[a, start, end]`` triples of whole numbers with start < end."""
+        if not isinstance(raw, list):
+            raise self.fail(where, problem)
+        out = []
+        for span in raw:
+            if (
+                not isinstance(span, list)
+                or len(span) != 3
+                or not all(type(n) is int and 0 <= n < 1 << 62 for n in span)
+                or span[1] >= span[2]
+            ):
+                raise self.fail(where, f"{problem}, not {span!r:.60}")
+            out.append((span[0], span[1], span[2]))
+        return out
+
     def scrubbed(
         self, where: str, raw: object, events: Sequence[Event]
     ) -> tuple[tuple[int, int, int], ...]:
@@ -644,38 +660,19 @@ class _Decoder:
             "'scrubbed' must be a list of [event, start, end] whole numbers, start < end, "
             "within the data of a client or server event"
         )
-        if not isinstance(raw, list):
-            raise self.fail(where, problem)
-        out = []
-        for span in raw:
+        spans = self._spans(where, raw, problem)
+        for index, _start, end in spans:
             if (
-                not isinstance(span, list)
-                or len(span) != 3
-                or not all(type(n) is int and 0 <= n < 1 << 62 for n in span)
-                or span[1] >= span[2]
-                or span[0] >= len(events)
-                or type(events[span[0]]) not in _DATA_TYPES
-                or span[2] > len(events[span[0]].data)
+                index >= len(events)
+                or type(events[index]) not in _DATA_TYPES
+                or end > len(events[index].data)
             ):
-                raise self.fail(where, f"{problem}, not {span!r:.60}")
-            out.append((span[0], span[1], span[2]))
-        return tuple(out)
+                raise self.fail(where, f"{problem}, not {[index, _start, end]!r:.60}")
+        return tuple(spans)
 
     def volatile(self, where: str, raw: object) -> tuple[tuple[int, int, int], ...]:
         problem = "'volatile' must be a list of [message, start, end] whole numbers, start < end"
-        if not isinstance(raw, list):
-            raise self.fail(where, problem)
-        out = []
-        for span in raw:
-            if (
-                not isinstance(span, list)
-                or len(span) != 3
-                or not all(type(n) is int and 0 <= n < 1 << 62 for n in span)
-                or span[1] >= span[2]
-            ):
-                raise self.fail(where, f"{problem}, not {span!r:.60}")
-            out.append((span[0], span[1], span[2]))
-        return tuple(out)
+        return tuple(self._spans(where, raw, problem))
 
     def event(self, where: str, raw: object) -> Event:
         if not isinstance(raw, list) or len(raw) != 3:
