@@ -160,6 +160,10 @@ class ExchangeBook:
             if x.end < before:
                 x.uses = max(x.uses, 1)
 
+    def asked_on(self, index: int) -> bool:
+        """True when recorded connection ``index`` holds a request (not just a greeting)."""
+        return any(x.request for x in self._of.get(index, ()))
+
     def all_used(self, index: int) -> bool:
         """True when every exchange recorded on connection ``index`` was used."""
         return all(x.uses for x in self._of.get(index, ()))

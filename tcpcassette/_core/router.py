@@ -477,6 +477,7 @@ class _Exchanges:
     def __init__(self, router: Router) -> None:
         self._router = router
         self._books: dict[str, ExchangeBook] = {}
+        self._accepted: dict[str, int] = {}  # live connections served, by target
 
     def _book(self, target: str) -> ExchangeBook:
         book = self._books.get(target)
@@ -495,6 +496,7 @@ class _Exchanges:
     def on_accept(self, target: str) -> Serve | Await | Reject | None:
         if target not in self._router.recorded_targets:
             return None
+        self._accepted[target] = self._accepted.get(target, 0) + 1
         machine = ExchangeMachine(
             self._book(target),
             stall_bound=self._router.limits.stall_timeout,
@@ -517,10 +519,18 @@ class _Exchanges:
         pass  # faults are not played in exchange mode
 
     def play_counts(self) -> list[int]:
-        counts = [0] * len(self._router.connections)
+        connections = self._router.connections
+        counts = [0] * len(connections)
         for book in self._books.values():
             for x in book.exchanges:
                 counts[x.connection] = max(counts[x.connection], x.uses)
+        # A recorded connection that asked nothing (a pool's spare, opened and
+        # closed unused) is indistinguishable from any other connection to its
+        # target: each connection replay served there stood in for it.
+        for index, connection in enumerate(connections):
+            book = self._books.get(connection.target)
+            if book is not None and not book.asked_on(index):
+                counts[index] = self._accepted.get(connection.target, 0)
         return counts
 
     def unplayed(self, completed: set[int]) -> list[str]:

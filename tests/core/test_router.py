@@ -201,6 +201,22 @@ def test_exchange_mode_serves_any_number_of_connections_from_the_shared_exchange
     assert r.play_counts() == [1]
 
 
+def test_exchange_mode_counts_a_recorded_connection_that_asked_nothing_as_played() -> None:
+    # A pool opened a spare connection the recording never used: any connection
+    # replay serves to that target stands in for it, whatever it asks.
+    r = router(
+        conn(ClientClose(), ServerClose()),
+        ask(b"GET a\r\n", b"A"),
+        matching=MatchingMode.EXCHANGE,
+    )
+    assert r.play_counts() == [0, 0]
+    serve = served(r.on_accept(T))
+    assert serve.machine.feed(b"GET a\r\n", 0.0) == [Send(b"A")]
+    assert r.play_counts() == [1, 1]
+    served(r.on_accept(T))
+    assert r.play_counts() == [2, 1]
+
+
 def test_exchange_mode_forbids_targets_it_never_recorded() -> None:
     r = router(ask(b"a", b"b"), matching=MatchingMode.EXCHANGE)
     assert isinstance(r.on_connect("elsewhere:1"), Forbidden)
