@@ -528,8 +528,8 @@ class _Exchanges:
         # closed unused) is indistinguishable from any other connection to its
         # target: each connection replay served there stood in for it.
         for index, connection in enumerate(connections):
-            book = self._books.get(connection.target)
-            if book is not None and not book.asked_on(index):
+            shared = self._books.get(connection.target)
+            if shared is not None and not shared.asked_on(index):
                 counts[index] = self._accepted.get(connection.target, 0)
         return counts
 
