@@ -26,6 +26,7 @@ from ._core.diff import TIMING_TOLERANCE, diff_cassettes, diff_lines, textconv_l
 from ._core.errors import CassetteError, CassetteFormatError, ReplayError
 from ._core.faults import FAULT_TYPES, RANDOM_SLICE_MAX, Fault
 from ._core.learn import learn
+from ._core.noise import NoiseMode
 from ._core.render import printable, show_bytes
 from ._core.targets import format_target
 from ._core.text import TEXT_FORMAT, export_text, import_text
@@ -240,8 +241,10 @@ def _add_diff_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
         "diff",
         help="show what differs between two cassettes, message by message, decoded",
         description="Pairs the connections of RECORDED and NEW by target and compares their "
-        "messages as each protocol frames and decodes them. A client message may differ in "
-        "its volatile spans (learned ones and the fields its protocol marks), as in replay. "
+        "messages as each protocol frames and decodes them, each direction on its own. A "
+        "client message may differ as the noise rules allow (--noise); a server's reply "
+        "where it echoes such a value, or holds what a server makes anew each run (a Date "
+        "header, a connection id, a nonce). "
         "Exit status: 0 no differences, 1 differences, 2 bad input.",
         epilog="Example: tcpcassette diff cassettes/x.msgpack /tmp/x-again.msgpack",
     )
@@ -251,6 +254,14 @@ def _add_diff_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--timing",
         action="store_true",
         help=f"also report messages whose time moved by more than {TIMING_TOLERANCE}s",
+    )
+    diff.add_argument(
+        "--noise",
+        choices=[m.value for m in NoiseMode],
+        default=NoiseMode.LEARNED.value,
+        help="what a client message may differ in, as replay's noise= (default learned: "
+        "learned spans and protocol fields; auto: what replay tolerates, echoes and "
+        "random-looking values too, as --tcpcassette-verify compares; off: every byte)",
     )
     textconv = sub.add_parser(
         "textconv",
@@ -274,7 +285,7 @@ def _diff_command(args: argparse.Namespace) -> int | None:
     """Run diff, textconv or git-setup; None for another command."""
     if args.command == "diff":
         recorded, new = load(args.recorded), load(args.new)
-        result = diff_cassettes(recorded, new, timing=args.timing)
+        result = diff_cassettes(recorded, new, timing=args.timing, mode=NoiseMode(args.noise))
         print("\n".join(diff_lines(result)))
         return EXIT_OK if result.equal else EXIT_FAILED
     if args.command == "textconv":

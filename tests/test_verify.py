@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,87 @@ def test_verify_fails_a_test_whose_server_now_answers_otherwise_with_the_decoded
     assert b"goodbye world" in load(Path(kept.group(1))).connections[0].server_bytes
     # And replay still plays the committed recording.
     project.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+HTTP_CONFTEST = """
+import http.server, os, socket, threading
+import pytest
+
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = os.environ["GREETING"].encode()
+        self.send_response(200)  # with a Date header: the server's clock
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def port():
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.bind(("127.0.0.1", 0))
+    yield held.getsockname()[1]
+    held.close()
+
+
+@pytest.fixture
+def tcpcassette_config(port):
+    return {"targets": {"web": f"127.0.0.1:{port}"}}
+
+
+@pytest.fixture
+def server(tcpcassette, port):
+    if not tcpcassette.recording:
+        yield
+        return
+    running = http.server.ThreadingHTTPServer(("127.0.0.1", port), Hello)
+    threading.Thread(target=running.serve_forever, daemon=True).start()
+    yield
+    running.shutdown()
+    running.server_close()
+"""
+
+HTTP_TESTS = """
+import http.client
+import pytest
+
+
+@pytest.mark.tcpcassette
+def test_page(server, port):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", "/")
+    assert connection.getresponse().read() in (b"hello", b"goodbye")
+    connection.close()
+"""
+
+
+def test_verify_ignores_what_a_server_makes_anew_and_reports_what_it_says_otherwise(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeconftest(HTTP_CONFTEST)
+    pytester.makepyfile(test_web=HTTP_TESTS)
+    monkeypatch.setenv("GREETING", "hello")
+    pytester.runpytest_subprocess("--record-mode=once").assert_outcomes(passed=1)
+    (recorded,) = (pytester.path / "cassettes").rglob("*.msgpack")
+    first_date = re.search(rb"Date: ([^\r]+)", load(recorded).connections[0].server_bytes)
+    assert first_date is not None
+    time.sleep(1.1)  # the server's Date moves on
+    passed = pytester.runpytest_subprocess("--tcpcassette-verify")
+    passed.assert_outcomes(passed=1)
+    monkeypatch.setenv("GREETING", "goodbye")
+    failed = pytester.runpytest_subprocess("--tcpcassette-verify")
+    failed.assert_outcomes(passed=1, errors=1)
+    out = failed.stdout.str()
+    assert "the real servers now answer differently" in out
+    assert "-  hello" in out and "+  goodbye" in out
+    changed = [
+        line for line in out.splitlines() if line.startswith(("E           -", "E           +"))
+    ]
+    assert changed and not any("Date:" in line for line in changed), out

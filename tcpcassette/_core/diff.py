@@ -24,12 +24,14 @@ from typing import Literal
 
 from .cassette import CassetteModel
 from .connection import Connection
+from .errors import CassetteError
 from .events import ClientData, ServerData, TlsStart
 from .faults import Fault
-from .noise import NoiseMode, compare
+from .noise import Bindings, NoiseMode, compare
 from .protocols import by_name, detect
-from .protocols.base import WireProtocol
+from .protocols.base import WireProtocol, varying
 from .render import is_text, printable
+from .targets import parse_target
 from .transcript import describe_fault, describe_tls, payload_lines
 
 #: Seconds two times of one message may differ by before ``timing`` reports them.
@@ -190,26 +192,197 @@ class CassetteDiff:
         return not self.connections and not self.notes
 
 
-def _same(a: Message, b: Message, protocol: WireProtocol | None, mode: NoiseMode) -> bool:
-    """True when ``b`` says what ``a`` says, volatile spans of a client message aside."""
-    if a.kind != b.kind:
-        return False
-    if a.key == b.key:
-        return True
-    if a.kind != "client":
-        return a.data == b.data
-    recorded, live = a.data, b.data
-    if protocol is not None:
-        recorded, live = protocol.normalise(recorded), protocol.normalise(live)
-    verdict = compare(
-        recorded,
-        live,
-        mode=mode,
-        learned=list(a.spans),
-        fields=protocol.volatile(recorded) if protocol is not None else (),
-        protocol=protocol.name if protocol is not None else "",
-    )
-    return verdict.ok
+def _blanked(data: bytes, spans: Sequence[tuple[int, int]]) -> bytes:
+    """``data`` with each span replaced by one marker, so values of any length compare equal."""
+    out = bytearray()
+    at = 0
+    for start, end in sorted(spans):
+        if start < at:
+            continue
+        out += data[at:start] + b"\x00<varying>\x00"
+        at = end
+    out += data[at:]
+    return bytes(out)
+
+
+def _aligned(
+    a: Sequence[Message],
+    b: Sequence[Message],
+    keys_a: Sequence[object],
+    keys_b: Sequence[object],
+    *,
+    pair_differing: bool = True,
+) -> list[tuple[Message | None, Message | None]]:
+    """``a`` and ``b`` paired by their keys: equal runs, differing runs position by
+    position (unless not ``pair_differing``), and what one side has more of on its own."""
+    matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
+    out: list[tuple[Message | None, Message | None]] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        common = min(i2 - i1, j2 - j1) if op == "equal" or pair_differing else 0
+        out += [(a[i1 + k], b[j1 + k]) for k in range(common)]
+        out += [(a[i], None) for i in range(i1 + common, i2)]
+        out += [(None, b[j]) for j in range(j1 + common, j2)]
+    return out
+
+
+class _Conversation:
+    """Two recordings of one connection compared side by side, as replay would judge them.
+
+    The two directions of a TCP connection are independent streams: when the
+    client sent a message before or after a reply arrived is timing, not
+    content.  So each side's messages are aligned on their own, the client's
+    first: the values the noise rules let differ there (an inbox the client
+    chose, a nonce) are written into the recorded server messages where they
+    come back (:class:`~tcpcassette._core.noise.Bindings`), as replay writes
+    them into its replies.  A server message then says the same when it is
+    equal apart from the fields its protocol marks as varying between runs
+    (:func:`~tcpcassette._core.protocols.base.varying`) and, in ``AUTO`` mode,
+    random-looking values.  How the connection ended is compared as a set:
+    which side's close was recorded first is timing too.
+    """
+
+    def __init__(self, protocol: WireProtocol | None, mode: NoiseMode) -> None:
+        self.protocol = protocol
+        self.mode = mode
+        self.bindings = Bindings()
+        self.partner: dict[int, Message] = {}  # recorded message number -> its new one
+        self.changed: list[Change] = []
+
+    def _pair(self, a: Message, b: Message, same: bool) -> None:
+        self.partner[a.number] = b
+        if not same:
+            self.changed.append(Change("changed", a, b))
+
+    def clients(self, a: Sequence[Message], b: Sequence[Message], every: Sequence[Message]) -> None:
+        replies = [m for m in every if m.kind == "server"]
+        for x, y in _aligned(a, b, [m.key for m in a], [m.key for m in b]):
+            if x is None or y is None:
+                self.changed.append(Change("removed" if y is None else "added", x, y))
+                continue
+            later = [m.data for m in replies if m.number > x.number]
+            self._pair(x, y, x.key == y.key or self._client_same(x, y, later))
+
+    def _client_same(self, x: Message, y: Message, replies: Sequence[bytes]) -> bool:
+        recorded, live = self.bindings.apply(x.data), y.data
+        if recorded == live:
+            return True
+        protocol = self.protocol
+        fields: list[tuple[int, int]] = []
+        if protocol is not None:
+            recorded, live = protocol.normalise(recorded), protocol.normalise(live)
+            fields = protocol.volatile(recorded) + varying(protocol, recorded, "client")
+        if self.mode is NoiseMode.OFF:
+            return recorded == live
+        verdict = compare(
+            recorded,
+            live,
+            mode=self.mode,
+            replies=replies,
+            learned=list(x.spans),
+            fields=fields,
+            protocol=protocol.name if protocol is not None else "",
+        )
+        if verdict.ok:
+            self.bindings.add(verdict.substitutions)
+        return verdict.ok
+
+    def _server_form(self, message: Message, client: Message | None) -> bytes:
+        """A recorded server message as replay would send it to the new client."""
+        data = self.bindings.apply(message.data)
+        partner = self.partner.get(client.number) if client is not None else None
+        if self.protocol is not None and client is not None and partner is not None:
+            data = self.protocol.rewrite(data, client.data, partner.data)
+        return data
+
+    def _server_key(self, data: bytes) -> tuple[str, bytes]:
+        if self.mode is NoiseMode.OFF:
+            return ("server", data)
+        return ("server", _blanked(data, varying(self.protocol, data, "server")))
+
+    def servers(self, a: Sequence[Message], b: Sequence[Message], every: Sequence[Message]) -> None:
+        asked: Message | None = None
+        forms: dict[int, bytes] = {}
+        for m in every:  # the client message each recorded server message answers
+            if m.kind == "client":
+                asked = m
+            elif m.kind == "server":
+                forms[m.number] = self._server_form(m, asked)
+        keys_a = [self._server_key(forms[m.number]) for m in a]
+        keys_b = [self._server_key(m.data) for m in b]
+        for x, y in _aligned(a, b, keys_a, keys_b):
+            if x is None or y is None:
+                self.changed.append(Change("removed" if y is None else "added", x, y))
+                continue
+            self._pair(x, y, self._server_same(forms[x.number], y.data))
+
+    def _server_same(self, recorded: bytes, live: bytes) -> bool:
+        if recorded == live:
+            return True
+        if self.mode is NoiseMode.OFF:
+            return False
+        if self._server_key(recorded) == self._server_key(live):
+            return True
+        verdict = compare(
+            recorded,
+            live,
+            mode=self.mode,
+            fields=varying(self.protocol, recorded, "server"),
+            protocol=self.protocol.name if self.protocol is not None else "",
+        )
+        return verdict.ok
+
+    def events(self, a: Sequence[Message], b: Sequence[Message]) -> None:
+        """Faults and TLS in their order; closes and resets as a set."""
+        ordered_a = [m for m in a if m.kind in ("fault", "tls")]
+        ordered_b = [m for m in b if m.kind in ("fault", "tls")]
+        ends_a = sorted((m for m in a if m.kind not in ("fault", "tls")), key=lambda m: m.kind)
+        ends_b = sorted((m for m in b if m.kind not in ("fault", "tls")), key=lambda m: m.kind)
+        for x_list, y_list in ((ordered_a, ordered_b), (ends_a, ends_b)):
+            keys_x, keys_y = [m.key for m in x_list], [m.key for m in y_list]
+            for x, y in _aligned(x_list, y_list, keys_x, keys_y, pair_differing=False):
+                if x is None or y is None:
+                    self.changed.append(Change("removed" if y is None else "added", x, y))
+                else:
+                    self._pair(x, y, x.key == y.key)
+
+    def ordered(
+        self, a: Sequence[Message], b: Sequence[Message], *, timing: bool, tolerance: float
+    ) -> tuple[Change, ...]:
+        """The changes in the new recording's order, each with the last unchanged
+        message before it, and (when asked) the messages whose time moved."""
+        changes = list(self.changed)
+        differing = {id(c.recorded) for c in changes} | {id(c.new) for c in changes}
+        if timing:
+            for x in a:
+                y = self.partner.get(x.number)
+                if y is not None and id(x) not in differing and abs(x.time - y.time) > tolerance:
+                    changes.append(Change("timing", x, y))
+        # Where a recorded-only message sits in the new recording: after the
+        # partner of the last recorded message before it that has one.
+        where: dict[int, float] = {}
+        last = 0.0
+        for x in a:
+            y = self.partner.get(x.number)
+            last = float(y.number) if y is not None else last
+            where[x.number] = last if y is not None else last + 0.5
+
+        def position(change: Change) -> float:
+            if change.new is not None:
+                return float(change.new.number)
+            assert change.recorded is not None
+            return where[change.recorded.number]
+
+        unchanged = [y for y in b if id(y) not in differing]
+        out = []
+        for change in sorted(changes, key=position):
+            at = position(change)
+            before = None
+            for y in unchanged:
+                if y.number >= at:
+                    break
+                before = y
+            out.append(replace(change, before=before))
+        return tuple(out)
 
 
 def diff_connections(
@@ -220,34 +393,29 @@ def diff_connections(
     tolerance: float = TIMING_TOLERANCE,
     mode: NoiseMode = NoiseMode.LEARNED,
 ) -> tuple[Change, ...]:
-    """The changes from ``recorded`` to ``new``, message by message."""
+    """The changes from ``recorded`` to ``new``, message by message (see :class:`_Conversation`)."""
     protocol = protocol_of(recorded) or protocol_of(new)
     a, b = messages_of(recorded, protocol), messages_of(new, protocol)
     if mode is NoiseMode.OFF:  # nothing may vary: no span is blanked either
         a, b = [replace(m, spans=()) for m in a], [replace(m, spans=()) for m in b]
-    matcher = difflib.SequenceMatcher(None, [m.key for m in a], [m.key for m in b], autojunk=False)
-    changes: list[Change] = []
-    before: Message | None = None
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        pairs = list(zip(range(i1, i2), range(j1, j2), strict=False))
-        for i, j in pairs:
-            if op == "equal" or _same(a[i], b[j], protocol, mode):
-                if timing and abs(a[i].time - b[j].time) > tolerance:
-                    changes.append(Change("timing", a[i], b[j], before))
-                before = b[j]
-            else:
-                changes.append(Change("changed", a[i], b[j], before))
-        for i in range(i1 + len(pairs), i2):
-            changes.append(Change("removed", a[i], None, before))
-        for j in range(j1 + len(pairs), j2):
-            changes.append(Change("added", None, b[j], before))
-    return tuple(changes)
+    conversation = _Conversation(protocol, mode)
+    side = {"client", "server"}
+    conversation.clients(
+        [m for m in a if m.kind == "client"], [m for m in b if m.kind == "client"], every=a
+    )
+    conversation.servers(
+        [m for m in a if m.kind == "server"], [m for m in b if m.kind == "server"], every=a
+    )
+    conversation.events([m for m in a if m.kind not in side], [m for m in b if m.kind not in side])
+    return conversation.ordered(a, b, timing=timing, tolerance=tolerance)
 
 
 def _pairs(
     recorded: Sequence[Connection], new: Sequence[Connection]
 ) -> list[tuple[int | None, int | None]]:
-    """Connections paired by target: the k-th to one target with the k-th to it in the other."""
+    """Connections paired by target: the k-th to one target with the k-th to it in
+    the other.  Those left over are paired in order by host, for a server that
+    listens on another port now (a test server's port is ephemeral)."""
     waiting: dict[str, list[int]] = {}
     for index, connection in enumerate(new):
         waiting.setdefault(connection.target, []).append(index)
@@ -259,8 +427,26 @@ def _pairs(
         if other is not None:
             used.add(other)
         pairs.append((index, other))
+    for at, (mine, other) in enumerate(pairs):
+        if other is not None or mine is None:
+            continue
+        host = _host(recorded[mine].target)
+        moved = next(
+            (j for j in range(len(new)) if j not in used and _host(new[j].target) == host), None
+        )
+        if moved is not None:
+            used.add(moved)
+            pairs[at] = (mine, moved)
     pairs += [(None, index) for index in range(len(new)) if index not in used]
     return pairs
+
+
+def _host(target: str) -> str:
+    try:
+        host, _ = parse_target(target)
+    except CassetteError:  # a cassette's target is untrusted: compared whole, then
+        return target
+    return host
 
 
 def diff_cassettes(
@@ -354,6 +540,26 @@ def _payload(message: Message) -> list[str]:
     return ["  " + line[8:] for line in payload_lines(message.data, full=True)]
 
 
+def _as_new(old: Message, new: Message | None, protocol: WireProtocol | None) -> Message:
+    """``old`` with the values its server fields vary in taken from ``new``, so the
+    bytes shown differ only where the message does (not in a ``Date``)."""
+    if new is None or old.kind != "server" or protocol is None:
+        return old
+    spans_old = varying(protocol, old.data, "server")
+    spans_new = varying(protocol, new.data, "server")
+    if not spans_old or len(spans_old) != len(spans_new):
+        return old
+    out = bytearray()
+    at = 0
+    for (start, end), (new_start, new_end) in zip(spans_old, spans_new, strict=True):
+        if start < at:
+            return old
+        out += old.data[at:start] + new.data[new_start:new_end]
+        at = end
+    out += old.data[at:]
+    return replace(old, data=bytes(out))
+
+
 def change_lines(change: Change, protocol: WireProtocol | None) -> list[str]:
     """One change as lines: a head, the decoded message on each side, and the bytes."""
     old, new = change.recorded, change.new
@@ -378,7 +584,7 @@ def change_lines(change: Change, protocol: WireProtocol | None) -> list[str]:
         lines.append(f"- ⇒ {decoded(old, protocol)}")
     if new is not None:
         lines.append(f"+ ⇒ {decoded(new, protocol)}")
-    a, b = _payload(old) if old else [], _payload(new) if new else []
+    a, b = _payload(_as_new(old, new, protocol)) if old else [], _payload(new) if new else []
     if protocol is None and len(a) <= 1 and len(b) <= 1 and is_text(shown.data):
         return lines  # the one line shown already is the whole payload
     if a and b:

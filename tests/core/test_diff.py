@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tcpcassette import Cassette, ClientClose, ClientData, Connection, ServerData
+from tcpcassette import (
+    Cassette,
+    ClientClose,
+    ClientData,
+    Connection,
+    ServerClose,
+    ServerData,
+    ServerReset,
+)
 from tcpcassette._core.diff import diff_cassettes, diff_lines, textconv_lines
 from tcpcassette._core.events import Event
 from tcpcassette._core.noise import NoiseMode
@@ -161,3 +169,114 @@ def test_binary_payloads_are_shown_in_hex() -> None:
     assert textconv_lines(cassette(blob))[-1] == "     1 server ← hex 0001ff"
     lines = diff_lines(diff_cassettes(cassette(blob), cassette(other)))
     assert "- ⇒ hex 0001ff" in lines and "+ ⇒ hex 0002ff" in lines
+
+
+def reordered(first: bytes, second: bytes, *, close_first: str = "client") -> Connection:
+    """A pipelining client: it sends its second request before the first reply came."""
+    closes: tuple[Event, ...] = (ClientClose(time=0.5), ServerClose(time=0.5))
+    if close_first == "server":
+        closes = closes[::-1]
+    return Connection(
+        target="localhost:6379",
+        events=(
+            ClientData(data=GET, time=0.1),
+            ServerData(data=first, time=0.2),
+            ClientData(data=PING, time=0.3),
+            ServerData(data=second, time=0.4),
+            *closes,
+        ),
+    )
+
+
+def test_when_a_reply_arrived_between_the_client_messages_is_no_difference() -> None:
+    # The client sent PING before the GET's reply came back, in the second recording.
+    early = Connection(
+        target="localhost:6379",
+        events=(
+            ClientData(data=GET, time=0.1),
+            ClientData(data=PING, time=0.15),
+            ServerData(data=b"$1\r\nv\r\n", time=0.2),
+            ServerData(data=b"+PONG\r\n", time=0.4),
+            ServerClose(time=0.5),
+            ClientClose(time=0.5),
+        ),
+    )
+    late = reordered(b"$1\r\nv\r\n", b"+PONG\r\n")
+    assert diff_cassettes(cassette(late), cassette(early)).equal
+    # What the server said still counts, in whichever order it came.
+    changed = diff_cassettes(cassette(late), cassette(reordered(b"$1\r\nw\r\n", b"+PONG\r\n")))
+    (change,) = changed.connections[0].changes
+    assert change.kind == "changed" and change.new is not None and change.new.data == b"$1\r\nw\r\n"
+
+
+def test_a_reset_where_a_close_was_recorded_is_a_difference() -> None:
+    reset = Connection(
+        target="localhost:6379",
+        events=(*reordered(b"+a\r\n", b"+b\r\n").events[:4], ServerReset(time=0.5)),
+    )
+    changes = (
+        diff_cassettes(cassette(reordered(b"+a\r\n", b"+b\r\n")), cassette(reset))
+        .connections[0]
+        .changes
+    )
+    kinds = sorted((c.kind, m.kind) for c in changes for m in (c.recorded or c.new,) if m)
+    assert kinds == [
+        ("added", "server_reset"),
+        ("removed", "client_close"),
+        ("removed", "server_close"),
+    ]
+
+
+def test_server_values_made_anew_each_run_are_no_difference_but_the_rest_of_the_reply_is() -> None:
+    def dated(date: bytes, body: bytes = b"hi") -> Connection:
+        reply = b"HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+            date,
+            len(body),
+            body,
+        )
+        request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+        return Connection(target="h:80", events=(ClientData(data=request), ServerData(data=reply)))
+
+    monday = dated(b"Mon, 30 Nov 2026 10:00:00 GMT")
+    assert diff_cassettes(cassette(monday), cassette(dated(b"Tue, 01 Dec 2026 11:22:33 GMT"))).equal
+    other = diff_cassettes(
+        cassette(monday), cassette(dated(b"Tue, 01 Dec 2026 11:22:33 GMT", b"ho"))
+    )
+    assert [c.kind for c in other.connections[0].changes] == ["changed"]
+    # noise="off": every byte counts, the Date too.
+    off = diff_cassettes(
+        cassette(monday), cassette(dated(b"Tue, 01 Dec 2026 11:22:33 GMT")), mode=NoiseMode.OFF
+    )
+    assert not off.equal
+
+
+def test_a_value_the_client_chose_and_the_server_echoes_is_no_difference_in_auto_mode() -> None:
+    def inbox(name: bytes, answer: bytes = b"pong") -> Connection:
+        return Connection(
+            target="n:4222",
+            events=(
+                ClientData(data=b"SUB _INBOX.%s.* 1\r\n" % name),
+                ClientData(data=b"PUB help _INBOX.%s.1 4\r\nping\r\n" % name),
+                ServerData(data=b"MSG _INBOX.%s.1 1 %d\r\n%s\r\n" % (name, len(answer), answer)),
+            ),
+        )
+
+    first, second = inbox(b"RG5flrFIHkI46ZJQitwUCS"), inbox(b"GzxiZRq52lznHwFEqZgxCi")
+    assert diff_cassettes(cassette(first), cassette(second), mode=NoiseMode.AUTO).equal
+    assert not diff_cassettes(cassette(first), cassette(second), mode=NoiseMode.OFF).equal
+    changed = diff_cassettes(
+        cassette(first), cassette(inbox(b"GzxiZRq52lznHwFEqZgxCi", b"gone")), mode=NoiseMode.AUTO
+    )
+    (change,) = changed.connections[0].changes
+    assert change.kind == "changed" and change.new is not None and b"gone" in change.new.data
+
+
+def test_a_server_on_another_port_now_is_paired_by_host() -> None:
+    moved = Connection(target="localhost:40001", events=redis(b"v").events)
+    result = diff_cassettes(cassette(redis(b"v")), cassette(moved))
+    assert result.equal
+    elsewhere = Connection(target="otherhost:6379", events=redis(b"v").events)
+    assert [
+        (c.recorded, c.new)
+        for c in diff_cassettes(cassette(redis(b"v")), cassette(elsewhere)).connections
+    ] == [(0, None), (None, 0)]

@@ -92,6 +92,19 @@ class ProtocolBase:
     def volatile(self, message: bytes) -> list[tuple[int, int]]:
         return []
 
+    def varying(self, message: bytes, side: str) -> list[tuple[int, int]]:
+        """``(start, end)`` spans that differ between two honest recordings of one
+        conversation: values the server makes anew each time (a ``Date``, a
+        connection id, a nonce) and the client's values derived from them (an
+        answer to a fresh salt).
+
+        Offsets in a client message refer to its :meth:`normalise` form.  Diffs
+        and ``--tcpcassette-verify`` ignore these spans; replay does not use
+        them (it sends the recorded server values, so the client derives the
+        recorded answers).
+        """
+        return []
+
     def normalise(self, message: bytes) -> bytes:
         return message
 
@@ -114,6 +127,12 @@ def has_ignorable(protocol: object) -> bool:
     other than :class:`ProtocolBase`'s, which calls none so)."""
     method = getattr(type(protocol), "ignorable", None)
     return callable(method) and method is not ProtocolBase.ignorable
+
+
+def varying(protocol: object, message: bytes, side: str) -> list[tuple[int, int]]:
+    """``protocol.varying(message, side)``, none for protocols without the method."""
+    method = getattr(protocol, "varying", None)
+    return sorted(method(message, side)) if callable(method) else []
 
 
 def answer(protocol: object, message: bytes) -> bytes | None:

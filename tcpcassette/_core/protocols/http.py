@@ -34,6 +34,19 @@ _USER_AGENT = re.compile(rb"\r\nUser-Agent[ \t]*:[ \t]*([^\r\n]*)", re.I)
 _HOST_PORT = re.compile(rb"\r\nHost[ \t]*:[ \t]*(?:\[[^\]\r\n]*\]|[^:\r\n]*):(\d+)[ \t]*\r\n", re.I)
 #: Request headers whose whole value is a credential (lower case).  The scheme
 #: of ``Authorization`` and ``Proxy-Authorization`` (``Basic``, ``Bearer``) is kept.
+#: Response headers whose values a server makes anew for every response (lower case).
+VARYING_HEADERS = (
+    b"date",
+    b"expires",
+    b"age",
+    b"x-request-id",
+    b"request-id",
+    b"x-correlation-id",
+    b"x-amz-request-id",
+    b"x-runtime",
+    b"server-timing",
+    b"sec-websocket-accept",
+)
 SECRET_HEADERS = (
     b"authorization", b"proxy-authorization", b"cookie", b"x-api-key", b"api-key",
     b"x-auth-token", b"x-access-token", b"x-csrf-token", b"x-xsrf-token",
@@ -189,6 +202,14 @@ class Http(ProtocolBase):
         spans = [(m.start(1), m.end(1)) for m in _USER_AGENT.finditer(head)]
         spans += [(m.start(1), m.end(1)) for m in _HOST_PORT.finditer(head)]
         return sorted(spans)
+
+    def varying(self, message: bytes, side: str) -> list[tuple[int, int]]:
+        """The values of :data:`VARYING_HEADERS` in a response: the server's clock
+        and the ids it gives each request."""
+        if side != "server" or not message.startswith(b"HTTP/"):
+            return []
+        end = _head_end(message)
+        return header_values(message[: end - 2], VARYING_HEADERS) if end is not None else []
 
     def normalise(self, message: bytes) -> bytes:
         """Client frames unmasked; requests as they are."""

@@ -180,6 +180,25 @@ def login(payload: bytes) -> Login | None:
     return Login(name, secret, database, plugin, at, tuple(pairs))
 
 
+def _greeting_varying(message: bytes) -> list[tuple[int, int]]:
+    """In a ``HandshakeV10`` greeting: the connection id with the scramble's first
+    part, and its second part (NUL-terminated, after 10 reserved bytes)."""
+    if len(message) < HEADER + 2 or message[3] != 0 or message[HEADER] != 10:
+        return []
+    version = _nul_str(message, HEADER + 1)
+    if version is None:
+        return []
+    at = version[1]  # connection id (4), scramble part 1 (8)
+    spans = [(at, min(at + 12, len(message)))]
+    # filler 1, capabilities 2, charset 1, status 2, capabilities 2, scramble length 1,
+    # reserved 10: then the rest of the scramble.
+    second = at + 12 + 19
+    end = message.find(b"\x00", second)
+    if second < len(message) and end != -1:
+        spans.append((second, end))
+    return spans
+
+
 def _is_login(message: bytes) -> bool:
     return len(message) > HEADER and message[3] == 1 and packet_end(message) == len(message)
 
@@ -209,6 +228,20 @@ class MySql(ProtocolBase):
             ends.append(end)
             at = end
         return ends
+
+    def varying(self, message: bytes, side: str) -> list[tuple[int, int]]:
+        """The greeting's connection id and its two parts of the scramble (a fresh
+        salt for every connection), and the login's auth response derived from
+        it (in the bits :meth:`normalise` makes of it)."""
+        if side == "server":
+            return _greeting_varying(message)
+        if not _is_login(message):
+            return []
+        found = login(message[HEADER:])
+        if found is None:
+            return []
+        start, end = found.auth
+        return [(HEADER + start, HEADER + start + 8 * (end - start))]
 
     def normalise(self, message: bytes) -> bytes:
         if not _is_login(message):

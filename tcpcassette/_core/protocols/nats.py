@@ -27,6 +27,18 @@ SHOWN_BYTES = 40
 #: CONNECT fields whose values differ between client library versions.
 VOLATILE_FIELDS = (b"version", b"lang")
 
+#: INFO fields a server fills anew: ids made at its start and for each
+#: connection, the nonce it signs, the (ephemeral) port, the client's address.
+VARYING_INFO_FIELDS = (
+    b"server_id",
+    b"server_name",
+    b"client_id",
+    b"client_ip",
+    b"nonce",
+    b"port",
+    b"xkey",
+)
+
 #: CONNECT fields that are credentials.
 SECRET_FIELDS = (b"pass", b"auth_token")
 _WITH_PAYLOAD = {b"PUB": 1, b"MSG": 1, b"HPUB": 2, b"HMSG": 2}
@@ -82,6 +94,17 @@ class Nats(ProtocolBase):
         spans: list[tuple[int, int]] = []
         for field in VOLATILE_FIELDS:
             found = re.search(rb'"' + field + rb'"\s*:\s*("[^"\\\r\n]*")', message)
+            if found is not None:
+                spans.append(found.span(1))
+        return sorted(spans)
+
+    def varying(self, message: bytes, side: str) -> list[tuple[int, int]]:
+        """The values of :data:`VARYING_INFO_FIELDS` in the server's ``INFO``."""
+        if side != "server" or not message.startswith(b"INFO "):
+            return []
+        spans = []
+        for field in VARYING_INFO_FIELDS:
+            found = re.search(rb'"' + field + rb'"\s*:\s*("(?:[^"\\\r\n]|\\.)*"|[^,}\s]+)', message)
             if found is not None:
                 spans.append(found.span(1))
         return sorted(spans)

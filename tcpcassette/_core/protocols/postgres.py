@@ -74,6 +74,10 @@ _UNTYPED = {
     CANCEL_REQUEST: "CancelRequest",
 }
 _COUNTER_NAME = re.compile(rb"__asyncpg_([a-z]+)_[0-9a-f]+__")
+#: The server-made SCRAM values: the nonce of server-first, the signature of server-final.
+_SCRAM_SERVER = re.compile(rb"(?:^|,)(?:r|s|v)=([^,\x00]*)")
+#: How :meth:`Postgres.normalise` writes the ``md5`` that begins an MD5 answer.
+_MD5_BITS = "".join(f"{c:08b}" for c in b"md5").encode()
 _SCRAM_VALUE = re.compile(rb"(?:^|,)(?:r|p)=([^,\x00]*)")
 #: Events after the ``tls`` event that :meth:`Postgres.refusal` looks at: a login is
 #: over long before.
@@ -244,6 +248,26 @@ class Postgres(ProtocolBase):
         if not count:
             return message
         return message[:1] + struct.pack("!i", len(body) + 4) + body
+
+    def varying(self, message: bytes, side: str) -> list[tuple[int, int]]:
+        """What the server makes anew for every connection: ``BackendKeyData``
+        (its process id and cancel key), the salt of an MD5 request, the SCRAM
+        server nonce (``r=``), salt (``s=``, made when the password was set) and
+        signature (``v=``); and the client's MD5 answer,
+        derived from the salt (in the bits :meth:`normalise` makes of it)."""
+        if side == "client":
+            if message[:1] == b"p" and message[5 : 5 + len(_MD5_BITS)] == _MD5_BITS:
+                return [(5 + len(_MD5_BITS), len(message))]
+            return []
+        if message[:1] == b"K" and len(message) == 13:
+            return [(5, 13)]
+        code = _auth_code(message)
+        if code == 5 and len(message) >= 13:
+            return [(9, 13)]
+        if code in (11, 12):
+            found = _SCRAM_SERVER.finditer(message[9:])
+            return [(9 + m.start(1), 9 + m.end(1)) for m in found]
+        return []
 
     def volatile(self, message: bytes) -> list[tuple[int, int]]:
         if message[:1] != b"p" or len(message) < 5:

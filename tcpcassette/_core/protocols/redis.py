@@ -9,10 +9,14 @@ other byte of a command must match.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..scrub import PLACEHOLDER, Scrub
 from .base import ProtocolBase, ends_of, printable
+
+#: ``id`` and its integer in a ``HELLO`` reply, RESP3 or RESP2.
+_HELLO_ID = re.compile(rb"(?:\$2\r\n|\+)id\r\n:(-?[0-9]+)\r\n")
 
 _LINE_TYPES = frozenset(b"+-:_,#(")
 _BULK_TYPES = frozenset(b"$!=")
@@ -139,6 +143,14 @@ class Redis(ProtocolBase):
             value = args[3]
             return [(value.start, value.value_end + 2)]
         return []
+
+    def varying(self, message: bytes, side: str) -> list[tuple[int, int]]:
+        """The connection id in the reply to ``HELLO`` (a map or a flat array
+        holding ``id`` and an integer): the server counts connections."""
+        if side != "server" or message[:1] not in (b"%", b"*"):
+            return []
+        found = _HELLO_ID.search(message)
+        return [found.span(1)] if found is not None else []
 
     def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
         """The password of ``AUTH [user] password`` and of ``HELLO ... AUTH user
