@@ -79,6 +79,7 @@ class Orphans:
         self.directories.add(resolve_cassette_dir(None))
         for item in session.items:
             self.collected.add(item.nodeid)
+            self._declare_decorated(item)
             if item.get_closest_marker("tcpcassette") is None:
                 continue
             try:
@@ -86,6 +87,21 @@ class Orphans:
                 directory = resolve_cassette_dir(options.get("cassette_dir"))
                 self.declared.add(cassette_path(name or node_name(item.nodeid), directory))
             except Exception:  # the test itself reports a bad marker
+                continue
+
+    def _declare_decorated(self, item: pytest.Item) -> None:
+        """The cassettes of ``@use_cassette`` on the test's function, named as they
+        will be when it runs (a skipped test's are declared all the same)."""
+        from ._paths import cassette_path, node_name
+        from ._settings import resolve_cassette_dir
+        from ._use_cassette import DECLARED
+
+        for options in getattr(getattr(item, "obj", None), DECLARED, ()):
+            try:
+                directory = resolve_cassette_dir(options.cassette_dir)
+                name = options.name if options.name is not None else node_name(item.nodeid)
+                self.declared.add(cassette_path(name, directory))
+            except Exception:  # the test itself reports a bad name or directory
                 continue
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

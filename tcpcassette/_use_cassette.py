@@ -100,6 +100,10 @@ async def _off_loop(func: Callable[..., T], *args: Any) -> T:
     return call()
 
 
+#: The attribute a decorated function carries: the ``use_cassette`` objects on it.
+DECLARED = "__tcpcassette_cassettes__"
+
+
 class _Activation:
     """One entry into a cassette: from loading it to saving it."""
 
@@ -657,7 +661,7 @@ class use_cassette:
                 await _off_loop(active.exit)
                 return result
 
-            return cast(F, async_wrapper)
+            return cast(F, self._declared(async_wrapper))
 
         if not callable(func):
             raise CassetteError(
@@ -677,7 +681,13 @@ class use_cassette:
             active.exit()
             return result
 
-        return cast(F, wrapper)
+        return cast(F, self._declared(wrapper))
+
+    def _declared(self, wrapper: Callable[..., Any]) -> Callable[..., Any]:
+        """``wrapper`` marked with this cassette (beside those it wraps), so that
+        ``--tcpcassette-orphans`` knows a skipped test's cassette from collection."""
+        setattr(wrapper, DECLARED, (*getattr(wrapper, DECLARED, ()), self))
+        return wrapper
 
     def _decorate_class(self, cls: type) -> type:
         """Each test method of ``cls`` (``test*``) gets the cassette, as pytest collects them."""

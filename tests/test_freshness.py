@@ -274,11 +274,23 @@ def test_the_ini_option_makes_every_cassette_strict_naming_unused_connections(
 
 SKIPPED_TEST = """
 import pytest
+from tcpcassette import use_cassette
 
 @pytest.mark.skip(reason="not today")
 @pytest.mark.tcpcassette("skipped")
 def test_skipped():
     pass
+
+@pytest.mark.skip(reason="not today either")
+@use_cassette()
+def test_skipped_decorated():
+    pass
+
+class TestLater:
+    @pytest.mark.skip(reason="later")
+    @use_cassette("named_later")
+    def test_method(self):
+        pass
 """
 
 
@@ -290,6 +302,10 @@ def orphan_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
     (path.parent / "old").mkdir()
     (path.parent / "old" / "gone.msgpack").write_bytes(path.read_bytes())
     (path.parent / "skipped.msgpack").write_bytes(path.read_bytes())
+    # Cassettes of skipped tests that name them by decorator, by default and by name.
+    (path.parent / "test_skipped").mkdir()
+    (path.parent / "test_skipped" / "test_skipped_decorated.msgpack").write_bytes(path.read_bytes())
+    (path.parent / "named_later.msgpack").write_bytes(path.read_bytes())
     return path
 
 
@@ -298,14 +314,15 @@ def test_orphans_are_listed_and_fail_the_run_when_asked(
 ) -> None:
     orphan_project(pytester, monkeypatch)
     result = pytester.runpytest_subprocess("--tcpcassette-orphans")
-    result.assert_outcomes(passed=1, skipped=1)
+    result.assert_outcomes(passed=1, skipped=3)
     assert result.ret == 0
     out = result.stdout.str()
     assert "1 cassette file(s) under cassettes that no collected test used:" in out
     assert "  cassettes/old/gone.msgpack" in out
     assert "skipped.msgpack" not in out and "  cassettes/echo.msgpack" not in out
+    assert "test_skipped_decorated" not in out and "named_later" not in out
     result = pytester.runpytest_subprocess("--tcpcassette-orphans=fail")
-    result.assert_outcomes(passed=1, skipped=1)
+    result.assert_outcomes(passed=1, skipped=3)
     assert result.ret == 1
     assert "(--tcpcassette-orphans=fail: the run fails)" in result.stdout.str()
     assert "  cassettes/old/gone.msgpack" in result.stdout.str()
@@ -320,7 +337,7 @@ def test_orphans_are_found_under_xdist_from_the_workers_uses(
     orphan_project(pytester, monkeypatch)
     (pytester.path / "cassettes" / "old" / "gone.msgpack").unlink()
     result = pytester.runpytest_subprocess("-n", "2", "--tcpcassette-orphans=fail")
-    result.assert_outcomes(passed=1, skipped=1)
+    result.assert_outcomes(passed=1, skipped=3)
     assert result.ret == 0
     assert "every cassette under cassettes was used" in result.stdout.str()
     (pytester.path / "cassettes" / "stray.msgpack").write_bytes(b"")
@@ -334,9 +351,9 @@ def test_orphans_are_not_listed_when_part_of_the_suite_ran(
 ) -> None:
     orphan_project(pytester, monkeypatch)
     for args, why in [
-        (("-k", "echo"), "1 test(s) were deselected"),
+        (("-k", "echo"), "3 test(s) were deselected"),
         (("test_echo.py",), "test paths were given on the command line"),
-        (("-n", "2", "-k", "echo"), "1 test(s) were deselected"),
+        (("-n", "2", "-k", "echo"), "3 test(s) were deselected"),
     ]:
         result = pytester.runpytest_subprocess(*args, "--tcpcassette-orphans=fail")
         assert result.ret == 0, args
