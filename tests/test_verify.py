@@ -10,6 +10,35 @@ import pytest
 
 from tcpcassette import load
 
+#: The fixtures of a throw-away project: a held port, the target named after it, and
+#: the server, started only while recording (``{name}``, ``{server}``, ``{handler}``).
+SERVING = """
+@pytest.fixture
+def port():
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.bind(("127.0.0.1", 0))
+    yield held.getsockname()[1]
+    held.close()
+
+
+@pytest.fixture
+def tcpcassette_config(port):
+    return {{"targets": {{"{name}": f"127.0.0.1:{{port}}"}}}}
+
+
+@pytest.fixture
+def server(tcpcassette, port):
+    if not tcpcassette.recording:
+        yield
+        return
+    running = {server}(("127.0.0.1", port), {handler})
+    threading.Thread(target=running.serve_forever, daemon=True).start()
+    yield
+    running.shutdown()
+    running.server_close()
+"""
+
 CONFTEST = """
 import os, socket, socketserver, threading
 import pytest
@@ -29,31 +58,7 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
 
-@pytest.fixture
-def port():
-    held = socket.socket()
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    held.bind(("127.0.0.1", 0))
-    yield held.getsockname()[1]
-    held.close()
-
-
-@pytest.fixture
-def tcpcassette_config(port):
-    return {"targets": {"greeter": f"127.0.0.1:{port}"}}
-
-
-@pytest.fixture
-def server(tcpcassette, port):
-    if not tcpcassette.recording:
-        yield
-        return
-    running = Server(("127.0.0.1", port), Greet)
-    threading.Thread(target=running.serve_forever, daemon=True).start()
-    yield
-    running.shutdown()
-    running.server_close()
-"""
+""" + SERVING.format(name="greeter", server="Server", handler="Greet")
 
 TESTS = """
 import socket
@@ -154,31 +159,7 @@ class Hello(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def port():
-    held = socket.socket()
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    held.bind(("127.0.0.1", 0))
-    yield held.getsockname()[1]
-    held.close()
-
-
-@pytest.fixture
-def tcpcassette_config(port):
-    return {"targets": {"web": f"127.0.0.1:{port}"}}
-
-
-@pytest.fixture
-def server(tcpcassette, port):
-    if not tcpcassette.recording:
-        yield
-        return
-    running = http.server.ThreadingHTTPServer(("127.0.0.1", port), Hello)
-    threading.Thread(target=running.serve_forever, daemon=True).start()
-    yield
-    running.shutdown()
-    running.server_close()
-"""
+""" + SERVING.format(name="web", server="http.server.ThreadingHTTPServer", handler="Hello")
 
 HTTP_TESTS = """
 import http.client
