@@ -37,7 +37,7 @@ from .events import (
 from .faults import Fault
 from .protocols import by_name, detect
 from .protocols.base import WireProtocol
-from .render import first_difference, printable
+from .render import first_difference, printable, utc_text
 from .transcript import _ID, ECHO_NOTES, describe_fault
 
 #: Bytes of a message shown as text in the diagram; the hexdump shows up to HEX_BYTES.
@@ -90,7 +90,10 @@ def render_view(cassette: CassetteModel, *, title: str) -> str:
     if cassette.hosts:
         names = ", ".join(f"{n} → {' '.join(a)}" for n, a in sorted(cassette.hosts.items()))
         hosts = f'<p class="hosts">hosts: {esc(names)}</p>'
-    summary = f'<p class="summary">{len(cassette.connections)} connection(s)</p>{hosts}'
+    summary = (
+        f'<p class="summary">{len(cassette.connections)} connection(s) · recorded at '
+        f'<span class="recorded-at">{esc(utc_text(cassette.recorded_at))}</span></p>{hosts}'
+    )
     return _page(title, summary, list(enumerate(cassette.connections)))
 
 
