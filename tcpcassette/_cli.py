@@ -22,7 +22,14 @@ from pathlib import Path
 
 from . import _standalone as standalone
 from ._cassette import Cassette, load
-from ._core.diff import TIMING_TOLERANCE, diff_cassettes, diff_lines, textconv_lines
+from ._core.diff import (
+    TIMING_TOLERANCE,
+    CassetteDiff,
+    diff_cassettes,
+    diff_lines,
+    textconv_lines,
+)
+from ._core.diff_view import render_diff
 from ._core.errors import CassetteError, CassetteFormatError, ReplayError
 from ._core.faults import FAULT_TYPES, RANDOM_SLICE_MAX, Fault
 from ._core.learn import learn
@@ -263,6 +270,16 @@ def _add_diff_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
         "learned spans and protocol fields; auto: what replay tolerates, echoes and "
         "random-looking values too, as --tcpcassette-verify compares; off: every byte)",
     )
+    diff.add_argument(
+        "--html",
+        action="store_true",
+        help="write the differences as an HTML page: both conversations side by side",
+    )
+    diff.add_argument(
+        "-o",
+        "--output",
+        help="with --html: write here ('-' for stdout; default: NEW's name, .diff.html)",
+    )
     textconv = sub.add_parser(
         "textconv",
         help="print a cassette as stable text, one line per message (for git diff)",
@@ -286,7 +303,13 @@ def _diff_command(args: argparse.Namespace) -> int | None:
     if args.command == "diff":
         recorded, new = load(args.recorded), load(args.new)
         result = diff_cassettes(recorded, new, timing=args.timing, mode=NoiseMode(args.noise))
-        print("\n".join(diff_lines(result)))
+        if args.html:
+            _diff_page(args, result, recorded, new)
+        elif args.output is not None:
+            _say("diff: -o/--output writes the HTML page: add --html")
+            return EXIT_USAGE
+        else:
+            print("\n".join(diff_lines(result)))
         return EXIT_OK if result.equal else EXIT_FAILED
     if args.command == "textconv":
         print("\n".join(textconv_lines(load(args.path))))
@@ -296,6 +319,19 @@ def _diff_command(args: argparse.Namespace) -> int | None:
             print(printable(line))
         return EXIT_OK
     return None
+
+
+def _diff_page(
+    args: argparse.Namespace, result: CassetteDiff, recorded: Cassette, new: Cassette
+) -> None:
+    page = render_diff(result, recorded, new, title=f"{args.recorded} → {args.new}")
+    if args.output == "-":
+        sys.stdout.write(page)
+        return
+    output = Path(args.output) if args.output else args.new.with_suffix(".diff.html")
+    write_atomically(output, page.encode())
+    what = "no differences" if result.equal else f"{len(result.connections)} connection(s) differ"
+    print(printable(f"wrote {output}: the differences from {args.recorded} to {args.new}, {what}"))
 
 
 def _add_view(sub: argparse._SubParsersAction[_Parser]) -> None:

@@ -120,7 +120,8 @@ def add_options(group: Any) -> None:
     group.addoption(
         "--tcpcassette-sweep-report",
         default=None,
-        help="write the outcome of every case to this JSON file",
+        help="write the outcome of every case to this file: JSON (for a baseline), or an "
+        "HTML page of the tables when it ends in .html",
     )
     group.addoption(
         "--tcpcassette-sweep-baseline",
@@ -488,8 +489,18 @@ class Sweep:
         if self.worker or self.report_path is None or not self.results:
             return
         from ._core.sweep import dump_report
+        from ._core.sweep_view import render_sweep
 
-        text = dump_report(self.results, seed=self.seed)
+        if self.report_path.suffix.lower() in (".html", ".htm"):
+            note = ""
+            if self.sampled:
+                note = (
+                    f"a sample of {self.drawn} of {self.total} cases: "
+                    f"--tcpcassette-sweep-seed={self.seed} draws it again"
+                )
+            text = render_sweep(self.results, title="tcpcassette fault sweep", note=note)
+        else:
+            text = dump_report(self.results, seed=self.seed)
         try:
             self.report_path.parent.mkdir(parents=True, exist_ok=True)
             self.report_path.write_text(text, encoding="utf-8")

@@ -90,8 +90,12 @@ def test_readme_examples_run_in_order(
             timeout=60,
             check=False,
         )
-        assert result.returncode == 0, (words, result.stderr)
+        # diff exits 1 when the cassettes differ, as the README's examples do.
+        expected = 1 if words[1] == "diff" else 0
+        assert result.returncode == expected, (words, result.stderr)
     reset = tcpcassette.load(tmp_path / "cassettes/shout_reset.msgpack").connections[0]
+    page = (tmp_path / "shout-diff.html").read_text()
+    assert 'class="pair added"' in page and "close delay=0.5" in page  # the slow close
     assert [e.kind for e in reset.events][:3] == ["client", "reset", "server"]
 
 
@@ -133,7 +137,12 @@ def test_readme_pytest_project_records_and_replays_under_xdist(pytester: pytest.
     ]
     # Replaying: other ports, no server, and nothing may reach the network.
     replayed = pytester.runpytest_subprocess(
-        "-n", "2", "-p", "no:benchmark", "--tcpcassette-block-network"
+        "-n",
+        "2",
+        "-p",
+        "no:benchmark",
+        "--tcpcassette-block-network",
+        "--tcpcassette-sweep-report=sweep.html",  # as the sweep section writes the page
     )
     # The test marked sweep=... runs once more per case: a refused connect, and a
     # reset, close and truncation before the one reply; it survives them all.
@@ -141,5 +150,7 @@ def test_readme_pytest_project_records_and_replays_under_xdist(pytester: pytest.
     assert "test_resilience.py::test_shout_retries_once: 4 case(s): 4 survived" in (
         replayed.stdout.str()
     )
+    page = (pytester.path / "sweep.html").read_text()
+    assert "<h2>test_resilience.py::test_shout_retries_once: 4 case(s): 4 survived</h2>" in page
     targets = {c.target for p in cassettes for c in tcpcassette.load(pytester.path / p).connections}
     assert targets == {"shout", "web"}

@@ -8,6 +8,7 @@ the DOM after the page's script ran, as chromium's --dump-dom prints it.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -20,7 +21,8 @@ import requests
 
 import tcpcassette
 from tcpcassette import ClientData, Connection, ServerData
-from tcpcassette._core.view import render_view
+from tcpcassette._core.render import hexdump
+from tcpcassette._core.view import render_view, shown
 from tcpcassette.faults import Reset, Timeout
 
 from .realservers_tls import HttpsServer, make_ca
@@ -195,3 +197,62 @@ def test_the_pages_policy_is_enforced_a_script_it_does_not_name_does_not_run(
     dom = browse(altered, tmp_path, "--dump-dom")
     assert "data-other" not in dom.split("<script>")[0]
     assert '<a href="#conn-0"' not in dom  # the list the script builds is not there
+
+
+def long_cassette(messages: int) -> tcpcassette.Cassette:
+    """One Redis connection of ``messages`` messages: GET key:N and its reply."""
+    events: list[ClientData | ServerData] = []
+    for i in range(messages // 2):
+        key = f"key:{i}".encode()
+        events.append(
+            ClientData(data=b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key), time=i * 2e-4)
+        )
+        events.append(ServerData(data=b"$5\r\nvalue\r\n", time=i * 2e-4 + 1e-4))
+    return tcpcassette.Cassette(
+        connections=[Connection(target="127.0.0.1:6379", events=tuple(events))]
+    )
+
+
+def test_a_long_cassette_builds_rows_near_the_viewport_and_search_finds_one_deep_inside(
+    tmp_path: Path,
+) -> None:
+    page = tmp_path / "long.html"
+    page.write_text(render_view(long_cassette(10_000), title="long"))
+    dom = browse(page, tmp_path, "--dump-dom")
+    assert 'data-ready="10000"' in dom
+    assert 'id="c0m1"' in dom and '<div class="label">GET key:0</div>' in dom
+    assert 'id="c0m9001"' not in dom  # far from the viewport: not built
+    assert dom.count('class="row msg ') < 2_000
+    # Searching (the address can hold the search) keeps the one match, deep in the
+    # connection, and scrolls to it.
+    searched = subprocess.run(
+        [
+            *(BROWSER or "", "--headless", "--no-sandbox", "--disable-gpu"),
+            f"--user-data-dir={tmp_path / 'profile-search'}",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            page.as_uri() + "#search=key%3A4500",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert 'data-current="c0m9001"' in searched
+    assert '<div class="row msg client current" id="c0m9001">' in searched
+    assert '<div class="label">GET key:4500</div>' in searched
+    assert "1 of 10000 messages match; showing 1: connection 0 message #9001" in searched
+    assert searched.count('class="row msg ') == 1  # only what matches is kept
+
+
+def test_bytes_are_shown_escaped_with_their_hexdump_a_click_away(tmp_path: Path) -> None:
+    data = bytes(range(256))
+    cassette = tcpcassette.Cassette(
+        connections=[Connection(target="a:1", events=(ClientData(data=data, time=0.0),))]
+    )
+    dom = dom_of(cassette, tmp_path, "binary")
+    body = re.search(r'<pre class="body">(.*?)</pre>', dom, re.S)
+    assert body is not None and body.group(1) == html.escape(shown(data), quote=False)
+    dump = re.search(r"<details><summary>hex</summary><pre>(.*?)</pre></details>", dom, re.S)
+    assert dump is not None
+    assert dump.group(1) == html.escape("\n".join(hexdump(data)), quote=False)

@@ -18,7 +18,8 @@ def test_view_writes_beside_the_cassette_and_says_where(tmp_path: Path) -> None:
     written = tmp_path / "commands.html"
     assert f"wrote {written}" in result.stdout
     page = written.read_text()
-    assert page.startswith("<!DOCTYPE html>") and 'class="row msg client"' in page
+    assert page.startswith("<!DOCTYPE html>") and 'id="rows-0"' in page
+    assert '{"kind":"msg","side":"client"' in page  # the rows the page's script builds
 
 
 def test_view_to_a_chosen_file_and_to_stdout(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import string
 
@@ -87,3 +88,29 @@ def side_by_side(expected: bytes, actual: bytes, offset: int, *, context: int = 
         f"  actual:   {lead}{act_s}\n"
         f"            {pad}^ first difference at byte {offset}"
     )
+
+
+def utc_text(seconds: float | None) -> str:
+    """Seconds since the Unix epoch as a UTC date and time (``2026-01-31 09:05:00 UTC``),
+    computed here (the core keeps to arithmetic); ``unknown`` for None."""
+    if seconds is None:
+        return "unknown"
+    if not math.isfinite(seconds) or not -62_135_596_800 <= seconds < 253_402_300_800:
+        return f"{seconds!r} s after the Unix epoch (not a date)"
+    whole = math.floor(seconds)
+    days, rest = divmod(whole, 86_400)
+    # Days to a civil date (proleptic Gregorian), counting eras of 400 years from 0000-03-01.
+    shifted = days + 719_468
+    era = shifted // 146_097
+    day_of_era = shifted - era * 146_097
+    year_of_era = (
+        day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096
+    ) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_index = (5 * day_of_year + 2) // 153  # 0 is March
+    day = day_of_year - (153 * month_index + 2) // 5 + 1
+    month = month_index + 3 if month_index < 10 else month_index - 9
+    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{year:04d}-{month:02d}-{day:02d} {hours:02d}:{minutes:02d}:{secs:02d} UTC"

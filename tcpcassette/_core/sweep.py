@@ -502,13 +502,33 @@ def _split_id(case_id: str) -> tuple[str, str]:
     return kind, f"{conn} {row}"
 
 
-def table(test: str, results: Sequence[Result], rows: Sequence[tuple[str, str]] = ()) -> list[str]:
-    """One swept test's results as a table: a row per position, a column per fault.
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One case in the table: its mark, its outcome and detail (``""`` for a case
+    not run, ``mark`` ``""`` where the fault does not apply)."""
+
+    mark: str
+    outcome: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """One swept test's results laid out: a row per position, a column per fault."""
+
+    heading: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, str, tuple[Cell, ...]], ...]  # (position, message, cells)
+    errors: tuple[str, ...]  # client error types, E1 first
+
+
+def grid(test: str, results: Sequence[Result], rows: Sequence[tuple[str, str]] = ()) -> Grid:
+    """One swept test's results as a :class:`Grid`.
 
     ``rows`` are ``(row, summary)`` of every position swept, so positions whose
     cases did not run show too; positions of ``results`` are added.
     """
-    cells: dict[tuple[str, str], str] = {}
+    cells: dict[tuple[str, str], Cell] = {}
     summaries = {row: printable(text) for row, text in rows}
     order = [row for row, _ in rows]
     errors: list[str] = []
@@ -525,26 +545,46 @@ def table(test: str, results: Sequence[Result], rows: Sequence[tuple[str, str]] 
             if r.detail not in errors:
                 errors.append(r.detail)
             mark = f"E{errors.index(r.detail) + 1}"
-        cells[(row, kind)] = mark
-    columns = [k for k in SWEEP_FAULTS if k in kinds]
+        cells[(row, kind)] = Cell(mark, r.outcome, printable(r.detail))
+    columns = tuple(k for k in SWEEP_FAULTS if k in kinds)
     counts: dict[str, int] = {}
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     tally = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if o in counts)
-    lines = [f"{printable(test)}: {len(results)} case(s): {tally}"]
-    label_width = max([len("position")] + [len(r) for r in order])
-    text_width = max([len("message")] + [len(summaries.get(r, "")) for r in order])
-    widths = [max(len(c), 3) for c in columns]
-    head = f"  {'position':<{label_width}}  {'message':<{text_width}}"
-    lines.append(head + "".join(f"  {c:<{w}}" for c, w in zip(columns, widths, strict=True)))
+    laid: list[tuple[str, str, tuple[Cell, ...]]] = []
     for row in order:
         connect = row.endswith(" connect")
-        line = f"  {row:<{label_width}}  {summaries.get(row, ''):<{text_width}}"
-        for column, width in zip(columns, widths, strict=True):
-            applies = (column in CONNECT_FAULTS) == connect
-            mark = cells.get((row, column), "." if applies else "")
-            line += f"  {mark:<{width}}"
+        marks = tuple(
+            cells.get((row, column), Cell("." if (column in CONNECT_FAULTS) == connect else ""))
+            for column in columns
+        )
+        laid.append((row, summaries.get(row, ""), marks))
+    return Grid(
+        f"{printable(test)}: {len(results)} case(s): {tally}",
+        columns,
+        tuple(laid),
+        tuple(printable(e) for e in errors),
+    )
+
+
+def table(test: str, results: Sequence[Result], rows: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """One swept test's results as a text table: a row per position, a column per fault.
+
+    ``rows`` are ``(row, summary)`` of every position swept, so positions whose
+    cases did not run show too; positions of ``results`` are added.
+    """
+    laid = grid(test, results, rows)
+    lines = [laid.heading]
+    label_width = max([len("position")] + [len(r) for r, _, _ in laid.rows])
+    text_width = max([len("message")] + [len(t) for _, t, _ in laid.rows])
+    widths = [max(len(c), 3) for c in laid.columns]
+    head = f"  {'position':<{label_width}}  {'message':<{text_width}}"
+    lines.append(head + "".join(f"  {c:<{w}}" for c, w in zip(laid.columns, widths, strict=True)))
+    for row, text, marks in laid.rows:
+        line = f"  {row:<{label_width}}  {text:<{text_width}}"
+        for cell, width in zip(marks, widths, strict=True):
+            line += f"  {cell.mark:<{width}}"
         lines.append(line.rstrip())
-    for number, name in enumerate(errors, 1):
-        lines.append(f"  E{number} = {printable(name)}")
+    for number, name in enumerate(laid.errors, 1):
+        lines.append(f"  E{number} = {name}")
     return lines

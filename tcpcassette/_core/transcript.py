@@ -14,7 +14,7 @@ from .framing import FramingSpec, Raw, resolve_framing
 from .messages import Item, items
 from .protocols import detect
 from .protocols.base import WireProtocol
-from .render import hexdump, is_text, printable
+from .render import hexdump, is_text, printable, utc_text
 from .scrub import PLACEHOLDER
 
 #: Bytes of a payload shown before it is abbreviated (``full=True`` shows all).
@@ -109,6 +109,7 @@ def format_transcript(
                 f"it has {have}"
             )
     lines = [f"{printable(str(cassette.path or 'cassette'))}: {count} connection(s)"]
+    lines.append(f"recorded at: {utc_text(cassette.recorded_at)}")
     if cassette.hosts:
         names = ", ".join(f"{n} → {' '.join(a)}" for n, a in sorted(cassette.hosts.items()))
         lines.append(f"hosts: {printable(names)}")

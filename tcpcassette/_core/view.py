@@ -6,6 +6,10 @@ sha256 hash.  A cassette is untrusted input: every piece of text taken from
 it reaches the page through :func:`esc`, and the data the script reads is
 JSON with ``<``, ``>``, ``&`` and the line separators escaped, read with
 ``textContent`` and written with ``textContent`` only.
+
+The diagrams' rows are that data: the script builds them a block at a time as
+a block nears the viewport, so a page of ten thousand messages opens as fast
+as one of a few hundred, and search looks through the data, not the DOM.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from .events import (
 from .faults import Fault
 from .protocols import by_name, detect
 from .protocols.base import WireProtocol
-from .render import first_difference, hexdump, printable
+from .render import first_difference, printable, utc_text
 from .transcript import _ID, ECHO_NOTES, describe_fault
 
 #: Bytes of a message shown as text in the diagram; the hexdump shows up to HEX_BYTES.
@@ -86,7 +90,10 @@ def render_view(cassette: CassetteModel, *, title: str) -> str:
     if cassette.hosts:
         names = ", ".join(f"{n} → {' '.join(a)}" for n, a in sorted(cassette.hosts.items()))
         hosts = f'<p class="hosts">hosts: {esc(names)}</p>'
-    summary = f'<p class="summary">{len(cassette.connections)} connection(s)</p>{hosts}'
+    summary = (
+        f'<p class="summary">{len(cassette.connections)} connection(s) · recorded at '
+        f'<span class="recorded-at">{esc(utc_text(cassette.recorded_at))}</span></p>{hosts}'
+    )
     return _page(title, summary, list(enumerate(cassette.connections)))
 
 
@@ -153,7 +160,7 @@ def _page(
     sections: list[str] = []
     for index, connection in connections:
         protocol = by_name(connection.protocol) or detect(connection)
-        section, count = _connection(index, connection, protocol)
+        section, count, rows = _connection(index, connection, protocol)
         sections.append(section)
         summaries.append(
             {
@@ -161,11 +168,14 @@ def _page(
                 "target": printable(connection.target),
                 "protocol": protocol.name if protocol is not None else "",
                 "messages": count,
-                "ending": connection.ending,
+                "ending": printable(connection.ending),
                 "faults": sum(1 for e in connection.events if isinstance(e, Fault)),
+                "rows": rows,
             }
         )
-    data = _script_json({"title": printable(title), "connections": summaries})
+    data = _script_json(
+        {"title": printable(title), "text_bytes": TEXT_BYTES, "connections": summaries}
+    )
     csp = (
         "default-src 'none'; "
         f"script-src 'sha256-{_hash(_SCRIPT)}'; "
@@ -197,7 +207,8 @@ def _hash(script: str) -> str:
 
 def _script_json(value: object) -> str:
     """JSON safe inside a ``<script>`` element: no ``<``, ``>``, ``&`` or line separators."""
-    text = json.dumps(value, ensure_ascii=True)  # U+2028/9 and all non-ASCII become \\uXXXX
+    # ensure_ascii: U+2028/9 and all non-ASCII become \\uXXXX
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -309,39 +320,30 @@ def _grey_spans(
     return spans
 
 
-def _body(message: _Message, spans: list[tuple[int, int, str]]) -> str:
-    """The message's text with chunk boundaries and greyed spans marked."""
+def _text(text: str) -> str:
+    """Text from a cassette as the page's script receives it: made printable
+    (the script writes it with ``textContent``; :func:`_script_json` escapes it)."""
+    return printable(text, lines=True)
+
+
+def _body(message: _Message, spans: list[tuple[int, int, str]]) -> tuple[list[list[str]], int]:
+    """The message's text as ``[class, text]`` segments with chunk boundaries
+    (``["cut", ""]``) and greyed spans marked, and how many bytes are not shown."""
     limit = min(len(message.data), TEXT_BYTES)
     lo, hi = message.start, message.start + limit
-    marks: dict[int, list[str]] = {}
-    points = {lo, hi}
-    for cut in message.cuts:
-        if lo < cut < hi:
-            points.add(cut)
-            marks.setdefault(cut, []).append('<span class="cut" title="chunk boundary"></span>')
+    cuts = {cut for cut in message.cuts if lo < cut < hi}
+    points = {lo, hi} | cuts
     inside = [(max(s, lo), min(e, hi), c) for s, e, c in spans if s < hi and e > lo]
     for start, end, _ in inside:
         points.update((start, end))
-    ordered = sorted(points)
-    parts: list[str] = []
-    for a, b in itertools.pairwise(ordered):
-        parts += marks.get(a, [])
-        text = esc(shown(message.data[a - lo : b - lo]))
+    parts: list[list[str]] = []
+    for a, b in itertools.pairwise(sorted(points)):
+        if a in cuts:
+            parts.append(["cut", ""])
+        text = _text(shown(message.data[a - lo : b - lo]))
         kinds = sorted({c for s, e, c in inside if s <= a and b <= e})
-        if kinds:
-            why = " ".join(kinds)
-            note = (
-                "volatile: may differ between runs"
-                if "volatile" in kinds
-                else ("echoed by the server: replay writes the live client's value")
-            )
-            parts.append(f'<span class="{why}" title="{note}">{text}</span>')
-        else:
-            parts.append(text)
-    more = len(message.data) - limit
-    if more > 0:
-        parts.append(f'<span class="more">… {more} more bytes</span>')
-    return "".join(parts)
+        parts.append([" ".join(kinds), text])
+    return parts, len(message.data) - limit
 
 
 def _render_line(protocol: WireProtocol | None, message: _Message) -> str:
@@ -362,14 +364,18 @@ _SIDE_EVENTS = {
     ConnectTimedOut: ("server", "timeout", "the connect timed out"),
 }
 
+_JsonRow = dict[str, object]
+
 
 def _connection(
     index: int, connection: Connection, protocol: WireProtocol | None
-) -> tuple[str, int]:
+) -> tuple[str, int, list[_JsonRow]]:
+    """The connection's section (its rows are built by the page's script from the
+    returned row data), its number of messages, and the rows."""
     listed = _messages(connection, protocol)
     messages = [m for _, m in listed if m is not None]
     spans = _grey_spans(connection, protocol, messages)
-    rows: list[str] = []
+    rows: list[_JsonRow] = []
     previous: float | None = None
     number = 0
     closed: set[str] = set()
@@ -379,7 +385,9 @@ def _connection(
         time = message.time if message is not None else (event.time if event else 0.0)
         is_fault = isinstance(event, Fault)
         if not is_fault and previous is not None and time - previous > 0:
-            rows.append(_gap(time - previous))
+            gap = _gap(time - previous)
+            if gap is not None:
+                rows.append(gap)
         if not is_fault:
             previous = time if previous is None else max(previous, time)
         when = "injected" if is_fault else f"{time:.6f}s"
@@ -387,31 +395,37 @@ def _connection(
             number += 1
             if closed and message.side not in closed:
                 half_close = True  # this side kept sending after the other's FIN
-            rows.append(_message_row(index, number, message, when, protocol, spans))
+            rows.append(_message_row(number, message, when, protocol, spans))
         elif isinstance(event, Fault):
             rows.append(
-                f'<div class="row fault" data-event="{event_index + 1}"><span class="when">'
-                f'{when}</span><span class="mark">⚡ FAULT {esc(describe_fault(event))}'
-                "</span></div>"
+                {
+                    "kind": "fault",
+                    "event": event_index + 1,
+                    "when": when,
+                    "text": _text(describe_fault(event)),
+                }
             )
         elif isinstance(event, TlsStart):
-            sni = esc(event.sni) if event.sni else "no SNI"
-            alpn = esc(event.alpn) if event.alpn else "no ALPN"
             rows.append(
-                f'<div class="row tls"><span class="when">{when}</span><span class="mark">'
-                f'🔒 TLS begins: <span class="sni">SNI {sni}</span>, '
-                f'<span class="alpn">ALPN {alpn}</span>; what follows is the plaintext inside'
-                "</span></div>"
+                {
+                    "kind": "tls",
+                    "when": when,
+                    "sni": _text(event.sni) if event.sni else "",
+                    "alpn": _text(event.alpn) if event.alpn else "",
+                }
             )
         elif event is not None:
             side, short, long = _SIDE_EVENTS.get(type(event), ("server", event.kind, event.kind))
             if short == "FIN":
                 closed.add(side)
             rows.append(
-                f'<div class="row end {side}"><span class="when">{when}</span>'
-                f'<span class="lane-c">{short if side == "client" else ""}</span>'
-                f'<span class="mark">{long}</span>'
-                f'<span class="lane-s">{short if side == "server" else ""}</span></div>'
+                {
+                    "kind": "end",
+                    "side": side,
+                    "short": _text(short),
+                    "long": _text(long),
+                    "when": when,
+                }
             )
     ending = esc(connection.ending)
     if half_close:
@@ -420,7 +434,7 @@ def _connection(
     received = len(connection.server_bytes)
     name = protocol.name if protocol is not None else "raw"
     unit = f"{name} messages" if protocol is not None else "chunks"
-    head = (
+    section = (
         f'<section class="connection" id="conn-{index}">'
         f'<h2>connection {index} → <span class="target">{esc(connection.target)}</span></h2>'
         f'<p class="meta">protocol {esc(name)} · {number} {esc(unit)} · {sent} bytes sent, '
@@ -428,51 +442,51 @@ def _connection(
         '<div class="diagram"><div class="row lanes"><span class="when"></span>'
         '<span class="lane-c">client</span><span class="mark"></span>'
         f'<span class="lane-s">{esc(connection.target)}</span></div>'
+        f'<div class="rows" id="rows-{index}"></div>'
+        f'</div><p class="ending">ended: {ending}</p></section>'
     )
-    tail = f'</div><p class="ending">ended: {ending}</p></section>'
-    return head + "".join(rows) + tail, number
+    return section, number, rows
 
 
-def _gap(seconds: float) -> str:
+def _gap(seconds: float) -> _JsonRow | None:
     if seconds > FOLD_SECONDS:
-        return (
-            f'<div class="row gap folded" title="a gap of {seconds:.3f} s, folded">'
-            f'<span class="when"></span><span class="mark">⋯ {seconds:.3f} s later</span></div>'
-        )
+        return {"kind": "gap", "folded": True, "seconds": f"{seconds:.3f}"}
     height = round(seconds * PIXELS_PER_SECOND)
     if height < 2:
-        return ""
-    return f'<div class="row gap" style="height:{height}px" title="{seconds:.3f} s"></div>'
+        return None
+    return {"kind": "gap", "folded": False, "seconds": f"{seconds:.3f}", "height": height}
 
 
 def _message_row(
-    index: int,
     number: int,
     message: _Message,
     when: str,
     protocol: WireProtocol | None,
     spans: dict[str, list[tuple[int, int, str]]],
-) -> str:
+) -> _JsonRow:
     line = _render_line(protocol, message)
     chunks = len(message.cuts) + 1
     size = f"{len(message.data)} bytes" + (f" in {chunks} chunks" if chunks > 1 else "")
     if not message.complete:
         size += ", incomplete"
-    arrow = "→" if message.side == "client" else "←"
-    shown_hex = message.data[:HEX_BYTES]
-    dump = "\n".join(hexdump(shown_hex, offset=0))
-    if len(message.data) > len(shown_hex):
-        dump += f"\n… {len(message.data) - len(shown_hex)} more bytes"
-    label = f'<div class="label">{esc(line)}</div>' if line else ""
-    return (
-        f'<div class="row msg {message.side}" id="c{index}m{number}">'
-        f'<span class="when">{when}</span><span class="lane-c"></span>'
-        f'<div class="mark"><div class="arrow"><span class="num">#{number}</span> {arrow} '
-        f'<span class="size">{size}</span></div>{label}'
-        f'<pre class="body">{_body(message, spans[message.side])}</pre>'
-        f"<details><summary>hex</summary><pre>{esc(dump)}</pre></details></div>"
-        '<span class="lane-s"></span></div>'
-    )
+    body, more = _body(message, spans[message.side])
+    row: _JsonRow = {
+        "kind": "msg",
+        "side": message.side,
+        "n": number,
+        "when": when,
+        "size": size,
+        "bytes": base64.b64encode(message.data[:HEX_BYTES]).decode(),
+    }
+    if line:
+        row["label"] = _text(line)
+    if len(body) != 1 or body[0][0]:  # marked: else the script shows the bytes as shown() does
+        row["body"] = body
+    if more:
+        row["more"] = more
+    if len(message.data) > HEX_BYTES:
+        row["hexmore"] = len(message.data) - HEX_BYTES
+    return row
 
 
 _CSS = """
@@ -523,16 +537,32 @@ details summary{cursor:pointer;color:#36c;font-size:12px}
 .sides{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 .error{max-height:12em}
 mark.diverge{background:#f66;color:#000;font-weight:700}
-.hidden{display:none}
+.row.current .mark{outline:2px solid #fa0;border-radius:3px}
 """
 
-# The page's one script: builds the list of connections from the JSON data and
-# filters messages by the search box.  It writes text with textContent only.
+# The page's one script: builds the list of connections and the diagrams' rows
+# from the JSON data, a block of rows at a time as it nears the viewport, and
+# keeps only the messages that contain what the search box holds (``#search=``
+# in the address fills it).  It writes text with textContent only.
 _SCRIPT = """
 (function () {
   "use strict";
+  var BLOCK = 200, AT_ONCE = 400;
   var data = JSON.parse(document.getElementById("data").textContent);
   var nav = document.getElementById("connections");
+  var search = document.getElementById("search");
+  var found = document.getElementById("found");
+  var total = 0;
+  var NOTES = {
+    volatile: "volatile: may differ between runs",
+    echo: "echoed by the server: replay writes the live client's value"
+  };
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text) { e.textContent = text; }
+    return e;
+  }
   data.connections.forEach(function (c) {
     var a = document.createElement("a");
     a.href = "#conn-" + c.index;
@@ -541,21 +571,203 @@ _SCRIPT = """
       " · " + c.messages + " msgs" + (c.faults ? " · " + c.faults + " fault(s)" : "");
     a.title = "ended: " + c.ending;
     nav.appendChild(a);
+    total += c.messages;
   });
-  var search = document.getElementById("search");
-  var found = document.getElementById("found");
-  var rows = Array.prototype.slice.call(document.querySelectorAll(".row.msg"));
-  var texts = rows.map(function (r) { return r.textContent.toLowerCase(); });
-  search.addEventListener("input", function () {
-    var q = search.value.toLowerCase();
-    var n = 0;
-    rows.forEach(function (r, i) {
-      var hit = !q || texts[i].indexOf(q) >= 0;
-      r.classList.toggle("hidden", !hit);
-      if (hit) { n += 1; }
+  var ESCAPES = {9: "\\\\t", 10: "\\\\n\\n", 13: "\\\\r", 92: "\\\\\\\\"};
+  function shown(raw) {  // as view.shown(): printable ASCII as is, the rest escaped
+    var out = "";
+    for (var i = 0; i < raw.length; i += 1) {
+      var b = raw.charCodeAt(i);
+      out += ESCAPES[b] || (b >= 32 && b < 127 ? raw.charAt(i) : "\\\\x" + hex2(b));
+    }
+    return out;
+  }
+  function hex2(n) { return (n < 16 ? "0" : "") + n.toString(16); }
+  function hexdump(r) {
+    var raw = atob(r.bytes), lines = [];
+    for (var at = 0; at < raw.length; at += 16) {
+      var hexes = [], chars = "";
+      for (var i = at; i < Math.min(at + 16, raw.length); i += 1) {
+        var b = raw.charCodeAt(i);
+        hexes.push(hex2(b));
+        chars += b >= 32 && b < 127 ? raw.charAt(i) : ".";
+      }
+      var offset = at.toString(16);
+      lines.push("00000000".slice(offset.length) + offset + "  " +
+        (hexes.join(" ") + new Array(48).join(" ")).slice(0, 47) + "  |" + chars + "|");
+    }
+    if (r.hexmore) { lines.push("… " + r.hexmore + " more bytes"); }
+    return lines.join("\\n");
+  }
+  function message(c, r) {
+    var row = el("div", "row msg " + r.side);
+    row.id = "c" + c.index + "m" + r.n;
+    row.appendChild(el("span", "when", r.when));
+    row.appendChild(el("span", "lane-c"));
+    var mark = el("div", "mark");
+    var arrow = el("div", "arrow");
+    arrow.appendChild(el("span", "num", "#" + r.n));
+    arrow.appendChild(document.createTextNode(r.side === "client" ? " → " : " ← "));
+    arrow.appendChild(el("span", "size", r.size));
+    mark.appendChild(arrow);
+    if (r.label) { mark.appendChild(el("div", "label", r.label)); }
+    var body = el("pre", "body");
+    (r.body || [["", shown(atob(r.bytes).slice(0, data.text_bytes))]]).forEach(function (s) {
+      var part;
+      if (s[0] === "cut") {
+        part = el("span", "cut");
+        part.title = "chunk boundary";
+      } else if (s[0]) {
+        part = el("span", s[0], s[1]);
+        part.title = s[0].indexOf("volatile") >= 0 ? NOTES.volatile : NOTES.echo;
+      } else {
+        part = document.createTextNode(s[1]);
+      }
+      body.appendChild(part);
     });
-    found.textContent = q ? n + " of " + rows.length + " messages match" : "";
+    if (r.more) { body.appendChild(el("span", "more", "… " + r.more + " more bytes")); }
+    mark.appendChild(body);
+    var details = el("details");
+    details.appendChild(el("summary", "", "hex"));
+    details.appendChild(el("pre", "", hexdump(r)));
+    mark.appendChild(details);
+    row.appendChild(mark);
+    row.appendChild(el("span", "lane-s"));
+    return row;
+  }
+  function row(c, r) {
+    var e, mark;
+    if (r.kind === "msg") { return message(c, r); }
+    if (r.kind === "gap" && r.folded) {
+      e = el("div", "row gap folded");
+      e.title = "a gap of " + r.seconds + " s, folded";
+      e.appendChild(el("span", "when"));
+      e.appendChild(el("span", "mark", "⋯ " + r.seconds + " s later"));
+    } else if (r.kind === "gap") {
+      e = el("div", "row gap");
+      e.style.height = r.height + "px";
+      e.title = r.seconds + " s";
+    } else if (r.kind === "fault") {
+      e = el("div", "row fault");
+      e.setAttribute("data-event", String(r.event));
+      e.appendChild(el("span", "when", r.when));
+      e.appendChild(el("span", "mark", "⚡ FAULT " + r.text));
+    } else if (r.kind === "tls") {
+      e = el("div", "row tls");
+      e.appendChild(el("span", "when", r.when));
+      mark = el("span", "mark", "🔒 TLS begins: ");
+      mark.appendChild(el("span", "sni", "SNI " + (r.sni || "(none)")));
+      mark.appendChild(document.createTextNode(", "));
+      mark.appendChild(el("span", "alpn", "ALPN " + (r.alpn || "(none)")));
+      mark.appendChild(document.createTextNode("; what follows is the plaintext inside"));
+      e.appendChild(mark);
+    } else {
+      e = el("div", "row end " + r.side);
+      e.appendChild(el("span", "when", r.when));
+      e.appendChild(el("span", "lane-c", r.side === "client" ? r.short : ""));
+      e.appendChild(el("span", "mark", r.long));
+      e.appendChild(el("span", "lane-s", r.side === "server" ? r.short : ""));
+    }
+    return e;
+  }
+  function estimate(r) {
+    if (r.kind === "msg") { return r.label ? 84 : 64; }
+    if (r.kind === "gap") { return r.folded ? 20 : r.height; }
+    return 22;
+  }
+  var observer = "IntersectionObserver" in window ? new IntersectionObserver(function (seen) {
+    seen.forEach(function (s) { if (s.isIntersecting) { fill(s.target); } });
+  }, {rootMargin: "1500px 0px"}) : null;
+  function fill(block) {
+    if (block.filled) { return; }
+    block.filled = true;
+    if (observer) { observer.unobserve(block); }
+    var v = block.view, end = Math.min(block.at + BLOCK, v.shown.length);
+    for (var i = block.at; i < end; i += 1) {
+      block.appendChild(row(v.c, v.c.rows[v.shown[i]]));
+    }
+    block.removeAttribute("style");
+  }
+  var views = data.connections.map(function (c) {
+    return {c: c, box: document.getElementById("rows-" + c.index), shown: [], blocks: []};
   });
-  document.body.setAttribute("data-ready", String(rows.length));
+  function layout(v, shown) {
+    v.blocks.forEach(function (b) { if (observer && !b.filled) { observer.unobserve(b); } });
+    v.box.textContent = "";
+    v.shown = shown;
+    v.blocks = [];
+    for (var at = 0; at < shown.length; at += BLOCK) {
+      var block = el("div", "block"), height = 0;
+      for (var i = at; i < Math.min(at + BLOCK, shown.length); i += 1) {
+        height += estimate(v.c.rows[shown[i]]);
+      }
+      block.style.height = height + "px";
+      block.view = v;
+      block.at = at;
+      v.box.appendChild(block);
+      v.blocks.push(block);
+      if (observer) { observer.observe(block); }
+    }
+  }
+  function textOf(r) {
+    if (r.text === undefined) {
+      var body = r.body ? r.body.map(function (s) { return s[1]; }).join("") :
+        shown(atob(r.bytes).slice(0, data.text_bytes));
+      r.text = ((r.label || "") + "\\n" + body + "\\n" + r.size).toLowerCase();
+    }
+    return r.text;
+  }
+  var matches = [], current = -1;
+  function go(k) {
+    if (!matches.length) { return; }
+    current = (k + matches.length) % matches.length;
+    var m = matches[current], v = m[0];
+    var block = v.blocks[Math.floor(m[1] / BLOCK)];
+    fill(block);
+    var target = block.children[m[1] % BLOCK];
+    var old = document.querySelector(".row.current");
+    if (old) { old.classList.remove("current"); }
+    target.classList.add("current");
+    target.scrollIntoView({block: "center"});
+    found.textContent = matches.length + " of " + total + " messages match; showing " +
+      (current + 1) + ": connection " + v.c.index + " message #" + v.c.rows[v.shown[m[1]]].n +
+      (matches.length > 1 ? " (Enter: next)" : "");
+    document.body.setAttribute("data-current", target.id);
+  }
+  function run() {
+    var q = search.value.toLowerCase(), built = 0;
+    matches = [];
+    current = -1;
+    views.forEach(function (v) {
+      var shown = [];
+      v.c.rows.forEach(function (r, i) {
+        if (!q) {
+          shown.push(i);
+        } else if (r.kind === "msg" && textOf(r).indexOf(q) >= 0) {
+          matches.push([v, shown.length]);
+          shown.push(i);
+        }
+      });
+      layout(v, shown);
+    });
+    views.forEach(function (v) {
+      v.blocks.forEach(function (b) {
+        if (built < AT_ONCE || !observer) { fill(b); built += BLOCK; }
+      });
+    });
+    found.textContent = q ? matches.length + " of " + total + " messages match" : "";
+    document.body.removeAttribute("data-current");
+    if (q && matches.length) { go(0); }
+  }
+  search.addEventListener("input", run);
+  search.addEventListener("keydown", function (e) {
+    if (e.key === "Enter") { go(current + (e.shiftKey ? -1 : 1)); }
+  });
+  var asked = /^#search=(.*)$/.exec(window.location.hash);
+  if (asked) {
+    try { search.value = decodeURIComponent(asked[1]); } catch (ignored) { search.value = ""; }
+  }
+  run();
+  document.body.setAttribute("data-ready", String(total));
 })();
 """
