@@ -280,3 +280,19 @@ def test_a_server_on_another_port_now_is_paired_by_host() -> None:
         (c.recorded, c.new)
         for c in diff_cassettes(cassette(redis(b"v")), cassette(elsewhere)).connections
     ] == [(0, None), (None, 0)]
+
+
+def test_two_faults_at_one_place_differ_unless_they_are_the_same() -> None:
+    from tcpcassette._core.faults import Delay, Reset
+
+    def faulted(fault: Event) -> Connection:
+        events = redis(b"v").events
+        return Connection(target="localhost:6379", events=(*events[:2], fault, *events[2:]))
+
+    delayed, reset = faulted(Delay(seconds=2.0)), faulted(Reset())
+    assert diff_cassettes(cassette(delayed), cassette(faulted(Delay(seconds=2.0)))).equal
+    changes = diff_cassettes(cassette(delayed), cassette(reset)).connections[0].changes
+    assert sorted(c.kind for c in changes) == ["added", "removed"]
+    lines = diff_lines(diff_cassettes(cassette(delayed), cassette(reset)))
+    assert any(line.startswith("- ⇒") and "delay" in line for line in lines), lines
+    assert any(line.startswith("+ ⇒") and "reset" in line for line in lines), lines
