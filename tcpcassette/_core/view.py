@@ -36,7 +36,7 @@ from .events import (
 )
 from .faults import Fault
 from .protocols import by_name, detect
-from .protocols.base import WireProtocol
+from .protocols.base import WireProtocol, varying
 from .render import first_difference, printable, utc_text
 from .transcript import _ID, ECHO_NOTES, describe_fault
 
@@ -270,8 +270,9 @@ def _messages(
 def _grey_spans(
     connection: Connection, protocol: WireProtocol | None, messages: list[_Message]
 ) -> dict[str, list[tuple[int, int, str]]]:
-    """Stream spans to grey, per side: volatile (learned or declared by the protocol)
-    and identifier-like values the server echoes back (replay writes the live ones)."""
+    """Stream spans to grey, per side: volatile (learned or declared by the protocol,
+    and the server values its protocol says are made anew each run) and
+    identifier-like values the server echoes back (replay writes the live ones)."""
     spans: dict[str, list[tuple[int, int, str]]] = {"client": [], "server": []}
     # Learned volatile spans count client messages as runs of client chunks.
     run_start, number, stream = 0, 0, 0
@@ -297,6 +298,15 @@ def _grey_spans(
                 declared = []
             for start, end in declared:
                 spans["client"].append((message.start + start, message.start + end, "volatile"))
+        for message in messages:  # what the server makes anew on every run
+            if message.side != "server" or not message.complete:
+                continue
+            try:
+                made = varying(protocol, message.data, "server")
+            except Exception:
+                made = []
+            for start, end in made:
+                spans["server"].append((message.start + start, message.start + end, "volatile"))
     # Echoed values: as transcript.py finds them, placed in both streams.
     client = connection.client_bytes
     server = connection.server_bytes

@@ -167,3 +167,18 @@ def test_a_failure_page_puts_recorded_and_live_side_by_side_from_the_position() 
         Connection(target="a:1", events=events), 0, title="t", message="m", position=None, sent=None
     )
     assert '<pre class="live">(not known)</pre>' in unknown
+
+
+def test_server_values_made_anew_each_run_are_greyed_as_volatile() -> None:
+    request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    reply = b"HTTP/1.1 200 OK\r\nDate: Wed, 02 Dec 2026 05:09:27 GMT\r\nContent-Length: 2\r\n\r\nhi"
+    cassette = CassetteModel(
+        path=None,
+        connections=[
+            Connection(target="h:80", events=(ClientData(data=request), ServerData(data=reply)))
+        ],
+    )
+    messages = [r for r in rows_of(render_view(cassette, title="t")) if r["kind"] == "msg"]
+    greyed = [text for cls, text in messages[1]["body"] if "volatile" in cls]
+    assert greyed == ["Wed, 02 Dec 2026 05:09:27 GMT"]
+    assert not [text for cls, text in messages[0]["body"] if "volatile" in cls]
