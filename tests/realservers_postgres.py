@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .realservers import START_TIMEOUT, missing, offered_port, wait_for_port
+from .realservers import START_TIMEOUT, missing, offered_port, secret, wait_for_port
 
 BINARIES = Path("/usr/lib/postgresql/15/bin")
 USER = "tester"
-PASSWORD = "s3cret-pw"
+PASSWORD = secret("s3cret-pw")
 DATABASE = "postgres"
 
 

@@ -32,6 +32,7 @@ from ..realservers import (
     RedisServer,
     SmtpServer,
     in_fresh_process,
+    secret,
     server_binary,
 )
 from ..realservers_more import IMAP_PASSWORD, DovecotServer
@@ -40,10 +41,10 @@ from ..realservers_nats import NatsServer
 from ..realservers_postgres import PASSWORD as POSTGRES_PASSWORD
 from ..realservers_postgres import PostgresServer
 
-PASSWORD = "Sw0rdfish-42"
+PASSWORD = secret("Sw0rdfish-42")
 USER = "alice"
-TOKEN = "tok-9f8e7d6c5b4a"
-COOKIE = "sess-1a2b3c4d5e6f"
+TOKEN = secret("tok-9f8e7d6c5b4a")
+COOKIE = secret("sess-1a2b3c4d5e6f")
 
 SCRIPT = textwrap.dedent(
     """
@@ -296,6 +297,7 @@ def test_the_scrubbed_cassette_replays_with_the_real_password(
     assert run(kind, directory, port, "none") == {"result": EXPECTED[kind]}
 
 
+@pytest.mark.keeps_secrets
 def test_scrub_false_keeps_the_credential(tmp_path: Path) -> None:
     port = record("redis", tmp_path, scrub=False)
     raw = (tmp_path / "login.msgpack").read_bytes()

@@ -18,12 +18,12 @@ import pytest
 from tcpcassette import load
 from tcpcassette._core.scrub import PLACEHOLDER
 
-from ..realservers import in_fresh_process
+from ..realservers import in_fresh_process, secret
 
 pytest.importorskip("grpc")
 
-TOKEN = "tok-grpc-5e4d3c2b1a"
-COOKIE = "sess-grpc-9a8b7c6d"
+TOKEN = secret("tok-grpc-5e4d3c2b1a")
+COOKIE = secret("sess-grpc-9a8b7c6d")
 
 SCRIPT = textwrap.dedent(
     """
