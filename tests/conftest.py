@@ -13,7 +13,7 @@ from tcpcassette._io import intercept as _intercept  # noqa: E402
 
 from . import servers  # noqa: E402
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.secret_check"]
 
 
 @pytest.fixture

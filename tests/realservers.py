@@ -38,6 +38,17 @@ if TYPE_CHECKING:
 REPO_CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 START_TIMEOUT = 10.0
 
+#: Every password, token and session cookie the test servers check or hand out.
+#: No cassette the suite records may hold one (tests/secret_check.py), except
+#: in tests marked ``keeps_secrets``, which turn scrubbing off on purpose.
+SECRETS: set[str] = set()
+
+
+def secret(value: str) -> str:
+    """``value``, registered in :data:`SECRETS`: ``PASSWORD = secret("...")``."""
+    SECRETS.add(value)
+    return value
+
 
 def rerecording() -> bool:
     """True when this run was asked to rewrite the committed cassettes."""

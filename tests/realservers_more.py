@@ -36,6 +36,7 @@ from .realservers import (
     CherootServer,
     missing,
     offered_port,
+    secret,
     server_binary,
     wait_for_port,
 )
@@ -116,7 +117,7 @@ class DnsmasqServer:
 # -- IMAP: dovecot -------------------------------------------------------------------------
 
 IMAP_USER = "alice"
-IMAP_PASSWORD = "wonderland"
+IMAP_PASSWORD = secret("wonderland")
 #: The messages in the account's INBOX, oldest first: (Maildir file name, message).
 IMAP_MESSAGES = (
     (

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pymysql
 
-from .realservers import SYSTEM_PATH, missing, offered_port, wait_for_port
+from .realservers import SYSTEM_PATH, missing, offered_port, secret, wait_for_port
 
 USER = "tc"
-PASSWORD = "s3cret-pw"
+PASSWORD = secret("s3cret-pw")
 DATABASE = "shop"
 
 

@@ -4,7 +4,8 @@ The cluster is made with ``initdb`` in a temporary directory, owned by the
 unprivileged ``postgres`` user when the tests run as root (PostgreSQL refuses
 to run as root).  Clients log in over TCP with a password, checked with
 SCRAM-SHA-256 (``pg_hba.conf``: ``host all all 127.0.0.1/32 scram-sha-256``),
-or with MD5 (``auth="md5"``).
+or with MD5 (``auth="md5"``), or in clear (``auth="password"``: the client sends
+the password itself, checked against the SCRAM secret ``initdb`` stored).
 
 PostgreSQL 15's ``initdb`` stores the password of ``--pwfile`` as SCRAM
 whatever the method, and a SCRAM secret makes an ``md5`` line in
@@ -23,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .realservers import START_TIMEOUT, missing, offered_port, wait_for_port
+from .realservers import START_TIMEOUT, missing, offered_port, secret, wait_for_port
 
 BINARIES = Path("/usr/lib/postgresql/15/bin")
 USER = "tester"
-PASSWORD = "s3cret-pw"
+PASSWORD = secret("s3cret-pw")
 DATABASE = "postgres"
 
 
@@ -48,7 +49,7 @@ class PostgresServer:
     ATTEMPTS = 5
 
     def __init__(self, *, auth: str = "scram-sha-256") -> None:
-        if auth not in ("scram-sha-256", "md5"):
+        if auth not in ("scram-sha-256", "md5", "password"):
             raise ValueError(f"unknown auth method {auth!r}")
         self.auth = auth
         initdb, postgres = BINARIES / "initdb", BINARIES / "postgres"
@@ -100,7 +101,7 @@ class PostgresServer:
                         "-h",
                         "127.0.0.1",
                         "-c",
-                        f"password_encryption={auth}",
+                        f"password_encryption={'md5' if auth == 'md5' else 'scram-sha-256'}",
                         "-c",
                         "fsync=off",
                         *settings,

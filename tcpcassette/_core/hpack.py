@@ -206,6 +206,26 @@ def decode_string(data: bytes, at: int) -> tuple[bytes, int]:
     return (huffman_decode(raw) if huffman else raw), end
 
 
+def encode_integer(value: int, prefix: int, flags: int = 0) -> bytes:
+    """``value`` with a ``prefix``-bit prefix, the first byte's other bits ``flags``
+    (RFC 7541 5.1)."""
+    mask = (1 << prefix) - 1
+    if value < mask:
+        return bytes([flags | value])
+    out = [flags | mask]
+    value -= mask
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_string(value: bytes) -> bytes:
+    """``value`` as a string literal, not Huffman-coded (RFC 7541 5.2)."""
+    return encode_integer(len(value), 7) + value
+
+
 def entry_size(name: bytes, value: bytes) -> int:
     """The size the RFC counts for a dynamic table entry."""
     return len(name) + len(value) + ENTRY_OVERHEAD

@@ -31,6 +31,7 @@ from ..realservers import (
     redis_client_options,
     replaying_committed,
     rerecording,
+    secret,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:redis")
@@ -129,7 +130,7 @@ def pool_threads(port: int) -> list[object]:
 
 POOL_THREADS: list[object] = [[10, 20, 30, 40, 50]] * 6
 
-PASSWORD = "s3cret-pass"
+PASSWORD = secret("s3cret-pass")
 #: Same length as the password, so the RESP length prefix stays right.
 REDACT = replace(PASSWORD, "*" * len(PASSWORD))
 #: The AUTH command as the cassette must hold it: the password's place kept, its bytes gone.

@@ -21,17 +21,35 @@ What differs between runs of the same client in a fresh process:
   listener's is another than the recording proxy's), ``user-agent`` the
   client library's version and ``grpc-timeout`` the time left to a deadline:
   their values are volatile.
+
+Credentials in header blocks (:meth:`Http2.scrub`): the values of the
+request headers HTTP/1.1 scrubs (``authorization`` and ``proxy-authorization``
+after their scheme, ``cookie``, API-key headers) and the value of each
+``set-cookie`` in a response.  A literal header field is rewritten with its
+value re-encoded (not Huffman-coded) and the frame's length fixed.  A
+literal that also enters the dynamic table gets a stand-in of the secret's
+own length (:data:`PLACEHOLDER` repeated and cut), so that the table's sizes,
+and so which entries it evicts, stay what both peers counted.  What cannot
+be scrubbed is left as recorded: a header referred to by an index carries
+no value in the block (the value went by in clear once, as a literal, and
+that literal is scrubbed); a literal named by a dynamic index has a name
+this frame alone does not tell; a literal cut by a ``CONTINUATION`` frame,
+and a frame the rewrite would take over the 16 KiB every peer accepts.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from ..events import ClientData, ServerData
-from ..hpack import Decoder, HpackError
+from ..hpack import STATIC_TABLE, Decoder, HpackError, decode_integer, decode_string, encode_string
+from ..scrub import PLACEHOLDER, Scrub
 from .base import ProtocolBase, ends_of, printable
+from .http import SECRET_HEADERS
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -140,6 +158,139 @@ def decode_alone(block: bytes) -> list[tuple[bytes, bytes]] | None:
         return None
 
 
+#: The largest frame every peer accepts (``SETTINGS_MAX_FRAME_SIZE``'s initial value).
+MIN_MAX_FRAME_SIZE = 1 << 14
+_SCHEME_NAMES = (b"authorization", b"proxy-authorization")
+_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9-]*[ \t]+(?=\S)")
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A literal header field of a block: its name (None: named by a dynamic table
+    index), its value decoded, where its value string lies, whether it is indexed."""
+
+    name: bytes | None
+    value: bytes
+    start: int
+    end: int
+    indexed: bool
+
+
+def literals(block: bytes) -> list[Literal]:
+    """The literal header fields of a header block, up to the first that is cut short
+    or malformed (a block continued in ``CONTINUATION`` frames ends early)."""
+    found: list[Literal] = []
+    at = 0
+    try:
+        while at < len(block):
+            byte = block[at]
+            if byte & 0x80:  # indexed header field: no value here
+                _, at = decode_integer(block, at, 7)
+                continue
+            if byte & 0xE0 == 0x20:  # dynamic table size update
+                _, at = decode_integer(block, at, 5)
+                continue
+            indexed = bool(byte & 0x40)
+            index, at = decode_integer(block, at, 6 if indexed else 4)
+            name: bytes | None = None
+            if index == 0:
+                name, at = decode_string(block, at)
+            elif index <= len(STATIC_TABLE):
+                name = STATIC_TABLE[index - 1][0]
+            start = at
+            value, at = decode_string(block, at)
+            found.append(Literal(name, value, start, at, indexed))
+    except HpackError:
+        pass
+    return found
+
+
+def secret_part(name: bytes, value: bytes, side: str) -> tuple[int, int] | None:
+    """Where the credential lies in a header's value (None: the header holds none)."""
+    name = name.lower()
+    if side == "client" and name in SECRET_HEADERS:
+        start = 0
+        scheme = _SCHEME.match(value) if name in _SCHEME_NAMES else None
+        if scheme is not None:
+            start = scheme.end()
+        return (start, len(value)) if len(value) > start else None
+    if side == "server" and name == b"set-cookie":
+        pair = value.split(b";", 1)[0]
+        equals = pair.find(b"=")
+        if equals != -1 and len(pair) > equals + 1:
+            return equals + 1, len(pair)
+    return None
+
+
+def stand_in(size: int) -> bytes:
+    """:data:`PLACEHOLDER` repeated and cut to ``size`` bytes."""
+    return (PLACEHOLDER * (size // len(PLACEHOLDER) + 1))[:size]
+
+
+def _scrubbed_value(secret: bytes, same_size: bool) -> bytes:
+    if secret == PLACEHOLDER or (secret and secret == stand_in(len(secret))):
+        return secret  # scrubbed already
+    return stand_in(len(secret)) if same_size else PLACEHOLDER
+
+
+def _scrub_frame(message: bytes, side: str) -> Scrub | None:
+    frame = parse(message)
+    if frame is None or frame[0] != HEADERS:
+        return None
+    kind, flags, _, payload = frame
+    at = 1 if flags & PADDED else 0
+    at += 5 if flags & PRIORITY_FLAG else 0
+    block = header_block(kind, flags, payload)
+    if block is None:
+        return None
+    pieces: list[bytes] = []
+    spans: list[tuple[int, int]] = []
+    done = 0
+    size = HEADER_LENGTH + at
+    for field in literals(block):
+        part = secret_part(field.name, field.value, side) if field.name is not None else None
+        if part is None:
+            continue
+        start, end = part
+        secret = _scrubbed_value(field.value[start:end], field.indexed)
+        encoded = encode_string(field.value[:start] + secret + field.value[end:])
+        pieces.append(block[done : field.start])
+        size += field.start - done
+        spans.append((size, size + len(encoded)))
+        pieces.append(encoded)
+        size += len(encoded)
+        done = field.end
+    if not spans:
+        return None
+    pieces.append(block[done:])
+    new_payload = payload[:at] + b"".join(pieces) + payload[at + len(block) :]
+    if len(new_payload) > max(MIN_MAX_FRAME_SIZE, len(payload)):
+        return None  # the peer could refuse the frame: left as recorded
+    rewritten = len(new_payload).to_bytes(3, "big") + message[3:HEADER_LENGTH] + new_payload
+    return rewritten, [(0, 3), *spans]
+
+
+def _scrub_decoded(message: bytes, side: str) -> Scrub:
+    """A decoded HEADERS frame (:meth:`Http2.normalise`) with its credentials replaced,
+    and their spans: how replay finds, in a recorded frame's decoded form, the
+    values a live client's credentials stand against."""
+    out: list[bytes] = []
+    spans: list[tuple[int, int]] = []
+    size = 0
+    for line in message.split(b"\n"):
+        name, sep, value = line.partition(b": ")
+        part = secret_part(name, value, side) if sep else None
+        if part is not None:
+            start, end = part
+            secret = _scrubbed_value(value[start:end], False)
+            at = size + len(name) + len(sep) + start
+            spans.append((at, at + len(secret)))
+            line = name + sep + value[:start] + secret + value[end:]
+        out.append(line)
+        size += len(line) + 1
+    return b"\n".join(out), spans
+
+
 def _frames(stream: bytes) -> list[tuple[int, int]]:
     """The ``(start, end)`` offsets of the whole frames in a server's byte stream."""
     starts = [0, *ends_of(stream, frame_end)]
@@ -237,6 +388,15 @@ class Http2(ProtocolBase):
                 spans.append((start, at + len(line)))
             at += len(line) + 1
         return spans
+
+    def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
+        """The credentials of a HEADERS frame's literal header fields (see the module's
+        docstring), with the frame's length and each rewritten value string in the
+        spans; in a decoded frame, the credentials' values."""
+        if message.startswith(DECODED):
+            rewritten, spans = _scrub_decoded(message, side)
+            return (rewritten, spans) if spans else None
+        return _scrub_frame(message, side)
 
     def render(self, message: bytes, side: str) -> str:
         if side == "client" and message.startswith(PREFACE):
