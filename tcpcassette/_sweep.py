@@ -326,7 +326,10 @@ class Sweep:
     # -- running a case -----------------------------------------------------------
 
     # The case's time limit runs from the start of its setup (a fixture may be
-    # what meets the fault) to the end of its call.
+    # what meets the fault) to the end of its call.  tcpcassette's own I/O layer
+    # is loaded before the first clock starts: its first import takes seconds on
+    # a busy machine, and counted against a case it made the first case of a
+    # process (and whatever it swept) come out hung.
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
@@ -353,6 +356,8 @@ class Sweep:
         self._disarm()
 
     def _arm(self, run: SweepRun) -> None:
+        from . import _use_cassette  # noqa: F401  (loaded once, outside every case's limit)
+
         if threading.current_thread() is not threading.main_thread():
             return  # replay's own bound on silences (max_silence) still ends a hung read
         if not hasattr(signal, "setitimer") or self._armed is not None:

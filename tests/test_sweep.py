@@ -238,6 +238,27 @@ def test_a_client_with_no_read_timeout_is_reported_hung_and_the_run_goes_on(
     assert "H" in result.stdout.str()
 
 
+def test_the_io_layer_loads_before_the_first_case_clock_starts(pytester: pytest.Pytester) -> None:
+    # Its first import takes seconds on a busy machine: counted in a case's
+    # limit, the first case of a process came out hung whatever it swept.
+    project(pytester)
+    pytester.makeconftest(
+        CONFTEST
+        + """
+
+import sys
+
+
+def pytest_runtest_setup(item):  # inside the case's limit, before its fixtures
+    with open("loaded.txt", "a") as f:
+        f.write(f"{item.name} {'tcpcassette._use_cassette' in sys.modules}\\n")
+"""
+    )
+    first = "test_get[sweep:reset@c0:before-server-1]"
+    sweep(pytester, "-k", "reset and server-1", "-s").assert_outcomes(passed=1)
+    assert (pytester.path / "loaded.txt").read_text().splitlines() == [f"{first} True"]
+
+
 def test_xdist_gives_the_outcomes_of_a_run_without_it(pytester: pytest.Pytester) -> None:
     project(pytester)
     alone, spread = pytester.path / "alone.json", pytester.path / "spread.json"
