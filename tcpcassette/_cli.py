@@ -94,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     payload = show.add_mutually_exclusive_group()
     payload.add_argument("--hex", action="store_const", const="hex", dest="mode")
     payload.add_argument("--text", action="store_const", const="text", dest="mode")
-    show.add_argument("--full", action="store_true", help="show long payloads whole")
+    show.add_argument(
+        "--full", action="store_true", help="show long payloads whole, and every message of a chunk"
+    )
     _add_framing(show, "number framed messages instead of recorded chunks")
     show.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 

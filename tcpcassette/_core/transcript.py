@@ -182,7 +182,10 @@ def connection_lines(
                 )
             lines += payload_lines(item.data, mode=mode, full=full)
             if protocol is not None:
-                lines += [paint("dim", f"        ⇒ {text}") for text in rendered(protocol, item)]
+                lines += [
+                    paint("dim", f"        ⇒ {text}")
+                    for text in rendered(protocol, item, full=full)
+                ]
             lines += [paint("dim", note) for note in volatile.get(item.end[0], ())]
             lines += [paint("dim", note) for note in scrubbed.get(item.end[0], ())]
             lines += [paint("dim", note) for note in echoed.get(item.end[0], ())]
@@ -195,21 +198,22 @@ def connection_lines(
     return lines
 
 
-#: Messages of one chunk rendered by its protocol; more are counted.
+#: Messages of one chunk rendered by its protocol; more are counted (``full``: all shown).
 RENDERED_PER_CHUNK = 5
 
 
-def rendered(protocol: WireProtocol, item: Item) -> list[str]:
+def rendered(protocol: WireProtocol, item: Item, *, full: bool = False) -> list[str]:
     """The protocol's one-line rendering of each whole message in a chunk."""
     side = "client" if item.kind == "client" else "server"
     out: list[str] = []
     start = 0
     ends = protocol.split(item.data, side)
-    for end in ends[:RENDERED_PER_CHUNK]:
+    shown = ends if full else ends[:RENDERED_PER_CHUNK]
+    for end in shown:
         out.append(printable(protocol.render(item.data[start:end], side)))
         start = end
-    if len(ends) > RENDERED_PER_CHUNK:
-        out.append(f"… {len(ends) - RENDERED_PER_CHUNK} more messages")
+    if len(ends) > len(shown):
+        out.append(f"… {len(ends) - len(shown)} more messages (--full shows them)")
     return out
 
 

@@ -74,3 +74,19 @@ def test_show_marks_values_the_server_echoes_and_learned_spans() -> None:
     assert shown.count("«_INBOX.Zq81kd0Pp2» echoed by event 2") == 1
     assert "«pid=4242» volatile: bytes 31-39 of client message 0 (learned)" in shown
     assert "«HELLO" not in shown  # words are not marked
+
+
+def test_show_counts_a_chunks_later_messages_and_full_shows_every_one() -> None:
+    from tcpcassette import format_transcript
+    from tcpcassette._core.transcript import RENDERED_PER_CHUNK
+
+    pings = b"".join(b"*2\r\n$4\r\nECHO\r\n$2\r\n%02d\r\n" % i for i in range(8))
+    model = CassetteModel(
+        path=None,
+        connections=[Connection(target="r:6379", events=(ClientData(data=pings),))],
+    )
+    short = format_transcript(model)
+    assert short.count("⇒ ECHO") == RENDERED_PER_CHUNK
+    assert f"… {8 - RENDERED_PER_CHUNK} more messages (--full shows them)" in short
+    whole = format_transcript(model, full=True)
+    assert whole.count("⇒ ECHO") == 8 and "⇒ ECHO 07" in whole and "more messages" not in whole
