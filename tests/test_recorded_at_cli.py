@@ -31,7 +31,7 @@ def test_a_recording_shows_its_date_and_an_undated_cassette_says_unknown(
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines()[1].startswith(f"recorded at: {day} ")
     viewed = run_cli("view", str(path), "-o", "-")
-    assert f'recorded at <span class="recorded-at">{day} ' in viewed.stdout
+    assert f'recorded: <span class="recorded-at">{day} ' in viewed.stdout
 
     undated = load(path)
     undated.recorded_at = None  # as tcpcassette wrote cassettes before format version 5

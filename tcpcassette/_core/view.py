@@ -91,7 +91,7 @@ def render_view(cassette: CassetteModel, *, title: str) -> str:
         names = ", ".join(f"{n} → {' '.join(a)}" for n, a in sorted(cassette.hosts.items()))
         hosts = f'<p class="hosts">hosts: {esc(names)}</p>'
     summary = (
-        f'<p class="summary">{len(cassette.connections)} connection(s) · recorded at '
+        f'<p class="summary">{len(cassette.connections)} connection(s) · recorded: '
         f'<span class="recorded-at">{esc(utc_text(cassette.recorded_at))}</span></p>{hosts}'
     )
     return _page(title, summary, list(enumerate(cassette.connections)))

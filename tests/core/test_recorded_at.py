@@ -40,7 +40,7 @@ def test_show_and_the_view_say_when_the_cassette_was_recorded_or_that_it_is_unkn
     assert format_transcript(dated).splitlines()[1] == "recorded at: 2026-01-01 00:00:00 UTC"
     assert format_transcript(undated).splitlines()[1] == "recorded at: unknown"
     assert (
-        '1 connection(s) · recorded at <span class="recorded-at">2026-01-01 00:00:00 UTC</span>'
+        '1 connection(s) · recorded: <span class="recorded-at">2026-01-01 00:00:00 UTC</span>'
         in render_view(dated, title="t")
     )
     assert '<span class="recorded-at">unknown</span>' in render_view(undated, title="t")
