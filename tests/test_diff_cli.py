@@ -25,11 +25,14 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
-def record(server: RedisServer, directory: Path, value: str) -> Path:
-    """Record a SET and a GET of ``value`` with redis-py in its default configuration."""
+def record(server: RedisServer, directory: Path, value: str, *, others: int = 0) -> Path:
+    """Record a SET of ``value``, GETs of ``others`` other keys and a GET of ``value``,
+    with redis-py in its default configuration."""
     with use_cassette("greeting", record_mode="all", cassette_dir=directory):
         client = redis.Redis(host="127.0.0.1", port=server.port)
         client.set("greeting", value)
+        for i in range(others):
+            client.get(f"other:{i}")
         assert client.get("greeting") == value.encode()
         client.close()
     return directory / "greeting.msgpack"

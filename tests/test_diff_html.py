@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tcpcassette import use_cassette
-
 from .commands import run_cli
 from .realservers import RedisServer
+from .test_diff_cli import record as record_greeting
+from .test_diff_cli import redis_server as redis_server
 from .test_view_browser import BROWSER, Tags, browse
 
 redis = pytest.importorskip("redis")
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    yield server
-    server.stop()
-
-
 def record(server: RedisServer, directory: Path, value: str) -> Path:
     """A SET of ``value``, eight GETs of other keys, and a GET of ``value``: redis-py as is."""
-    with use_cassette("greeting", record_mode="all", cassette_dir=directory):
-        client = redis.Redis(host="127.0.0.1", port=server.port)
-        client.set("greeting", value)
-        for i in range(8):
-            client.get(f"other:{i}")
-        assert client.get("greeting") == value.encode()
-        client.close()
-    return directory / "greeting.msgpack"
+    return record_greeting(server, directory, value, others=8)
 
 
 def test_diff_html_puts_both_conversations_side_by_side_with_the_changes_marked(

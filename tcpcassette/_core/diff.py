@@ -177,6 +177,17 @@ class ConnectionDiff:
     changes: tuple[Change, ...]
     notes: tuple[str, ...] = ()
 
+    @property
+    def where(self) -> str:
+        """Which connection, in words: ``connection 2``, ``connection 2 (now 3)``."""
+        if self.recorded is None:
+            return f"connection {self.new} (new only)"
+        if self.new is None:
+            return f"connection {self.recorded} (recorded only)"
+        if self.recorded == self.new:
+            return f"connection {self.recorded}"
+        return f"connection {self.recorded} (now {self.new})"
+
 
 @dataclass(frozen=True, slots=True)
 class CassetteDiff:
@@ -603,14 +614,7 @@ def diff_lines(result: CassetteDiff) -> list[str]:
         return lines
     lines += [f"note: {note}" for note in result.notes]
     for found in result.connections:
-        if found.recorded is None:
-            where = f"connection {found.new} (new only)"
-        elif found.new is None:
-            where = f"connection {found.recorded} (recorded only)"
-        elif found.recorded == found.new:
-            where = f"connection {found.recorded}"
-        else:
-            where = f"connection {found.recorded} (now {found.new})"
+        where = found.where
         protocol = by_name(found.protocol)
         name = f", {printable(found.protocol)}" if found.protocol else ""
         lines.append(f"@@ {where} → {printable(found.target)}{name} @@")

@@ -21,7 +21,7 @@ from .diff import CassetteDiff, Change, ConnectionDiff, Message, decoded, messag
 from .protocols import by_name
 from .protocols.base import WireProtocol
 from .render import first_difference, hexdump
-from .view import _CSS, HEX_BYTES, TEXT_BYTES, _diverging, esc, shown
+from .view import HEX_BYTES, TEXT_BYTES, _diverging, document, esc, shown
 
 #: Unchanged messages kept in sight on each side of a change; the rest are folded.
 CONTEXT = 1
@@ -54,21 +54,11 @@ def render_diff(
         parts.append(f'<p class="verdict">{count} connection(s) differ</p>')
     notes = "".join(f'<p class="note">note: {esc(note)}</p>' for note in result.notes)
     sections = [_section(found, recorded, new) for found in result.connections]
-    csp = (
-        "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
-        "base-uri 'none'; form-action 'none'"
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">\n'
-        '<meta name="referrer" content="no-referrer">\n'
-        f"<title>{esc(title)}</title>\n"
-        f"<style>{_CSS}{_DIFF_CSS}</style>\n"
-        "</head><body>\n"
-        f"<header><h1>{esc(title)}</h1>{''.join(parts)}</header>\n"
-        f'<main class="diff">{notes}{"".join(sections)}</main>\n'
-        "</body></html>\n"
+    return document(
+        title,
+        header="".join(parts),
+        body=f'<main class="diff">{notes}{"".join(sections)}</main>',
+        style=_DIFF_CSS,
     )
 
 
@@ -80,14 +70,7 @@ def _section(found: ConnectionDiff, recorded: CassetteModel, new: CassetteModel)
         else []
     )
     b = messages_of(new.connections[found.new], protocol) if found.new is not None else []
-    if found.recorded is None:
-        where = f"connection {found.new} (new only)"
-    elif found.new is None:
-        where = f"connection {found.recorded} (recorded only)"
-    elif found.recorded == found.new:
-        where = f"connection {found.recorded}"
-    else:
-        where = f"connection {found.recorded} (now {found.new})"
+    where = found.where
     name = f" · {esc(found.protocol)}" if found.protocol else ""
     head = (
         f'<section class="connection" id="diff-{found.recorded}-{found.new}">'

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .sweep import LEGEND, OUTCOMES, Cell, Result, grid
-from .view import _CSS, esc
+from .view import document, esc
 
 _CLASSES = {
     "survived": "survived",
@@ -38,21 +38,11 @@ def render_sweep(results: Sequence[Result], *, title: str, note: str = "") -> st
     if note:
         summary += f'<p class="summary">{esc(note)}</p>'
     tables = "".join(_test(test, by_test[test]) for test in sorted(by_test))
-    csp = (
-        "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
-        "base-uri 'none'; form-action 'none'"
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">\n'
-        '<meta name="referrer" content="no-referrer">\n'
-        f"<title>{esc(title)}</title>\n"
-        f"<style>{_CSS}{_SWEEP_CSS}</style>\n"
-        "</head><body>\n"
-        f'<header><h1>{esc(title)}</h1>{summary}<p class="legend">{legend}</p></header>\n'
-        f'<main class="sweep">{tables}</main>\n'
-        "</body></html>\n"
+    return document(
+        title,
+        header=f'{summary}<p class="legend">{legend}</p>',
+        body=f'<main class="sweep">{tables}</main>',
+        style=_SWEEP_CSS,
     )
 
 

@@ -176,10 +176,26 @@ def _page(
     data = _script_json(
         {"title": printable(title), "text_bytes": TEXT_BYTES, "connections": summaries}
     )
+    return document(
+        title,
+        header=summary + '<input id="search" type="search" placeholder="search messages" '
+        'aria-label="search messages"> <span id="found"></span>',
+        body='<nav id="connections" aria-label="connections"></nav>\n'
+        f"<main>{lead}{''.join(sections)}</main>\n"
+        f'<script type="application/json" id="data">{data}</script>',
+        script=_SCRIPT,
+    )
+
+
+def document(
+    title: str, *, header: str, body: str, style: str = "", script: str | None = None
+) -> str:
+    """A whole page: ``title`` escaped here, ``header``, ``body`` and ``style`` already
+    markup.  Its Content-Security-Policy fetches nothing and runs no script but
+    ``script`` (allowed by its hash); styles are inline."""
+    allowed = f"'sha256-{_hash(script)}'" if script is not None else "'none'"
     csp = (
-        "default-src 'none'; "
-        f"script-src 'sha256-{_hash(_SCRIPT)}'; "
-        "style-src 'unsafe-inline'; "
+        f"default-src 'none'; script-src {allowed}; style-src 'unsafe-inline'; "
         "base-uri 'none'; form-action 'none'"
     )
     return (
@@ -188,16 +204,12 @@ def _page(
         f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         f"<title>{esc(title)}</title>\n"
-        f"<style>{_CSS}</style>\n"
+        f"<style>{_CSS}{style}</style>\n"
         "</head><body>\n"
-        f"<header><h1>{esc(title)}</h1>{summary}"
-        '<input id="search" type="search" placeholder="search messages" '
-        'aria-label="search messages"> <span id="found"></span></header>\n'
-        '<nav id="connections" aria-label="connections"></nav>\n'
-        f"<main>{lead}{''.join(sections)}</main>\n"
-        f'<script type="application/json" id="data">{data}</script>\n'
-        f"<script>{_SCRIPT}</script>\n"
-        "</body></html>\n"
+        f"<header><h1>{esc(title)}</h1>{header}</header>\n"
+        f"{body}\n"
+        + (f"<script>{script}</script>\n" if script is not None else "")
+        + "</body></html>\n"
     )
 
 
