@@ -133,7 +133,7 @@ def test_the_default_client_replays_in_a_fresh_process(recorded: tuple[Path, int
 
 def test_show_prints_the_decoded_commands_and_replies(recorded: tuple[Path, int]) -> None:
     directory, _ = recorded
-    shown = run_cli("show", str(directory / "base" / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "base" / "default.msgpack")).stdout
     assert "protocol memcached" in shown
     for line in (
         "⇒ set alpha 0 0 7 noreply + 7 bytes",
@@ -149,7 +149,7 @@ def test_show_prints_the_decoded_commands_and_replies(recorded: tuple[Path, int]
 
 def first_reply(directory: Path) -> int:
     """The event number of the reply to the first ``get``."""
-    lines = run_cli("show", str(directory / "default.msgpack")).stdout.splitlines()
+    lines = run_cli("show", "--full", str(directory / "default.msgpack")).stdout.splitlines()
     value = lines.index("        ⇒ VALUE alpha")
     event = next(line for line in reversed(lines[:value]) if "server → client" in line)
     return int(event.split()[0])

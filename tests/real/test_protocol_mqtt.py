@@ -148,7 +148,7 @@ def test_default_paho_mqtt_replays_in_a_fresh_process(recorded: tuple[Path, int]
 
 def test_the_cassette_shows_mqtt_packets(recorded: tuple[Path, int]) -> None:
     directory, _port = recorded
-    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
     assert "protocol mqtt" in shown
     for line in (
         '⇒ CONNECT MQTT level=4 client_id="" keepalive=60 clean',
@@ -172,7 +172,7 @@ def test_a_client_id_of_another_length_replays(tmp_path: Path) -> None:
 
 def test_a_reset_after_the_suback_is_reported_by_paho_mqtt(recorded: tuple[Path, int]) -> None:
     directory, port = recorded
-    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
     # The SUBACK may have come in one chunk with the CONNACK: the event is the chunk.
     lines = shown.splitlines()
     suback = next(i for i, line in enumerate(lines) if "⇒ SUBACK" in line)

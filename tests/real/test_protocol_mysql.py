@@ -157,7 +157,7 @@ def test_the_auth_response_is_recomputed_from_the_recorded_salt(
 
 def test_show_prints_the_decoded_messages(recorded: tuple[Path, int]) -> None:
     directory, _port = recorded
-    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
     assert "protocol mysql" in shown
     assert "⇒ Greeting: server 5.5.5-" in shown and "MariaDB" in shown
     assert f"⇒ Login: user {USER}, database {DATABASE}, plugin mysql_native_password" in shown
@@ -172,7 +172,7 @@ def test_a_reset_after_the_handshake_is_pymysqls_own_operational_error(
     recorded: tuple[Path, int],
 ) -> None:
     directory, port = recorded
-    lines = run_cli("show", str(directory / "default.msgpack")).stdout.splitlines()
+    lines = run_cli("show", "--full", str(directory / "default.msgpack")).stdout.splitlines()
     # Reset right after the server's OK to the login: the handshake is done.
     login = next(i for i, line in enumerate(lines) if "⇒ Login:" in line)
     ok = next(i for i in range(login + 1, len(lines)) if "server → client" in lines[i])

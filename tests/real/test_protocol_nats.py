@@ -115,7 +115,7 @@ def test_another_nats_py_version_replays_the_same_cassette(recorded: tuple[Path,
 
 def test_the_cassette_shows_nats_commands(recorded: tuple[Path, int]) -> None:
     directory, _port = recorded
-    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
     assert "protocol nats" in shown
     for line in ("⇒ CONNECT {", "⇒ SUB greet 1", "⇒ PUB greet hello", "⇒ MSG greet 1 hello"):
         assert line in shown, shown
@@ -125,7 +125,7 @@ def test_the_cassette_shows_nats_commands(recorded: tuple[Path, int]) -> None:
 
 def test_a_reset_after_the_handshake_is_nats_pys_own_error(recorded: tuple[Path, int]) -> None:
     directory, port = recorded
-    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
     lines = shown.splitlines()
     # The handshake ends with the server's PONG to the client's first PING.
     ping = next(i for i, line in enumerate(lines) if "⇒ PING" in line)

@@ -132,7 +132,7 @@ def test_show_decodes_messages_and_a_reset_is_asyncpgs_own_error(
     recorded: tuple[Path, int],
 ) -> None:
     directory, port = recorded
-    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
     assert "protocol postgres" in shown
     for line in (
         "⇒ SSLRequest",
@@ -196,7 +196,7 @@ def test_psycopg_through_the_cassette_address_replays_without_the_password(
                 assert [one, [list(r) for r in rows]] == EXPECTED
     finally:
         server.stop()
-    shown = run_cli("show", str(tmp_path / "psycopg.msgpack")).stdout
+    shown = run_cli("show", "--full", str(tmp_path / "psycopg.msgpack")).stdout
     assert "⇒ AuthenticationSASL SCRAM-SHA-256" in shown and "⇒ DataRow a | NULL" in shown
     done = subprocess.run(
         [sys.executable, "-c", PSYCOPG_SCRIPT, str(tmp_path), target, USER, "wrong", DATABASE],

@@ -116,7 +116,7 @@ def test_show_renders_the_md5_request_and_a_reset_is_asyncpgs_own_error(
     recorded: tuple[Path, int],
 ) -> None:
     directory, port = recorded
-    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
     assert "protocol postgres" in shown
     for line in (
         "⇒ SSLRequest",
@@ -152,7 +152,7 @@ def test_psycopg_through_the_cassette_address_replays_with_md5(tmp_path: Path) -
                 assert [one, [list(r) for r in rows]] == EXPECTED
     finally:
         server.stop()
-    shown = run_cli("show", str(tmp_path / "psycopg.msgpack")).stdout
+    shown = run_cli("show", "--full", str(tmp_path / "psycopg.msgpack")).stdout
     assert "⇒ AuthenticationMD5Password" in shown and "⇒ DataRow a | NULL" in shown
 
     def replayed(password: str) -> object:

@@ -96,7 +96,7 @@ def test_a_reset_after_the_handshake_is_redis_pys_own_connection_error(
     recorded: tuple[Path, int],
 ) -> None:
     directory, port = recorded
-    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
     assert "protocol redis" in shown and "⇒ HELLO 3" in shown and "⇒ SET hits 1" in shown
     # Reset right after the reply to the last CLIENT SETINFO: the handshake is done.
     lines = shown.splitlines()

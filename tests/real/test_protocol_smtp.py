@@ -121,7 +121,7 @@ def test_another_body_is_still_a_mismatch(recorded: tuple[Path, int, Any]) -> No
 
 def test_show_prints_the_decoded_conversation(recorded: tuple[Path, int, Any]) -> None:
     directory, _, _ = recorded
-    shown = run_cli("show", str(directory / "default.msgpack")).stdout
+    shown = run_cli("show", "--full", str(directory / "default.msgpack")).stdout
     assert "protocol smtp" in shown
     for line in (
         "⇒ 220 mail.test",
@@ -140,7 +140,7 @@ def test_show_prints_the_decoded_conversation(recorded: tuple[Path, int, Any]) -
 
 def test_a_reset_after_ehlo_is_smtplibs_own_exception(recorded: tuple[Path, int, Any]) -> None:
     directory, port, _ = recorded
-    lines = run_cli("show", str(directory / "default.msgpack")).stdout.splitlines()
+    lines = run_cli("show", "--full", str(directory / "default.msgpack")).stdout.splitlines()
     mail = next(i for i, line in enumerate(lines) if "⇒ mail FROM:" in line)
     # The last server chunk before MAIL FROM ends the reply to EHLO.
     event = next(line for line in reversed(lines[:mail]) if "server → client" in line)

@@ -98,7 +98,7 @@ def test_aiohttp_websockets_replay_in_fresh_processes_and_a_reset_ends_the_socke
     for _run in range(2):  # a new key and new masks each time
         assert run(tmp_path, port, "none") == {"result": EXPECTED}
 
-    shown = run_cli("show", str(tmp_path / "ws.msgpack")).stdout
+    shown = run_cli("show", "--full", str(tmp_path / "ws.msgpack")).stdout
     assert "⇒ WebSocket text 'hello'" in shown and "⇒ WebSocket text 'HELLO'" in shown
     lines = shown.splitlines()
     first = lines.index("        ⇒ WebSocket text 'HELLO'")
