@@ -13,6 +13,7 @@ import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -245,6 +246,7 @@ def test_loading_an_impossible_path_is_a_cassette_error(tmp_path: Path, name: st
 KILLED_SAVER = """
 import sys, time
 from pathlib import Path
+from typing import Any
 from tcpcassette._io.storage import write_atomically_with
 
 def produce(f):
@@ -388,3 +390,37 @@ def test_import_refuses_a_fifo_at_once(tmp_path: Path) -> None:
     result = run_cli("import", str(fifo), "-o", str(tmp_path / "x.msgpack"))
     assert result.returncode == 2, result
     assert "not a regular file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_loading_pauses_the_cycle_collector_and_leaves_it_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from tcpcassette._io import storage
+
+    path, bad = tmp_path / "c.msgpack", tmp_path / "bad.msgpack"
+    events = (ServerData(data=b"x"),)
+    Cassette(connections=[Connection(target="h:1", events=events)]).save(path)
+    bad.write_bytes(b"\x81\xa1x\x01")  # msgpack, but not a cassette
+    seen: list[bool] = []
+    from tcpcassette._core.codec import decode_file as decode
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "decode_file", spying)
+    assert gc.isenabled()
+    assert load(path).connections[0].events == events
+    assert gc.isenabled()  # on again afterwards
+    with pytest.raises(CassetteError):
+        load(bad)
+    assert gc.isenabled()  # after an error too
+    gc.disable()
+    try:
+        load(path)
+        assert not gc.isenabled()  # off before, off after
+    finally:
+        gc.enable()
+    assert seen == [False, False, False]  # paused while decoding, each time

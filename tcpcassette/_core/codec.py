@@ -9,6 +9,7 @@ field is checked for type and meaning, so a bad file ends in a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -786,10 +787,13 @@ class _Decoded:
 
 
 def _streamed(unpacker: msgpack.Unpacker, count: int) -> Iterator[Any]:
-    """The next ``count`` objects of the stream, read one by one."""
-    unpack = unpacker.unpack
-    for _ in range(count):
-        yield unpack()
+    """The next ``count`` objects of the stream, read one by one (by C loops: no
+    Python frame per object)."""
+    return itertools.islice(iter(unpacker.unpack, _NEVER), count)
+
+
+#: A sentinel no unpacked object is (``iter(callable, sentinel)`` never stops on it).
+_NEVER = object()
 
 
 def _connection_keys(version: int) -> tuple[str, ...]:
