@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._core.errors import InvalidOptionError
+from ._core.errors import choice
 from ._core.freshness import OnExpiry, parse_duration
 
 ENV_RECORD_MODE = "TCPCASSETTE_RECORD_MODE"
@@ -50,13 +50,13 @@ class RecordMode(str, enum.Enum):
     @classmethod
     def parse(cls, value: str | RecordMode, *, source: str) -> RecordMode:
         """``value`` as a mode; ``source`` names where it came from in the error."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(m.value for m in cls)
-            raise InvalidOptionError(
-                f"{source}: {value!r} is not a record mode; use one of: {valid}"
-            ) from None
+        return choice(
+            cls,
+            value,
+            lambda valid: (
+                f"{source}: {value!r} is not a record mode; use one of: " + ", ".join(valid)
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,10 @@ loop module, bad arguments where options are checked.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .render import printable
 
@@ -245,3 +247,20 @@ def gather(errors: Sequence[CassetteError]) -> CassetteError:
     combined.args = ("\n".join(lines),)
     combined.others = tuple(errors[1:])
     return combined
+
+
+_Choice = TypeVar("_Choice", bound=enum.Enum)
+
+
+def quoted(values: Sequence[str]) -> str:
+    """``'a', 'b'``: values listed as Python literals, for a message."""
+    return ", ".join(repr(v) for v in values)
+
+
+def choice(cls: type[_Choice], value: object, problem: Callable[[list[str]], str]) -> _Choice:
+    """``value`` as a member of the enum ``cls``; otherwise an :class:`InvalidOptionError`
+    whose message ``problem`` writes from the valid values."""
+    try:
+        return cls(value)
+    except ValueError:
+        raise InvalidOptionError(problem([str(m.value) for m in cls])) from None

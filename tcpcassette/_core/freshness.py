@@ -11,7 +11,7 @@ import enum
 import math
 import re
 
-from .errors import CassetteError, InvalidOptionError
+from .errors import CassetteError, InvalidOptionError, choice
 
 #: Seconds in each unit a duration may be written in.
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -38,13 +38,13 @@ class OnExpiry(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str | OnExpiry, *, source: str) -> OnExpiry:
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(m.value for m in cls)
-            raise InvalidOptionError(
-                f"{source}: {value!r} is not an expiry action; use one of: {valid}"
-            ) from None
+        return choice(
+            cls,
+            value,
+            lambda valid: (
+                f"{source}: {value!r} is not an expiry action; use one of: " + ", ".join(valid)
+            ),
+        )
 
 
 def parse_duration(value: object, *, source: str) -> float:

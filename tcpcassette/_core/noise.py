@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from typing import Literal
 
-from .errors import InvalidOptionError
+from .errors import choice, quoted
 from .events import ClientData, Event, ServerData
 from .protocols.base import WireProtocol
 from .scrub import secret_spans
@@ -87,11 +87,9 @@ class NoiseMode(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str | NoiseMode) -> NoiseMode:
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(repr(m.value) for m in cls)
-            raise InvalidOptionError(f"noise must be one of {valid}, not {value!r}") from None
+        return choice(
+            cls, value, lambda valid: f"noise must be one of {quoted(valid)}, not {value!r}"
+        )
 
 
 #: A protocol's client framing: the end offsets of the complete messages in ``data``.

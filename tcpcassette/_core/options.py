@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import InvalidOptionError
+from .errors import InvalidOptionError, choice, quoted
 from .framing import FramingSpec, Raw, resolve_framing
 from .matching import Filter, Matcher, MessageRule, exact
 from .noise import NoiseMode
@@ -36,11 +36,9 @@ class MatchingMode(str, enum.Enum):
     @classmethod
     def parse(cls, value: str | MatchingMode) -> MatchingMode:
         """``value`` as a mode, or a :class:`CassetteError` listing the valid ones."""
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(repr(m.value) for m in cls)
-            raise InvalidOptionError(f"matching must be one of {valid}, not {value!r}") from None
+        return choice(
+            cls, value, lambda valid: f"matching must be one of {quoted(valid)}, not {value!r}"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
