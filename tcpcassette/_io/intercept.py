@@ -170,11 +170,19 @@ def socket_pair_listener(ip: str, port: int) -> bool:
     if entry is None:
         return False
     sock = entry[0]()
+    if sock is None or entry[1] != threading.get_ident() or sock.fileno() == -1:
+        return False
+    try:
+        # Still that listener: its descriptor may since have been closed beneath the
+        # object and reused, and the address taken by another server.
+        here = sock.getsockname()[:2]
+        accepting = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        return False
     return (
-        sock is not None
-        and entry[1] == threading.get_ident()
-        and sock.fileno() != -1
-        and sock.gettimeout() is None
+        (str(here[0]), int(here[1])) == (ip, port)
+        and bool(accepting)
+        and (sock.gettimeout() is None)
     )
 
 
