@@ -9,10 +9,12 @@ field is checked for type and meaning, so a bad file ends in a
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, BinaryIO
 
 import msgpack
@@ -51,6 +53,7 @@ _TLS_TEXT = 255
 
 _EVENT_TYPES: dict[str, type[Event]] = {t.kind: t for t in (*RECORDED_EVENT_TYPES, *FAULT_TYPES)}
 _DATA_TYPES = (ClientData, ServerData)
+_PLAIN_DATA = frozenset(_DATA_TYPES)
 _DATA_BY_KIND: dict[str, type[ClientData] | type[ServerData]] = {
     "client": ClientData,
     "server": ServerData,
@@ -100,6 +103,8 @@ def version_for(contents: CassetteContents) -> int:
         return 5
     tls = False
     for c in contents.connections:
+        if set(map(type, c.events)) <= _PLAIN_DATA:
+            continue  # by a C loop: most connections hold nothing else
         for e in c.events:
             kind = type(e)
             if kind is ClientData or kind is ServerData:
@@ -158,19 +163,42 @@ def encode_to(contents: CassetteContents, write: Callable[[bytes], object]) -> N
         if c.scrubbed:
             write(pack("scrubbed") + pack([list(span) for span in c.scrubbed]))
         write(pack("events") + packer.pack_array_header(len(c.events)))
-        batch: list[list[Any]] = []
-        size = 0
-        for event in c.events:
-            batch.append(_encode_event(event))
-            size += len(event.data)
-            if len(batch) >= _SAVE_BATCH_EVENTS or size >= _SAVE_BATCH_BYTES:
-                write(_items(packer, batch))
-                batch, size = [], 0
-        if batch:
+        for start in range(0, len(c.events), _SAVE_BATCH_EVENTS):
+            _write_events(packer, c.events[start : start + _SAVE_BATCH_EVENTS], write)
+
+
+_kind_of = attrgetter("kind")
+_time_of = attrgetter("time")
+_data_of = attrgetter("data")
+
+
+def _write_events(
+    packer: msgpack.Packer, events: Sequence[Event], write: Callable[[bytes], object]
+) -> None:
+    """Write the msgpack of ``events`` (no array header), at most about
+    ``_SAVE_BATCH_BYTES`` of data per piece, so that saving a recording of
+    large chunks never builds one buffer of them all."""
+    if set(map(type, events)) <= _PLAIN_DATA:
+        data = list(map(_data_of, events))
+        if sum(map(len, data)) <= _SAVE_BATCH_BYTES:
+            # The common case, by C loops: [kind, time, data] for each event
+            # (msgpack writes a tuple as the array a list would be).
+            rows = zip(map(_kind_of, events), map(_time_of, events), data, strict=True)
+            write(_items(packer, list(rows)))
+            return
+    batch: list[list[Any]] = []
+    size = 0
+    for event in events:
+        batch.append(_encode_event(event))
+        size += len(event.data)
+        if size >= _SAVE_BATCH_BYTES:
             write(_items(packer, batch))
+            batch, size = [], 0
+    if batch:
+        write(_items(packer, batch))
 
 
-def _items(packer: msgpack.Packer, batch: list[list[Any]]) -> bytes:
+def _items(packer: msgpack.Packer, batch: list[Any]) -> bytes:
     """The msgpack of ``batch``'s items, without the array header in front of them."""
     packed: bytes = packer.pack(batch)
     return packed[len(packer.pack_array_header(len(batch))) :]
@@ -289,12 +317,17 @@ def _unreadable(source: str, exc: BaseException) -> CassetteFormatError:
     )
 
 
-def _data_event_maker() -> Callable[[type[DataEvent], bytes, float], DataEvent]:
-    """``make(cls, data, time)``: a data event, as ``cls(data=data, time=time)`` makes it.
+def _data_event_makers() -> tuple[
+    Callable[[type[DataEvent], bytes, float], DataEvent],
+    Callable[[Sequence[type[DataEvent]], Sequence[bytes], Sequence[float]], list[DataEvent]],
+]:
+    """``make(cls, data, time)``: a data event, as ``cls(data=data, time=time)`` makes
+    it; and ``build(classes, data, times)``: a list of them, made the same way.
 
     Loading builds millions of these: when the events are the plain slotted
     values they are now, their slots are filled directly (half the time of
-    the frozen dataclass's ``__init__``); otherwise the constructor is used.
+    the frozen dataclass's ``__init__``, and, for a block, by C loops alone);
+    otherwise the constructor is used.
     """
     data_slot = vars(DataEvent).get("data")
     time_slot = vars(Event).get("time")
@@ -314,7 +347,12 @@ def _data_event_maker() -> Callable[[type[DataEvent], bytes, float], DataEvent]:
         def construct(cls: type[DataEvent], data: bytes, time: float) -> DataEvent:
             return cls(data=data, time=time)
 
-        return construct
+        def construct_all(
+            classes: Sequence[type[DataEvent]], data: Sequence[bytes], times: Sequence[float]
+        ) -> list[DataEvent]:
+            return list(map(construct, classes, data, times))
+
+        return construct, construct_all
     new = object.__new__
     set_data = data_slot.__set__
     set_time = time_slot.__set__
@@ -325,10 +363,18 @@ def _data_event_maker() -> Callable[[type[DataEvent], bytes, float], DataEvent]:
         set_time(event, time)
         return event
 
-    return make
+    def build(
+        classes: Sequence[type[DataEvent]], data: Sequence[bytes], times: Sequence[float]
+    ) -> list[DataEvent]:
+        events: list[DataEvent] = list(map(new, classes))
+        collections.deque(map(set_data, events, data), maxlen=0)
+        collections.deque(map(set_time, events, times), maxlen=0)
+        return events
+
+    return make, build
 
 
-_make_data_event = _data_event_maker()
+_make_data_event, _build_data_events = _data_event_makers()
 
 
 class _NotTheShape(Exception):
@@ -340,6 +386,57 @@ class _NotTheShape(Exception):
 #: one object.  Events are immutable values, so sharing is invisible.
 _SHARED_EVENTS = 4096
 _SHARED_DATA_BYTES = 8
+
+#: Events read and checked together while loading.
+_LOAD_BLOCK = 2048
+
+
+class _Shared:
+    """The tiny events met so far at the time of the last event, to be shared."""
+
+    def __init__(self) -> None:
+        self.last = -1.0
+        # Only events at the same time as the one before are looked up: in a
+        # recording, times differ from event to event and nothing is shared.
+        self.seen: dict[tuple[type[DataEvent], float, bytes], DataEvent] = {}
+
+    def event(self, cls: type[DataEvent], payload: bytes, time: float) -> DataEvent:
+        key = (cls, time, payload)
+        event = self.seen.get(key)
+        if event is None:
+            if len(self.seen) >= _SHARED_EVENTS:
+                self.seen.clear()
+            event = self.seen[key] = _make_data_event(cls, payload, time)
+        return event
+
+
+_PLAIN_KINDS = frozenset(_DATA_BY_KIND)
+_LIST_ONLY = {list}
+_THREE_ONLY = {3}
+_BYTES_ONLY = {bytes}
+_FLOAT_ONLY = {float}
+
+
+def _plain_block(block: list[Any]) -> list[DataEvent] | None:
+    """The events of ``block`` when every one is plain data (``[kind, time, bytes]``
+    with a float time, never a tiny event repeating the time before it), built
+    by C loops over the block; None for any other block, to be read one by one."""
+    if set(map(type, block)) != _LIST_ONLY or set(map(len, block)) != _THREE_ONLY:
+        return None
+    kinds, times, data = zip(*block, strict=True)
+    if (
+        not set(kinds) <= _PLAIN_KINDS
+        or set(map(type, data)) != _BYTES_ONLY
+        or set(map(type, times)) != _FLOAT_ONLY
+    ):
+        return None
+    # NaN and infinity make the sum NaN or infinite (so does an overflow, which
+    # the slow path then judges); a negative time makes the least negative.
+    if not sum(times) < math.inf or min(times) < 0.0:
+        return None
+    if min(map(len, data)) <= _SHARED_DATA_BYTES and len(set(times)) != len(times):
+        return None  # tiny events at one time: shared one by one
+    return _build_data_events(list(map(_DATA_BY_KIND.__getitem__, kinds)), data, times)
 
 
 def decode_document(doc: object, *, source: str) -> CassetteContents:
@@ -600,15 +697,32 @@ class _Decoder:
             self.check_script(where, events, slow)
         return events
 
-    def events(self, where: str, raw_events: Iterable[Any], slow: list[int]) -> Iterator[Event]:
-        """The events of ``raw_events``, checked, one at a time (``slow`` gets the
-        positions of those that took the full checks)."""
-        # Only events at the same time as the one before are looked up: in a
-        # recording, times differ from event to event and nothing is shared.
-        shared: dict[tuple[type[Event], float, bytes], Event] = {}
-        last = -1.0
+    def events(self, where: str, raw_events: Iterable[Any], slow: list[int]) -> list[Event]:
+        """The events of ``raw_events``, checked (``slow`` gets the positions of
+        those that took the full checks).
+
+        They are read in blocks: a block of plain data events (bytes from
+        either side, at distinct, valid times) is checked and built by C loops
+        over the whole block; any other block goes event by event.
+        """
+        out: list[Event] = []
+        raw = iter(raw_events)
+        shared = _Shared()
+        while block := list(itertools.islice(raw, _LOAD_BLOCK)):
+            built = _plain_block(block)
+            if built is None:
+                out.extend(self.one_by_one(where, block, len(out), slow, shared))
+            else:
+                out.extend(built)
+                shared.last = block[-1][1]
+        return out
+
+    def one_by_one(
+        self, where: str, block: list[Any], before: int, slow: list[int], shared: _Shared
+    ) -> Iterator[Event]:
+        """The events of ``block`` (the first is event ``before + 1``), one at a time."""
         make = _make_data_event
-        for n, raw_event in enumerate(raw_events, 1):
+        for n, raw_event in enumerate(block, before + 1):
             # Fast path for the common case, bytes from either side; anything
             # else (and any doubt) goes through the full checks.
             if type(raw_event) is list and len(raw_event) == 3:
@@ -623,17 +737,11 @@ class _Decoder:
                     else:
                         cls = None
                     if cls is not None:
-                        if time != last or len(payload) > _SHARED_DATA_BYTES:
-                            last = time
+                        if time != shared.last or len(payload) > _SHARED_DATA_BYTES:
+                            shared.last = time
                             yield make(cls, payload, time)
                             continue
-                        key = (cls, time, payload)
-                        event = shared.get(key)
-                        if event is None:
-                            if len(shared) >= _SHARED_EVENTS:
-                                shared.clear()
-                            event = shared[key] = make(cls, payload, time)
-                        yield event
+                        yield shared.event(cls, payload, time)
                         continue
             slow.append(n - 1)
             yield self.event(f"{where}, event {n}", raw_event)
