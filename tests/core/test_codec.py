@@ -375,3 +375,62 @@ def test_encode_decode_round_trips_every_field(contents: CassetteContents) -> No
     back = decode(encode(contents), source="p.msgpack")
     assert back == contents
     assert repr(back) == repr(contents)  # -0.0 and 0.0, 1 and 1.0 told apart
+
+
+# -- events are read in blocks: a block of plain data and one that is not give alike -------
+
+
+def many_events(count: int, at: int, odd: object) -> list[object]:
+    """``count`` plain data events at distinct times, event ``at`` (from 0) replaced."""
+    rows: list[object] = [
+        ["client" if i % 2 else "server", i * 1e-3, b"payload %d" % i] for i in range(count)
+    ]
+    rows[at] = odd
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("odd", "problem"),
+    [
+        (["client", -1.0, b"x"], "time"),
+        (["client", math.nan, b"x"], "time"),
+        (["client", math.inf, b"x"], "time"),
+        (["client", 1.0, "text"], "carries binary data"),
+        (["chat", 1.0, b"x"], "unknown event kind 'chat'"),
+        (["client", 1.0], ""),
+        ("client", ""),
+    ],
+)
+def test_a_bad_event_deep_in_a_long_connection_is_named_by_its_number(
+    tmp_path: Path, odd: object, problem: str
+) -> None:
+    doc = good_doc()
+    doc["connections"] = [{"target": "h:1", "events": many_events(5000, 3500, odd)}]
+    with pytest.raises(CassetteFormatError, match=r"connection 0 \(h:1\), event 3501: ") as info:
+        load(write(tmp_path, doc))
+    assert problem in str(info.value)
+
+
+def test_whole_number_times_in_a_long_connection_load_as_seconds(tmp_path: Path) -> None:
+    doc = {**good_doc(), "connections": [{"target": "h:1", "events": many_events(5000, 2, 0)}]}
+    doc["connections"][0]["events"][2] = ["server", 7, b"whole"]  # type: ignore[index]
+    events = load(write(tmp_path, doc)).connections[0].events
+    assert len(events) == 5000
+    assert events[2] == ServerData(data=b"whole", time=7.0) and type(events[2].time) is float
+    assert events[4999] == ClientData(data=b"payload 4999", time=4.999)
+
+
+def test_tiny_events_at_one_time_are_shared_across_blocks_and_others_are_not(
+    tmp_path: Path,
+) -> None:
+    tiny = [["client", 0.0, b"x"] for _ in range(6000)]
+    plain = [["server", i * 1e-3, b"y"] for i in range(6000)]
+    doc = {
+        **good_doc(),
+        "connections": [{"target": "h:1", "events": tiny}, {"target": "h:2", "events": plain}],
+    }
+    loaded = load(write(tmp_path, doc)).connections
+    assert len({id(e) for e in loaded[0].events}) <= 2  # the first, then one shared
+    assert loaded[0].events[5999] == ClientData(data=b"x", time=0.0)
+    assert len({id(e) for e in loaded[1].events}) == 6000
+    assert [e.time for e in loaded[1].events[:3]] == [0.0, 1e-3, 2e-3]
