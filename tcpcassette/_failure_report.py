@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from ._core.errors import CassetteError, ReplayError
-from ._core.view import render_failure
 
 #: The section of a failing test's report that names the HTML report.
 SECTION = "tcpcassette report"
@@ -53,7 +52,9 @@ def attach(item: pytest.Item, report: pytest.TestReport, error: ReplayError) -> 
     be written is said in that section instead (the test's own failure stays)."""
     if error.cassette is None or error.connection is None:
         return
-    from ._cassette import load  # the front door's loader, only on a failure
+    # The loader and the page, only on a failure: not at every pytest start.
+    from ._cassette import load
+    from ._core.view import render_failure
 
     try:
         cassette = load(Path(error.cassette))

@@ -16,7 +16,6 @@ its workers.
 
 from __future__ import annotations
 
-import secrets
 import signal
 import threading
 from collections.abc import Generator, Iterator, Mapping
@@ -148,19 +147,18 @@ class Sweep:
     """The sweep's state and hooks for one pytest process (registered as a plugin)."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from ._core import sweep as core
-
         self.config = config
         self.enabled = bool(config.getoption("--tcpcassette-sweep"))
         given = config.getoption("--tcpcassette-sweep-faults")
-        try:
-            self.faults = (
-                core.SWEEP_FAULTS
-                if given is None
-                else core.parse_faults(given, source="--tcpcassette-sweep-faults")
-            )
-        except CassetteError as error:
-            raise pytest.UsageError(str(error)) from None
+        # The sweep's core loads where a sweep may run, not at every pytest start.
+        self._faults: tuple[str, ...] | None = None
+        if given is not None:
+            from ._core import sweep as core
+
+            try:
+                self._faults = core.parse_faults(given, source="--tcpcassette-sweep-faults")
+            except CassetteError as error:
+                raise pytest.UsageError(str(error)) from None
         self.times = _parse_times(str(config.getoption("--tcpcassette-sweep-times")))
         self.limit: int | None = config.getoption("--tcpcassette-sweep-max")
         if self.limit is not None and self.limit < 1:
@@ -172,7 +170,11 @@ class Sweep:
         seed = config.getoption("--tcpcassette-sweep-seed")
         if workerinput is not None and _SEED_KEY in workerinput:
             seed = workerinput[_SEED_KEY]  # the controller's, so every worker draws alike
-        self.seed: int = seed if seed is not None else secrets.randbelow(2**32)
+        if seed is None:
+            import secrets  # only where a sweep runs
+
+            seed = secrets.randbelow(2**32)
+        self.seed: int = seed
         self.worker = workerinput is not None
         report = config.getoption("--tcpcassette-sweep-report")
         self.report_path = Path(report) if report else None
@@ -200,12 +202,19 @@ class Sweep:
         self.notes: list[str] = []
         self._armed: Any = None  # the SIGALRM handler a case's limit replaced
 
+    @property
+    def faults(self) -> tuple[str, ...]:
+        """The faults swept where a test names none: ``--tcpcassette-sweep-faults``, or all."""
+        if self._faults is None:
+            from ._core import sweep as core
+
+            self._faults = core.SWEEP_FAULTS
+        return self._faults
+
     # -- collection -------------------------------------------------------------
 
     def wanted(self, item: pytest.Item) -> tuple[str, ...] | None:
         """The faults to sweep ``item`` with (None: not swept)."""
-        from ._core import sweep as core
-
         if not isinstance(item, pytest.Function) or CASE in item.stash:
             return None
         if self.config.getoption("--disable-tcpcassette"):
@@ -222,6 +231,8 @@ class Sweep:
             return None
         if choice is None or choice is True:
             return self.faults if (self.enabled or choice is True) else None
+        from ._core import sweep as core
+
         try:
             if isinstance(choice, str):
                 return core.parse_faults(choice, source=f"{item.nodeid}: sweep=")
@@ -451,10 +462,10 @@ class Sweep:
             report.longrepr = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from ._core.sweep import Result
-
         for key, value in report.user_properties:
             if key == PROPERTY and isinstance(value, Mapping):
+                from ._core.sweep import Result  # a case's report: a sweep runs
+
                 result = Result(
                     test=str(value["test"]),
                     case=str(value["case"]),

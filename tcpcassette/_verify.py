@@ -17,14 +17,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._core.cassette import CassetteModel
-from ._core.connection import Connection
-from ._core.diff import diff_cassettes, diff_lines
 from ._core.errors import CassetteError
-from ._core.noise import NoiseMode
 
 if TYPE_CHECKING:  # the library runs without pytest; only the plugin calls these
     import pytest
+
+    from ._core.cassette import CassetteModel
+    from ._core.connection import Connection
+    from ._core.noise import NoiseMode
 
 OPTION = "--tcpcassette-verify"
 #: Lines of the decoded differences a failure shows.
@@ -60,7 +60,9 @@ def check(
     noise: NoiseMode,
 ) -> list[CassetteError]:
     """The error for a new recording that differs from the committed one (none: it does not)."""
-    from ._cassette import Cassette  # storage: loaded on first use, not at pytest's start
+    # The comparison and storage load on first use, not at every pytest start.
+    from ._cassette import Cassette
+    from ._core.diff import diff_cassettes, diff_lines
 
     new = Cassette(path=None, connections=recorded, hosts=hosts)
     result = diff_cassettes(committed, new, mode=noise)

@@ -149,3 +149,39 @@ def test_the_plugin_loads_no_io_at_pytest_start() -> None:
 def test_use_cassette_still_loads_on_first_use() -> None:
     loaded = loaded_after("from tcpcassette import use_cassette")
     assert "tcpcassette._io.session" in loaded
+
+
+#: What a pytest run that uses no cassette never loads: the plugin costs every run of
+#: every project where tcpcassette is installed only the modules of its options.
+LOADED_ON_USE = (
+    "msgpack",
+    "tcpcassette._io",
+    "tcpcassette._core.codec",
+    "tcpcassette._core.diff",
+    "tcpcassette._core.protocols",
+    "tcpcassette._core.sweep",
+    "tcpcassette._core.view",
+    "tcpcassette._use_cassette",
+)
+
+
+def test_a_pytest_run_without_cassettes_loads_only_the_plugins_options(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_unconfigure(config):
+            loaded = sorted(m for m in sys.modules if m.startswith(("tcpcassette", "msgpack")))
+            print("LOADED", " ".join(loaded))
+        """
+    )
+    pytester.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    line = next(x for x in result.outlines if x.startswith("LOADED "))
+    loaded = line.split()[1:]
+    assert "tcpcassette.plugin" in loaded  # the plugin did load
+    heavy = [m for m in loaded if m.startswith(LOADED_ON_USE)]
+    assert not heavy, f"a run using no cassette loaded {heavy}"
