@@ -116,3 +116,21 @@ def test_another_key_is_still_a_mismatch_under_the_protocol() -> None:
     problem = m.feed(command(b"GET", b"key2"), 0.0)[0]
     assert isinstance(problem, Problem) and problem.reason == "mismatch"
     assert "not accepted" in "\n".join(problem.notes)
+
+
+@pytest.mark.parametrize(
+    ("data", "end"),
+    [
+        (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 20),
+        (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nNEXT", 20),  # the next command is not part of it
+        (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r", None),  # still arriving
+        (b"*2\r\n$3\r\nGET\r\n$1", None),  # an item's header still arriving
+        (b"*2\r\n$-1\r\n$1\r\nk\r\n", 16),  # a null bulk string is its header alone
+        (b"*2\r\n$x\r\n$1\r\nk\r\n", 15),  # a malformed length ends the item at its line
+        (b"*2\r\n$3\r\nGET\r\n:5\r\n", 17),  # other items still go through the whole parser
+        (b"*2\r\n*1\r\n$1\r\na\r\n$1\r\nb\r\n", 22),  # nested arrays of bulk strings
+        (b"%1\r\n$1\r\nk\r\n$1\r\nv\r\n", 18),  # a map: two items per entry
+    ],
+)
+def test_a_command_array_ends_after_its_last_bulk_string(data: bytes, end: int | None) -> None:
+    assert value_end(data) == end

@@ -22,6 +22,7 @@ _LINE_TYPES = frozenset(b"+-:_,#(")
 _BULK_TYPES = frozenset(b"$!=")
 _AGGREGATE_TYPES = frozenset(b"*~>")
 _MAP_TYPES = frozenset(b"%|")
+_BULK = ord("$")
 #: Nesting deeper than this is refused (a cassette is untrusted input).
 MAX_DEPTH = 64
 #: Arguments shown when a message is rendered; more are counted.
@@ -69,7 +70,22 @@ def value_end(data: bytes, at: int = 0, depth: int = 0) -> int | None:
         if n < 0 or depth >= MAX_DEPTH:
             return end
         items = n * 2 if kind in _MAP_TYPES else n
+        size = len(data)
         for _ in range(items):
+            if end < size and data[end] == _BULK:
+                # A bulk string, every item of a command: read here, as the
+                # bulk branch above reads it, without a call per item.
+                line = data.find(b"\r\n", end)
+                if line == -1:
+                    return None
+                try:
+                    length = int(data[end + 1 : line])
+                except ValueError:
+                    length = -1  # malformed: the item ends at its line
+                end = line + 2 if length < 0 else line + 4 + length
+                if end > size:
+                    return None
+                continue
             found = value_end(data, end, depth + 1)
             if found is None:
                 return None
