@@ -803,11 +803,24 @@ TINY_LOAD = """
 import resource, sys, time
 sys.path.insert(0, sys.argv[2])
 import tcpcassette
-idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def peak():
+    # The peak of this process's own memory: VmHWM is made anew at exec, while
+    # ru_maxrss can carry the peak of the process that started this one.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+idle = peak()
 started = time.perf_counter()
 tcpcassette.load(sys.argv[1], max_bytes=1 << 40)
 seconds = time.perf_counter() - started
-print(seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - idle) * 1024)
+print(seconds, peak() - idle)
 """
 
 
