@@ -337,11 +337,17 @@ print(time.perf_counter() - started)
 
 
 def plugin_start(tmp: Path, *, starts: int, runs: int) -> None:
-    """What the plugin adds to every pytest start where tcpcassette is installed: pytest
-    collecting a one-test project with the plugin, and with ``-p no:tcpcassette``."""
+    """What the plugin adds to a pytest start: pytest collecting a one-test project with
+    the plugin and without it (no other plugin loads in either), and the import alone.
+
+    Each start is a fresh process with Python's bytecode cache on, as a user's is;
+    a first start of each kind, not measured, writes it.
+    """
     project = tmp / "one-test-project"
     project.mkdir()
     (project / "test_one.py").write_text("def test_one():\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env |= {"PYTHONPATH": str(ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     command = [sys.executable, "-m", "pytest", "-q", "--co", "-p", "no:cacheprovider"]
 
     def start(*extra: str) -> float:
@@ -351,44 +357,40 @@ def plugin_start(tmp: Path, *, starts: int, runs: int) -> None:
                 cwd=project,
                 capture_output=True,
                 check=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},  # this tree's plugin
+                env=env,
             )
 
         return sum(timed(go) for _ in range(starts)) / starts
 
+    with_plugin = ("-p", "tcpcassette.plugin")
+    start(*with_plugin), start()  # the bytecode cache written
     seconds = interleave(
-        {
-            "with the plugin": start,
-            "without (-p no:tcpcassette)": lambda: start("-p", "no:tcpcassette"),
-        },
-        runs,
+        {"with the plugin": lambda: start(*with_plugin), "without it": start}, runs
     )
-    name = "pytest start, a one-test project collected"
+    name = "pytest start, a one-test project collected (other plugins off)"
     for variant, values in seconds.items():
         RESULTS.append(Result(name, variant, "ms", [v * 1000 for v in values]))
     added = [
         (w - o) * 1000
-        for w, o in zip(
-            seconds["with the plugin"], seconds["without (-p no:tcpcassette)"], strict=True
-        )
+        for w, o in zip(seconds["with the plugin"], seconds["without it"], strict=True)
     ]
     RESULTS.append(
         Result(
             name, "added by the plugin", "ms", added, [], "≤ 10 ms", statistics.median(added) <= 10
         )
     )
-    imports = [
-        1000
-        * float(
-            subprocess.run(
-                [sys.executable, "-c", PLUGIN_IMPORT, str(ROOT)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        for _ in range(runs)
-    ]
+
+    def imported() -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", PLUGIN_IMPORT, str(ROOT)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
+        return 1000 * float(out)
+
+    imports = [imported() for _ in range(runs * starts)]
     RESULTS.append(
         Result(
             name,

@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 from .render import printable
@@ -150,13 +149,19 @@ class UnplayedError(ReplayError):
 LISTED_OTHERS = 3
 
 
-@dataclass
 class _Report:
-    """One problem and how often the client met it again."""
+    """One problem and how often the client met it again.
 
-    error: CassetteError
-    repeats: int = 0  # the same problem again (same key)
-    unserved: int = 0  # a retry the cassette had no recording left for
+    A plain class, not a dataclass: this module loads at every pytest start,
+    where making a dataclass costs most of a millisecond.
+    """
+
+    __slots__ = ("error", "repeats", "unserved")
+
+    def __init__(self, error: CassetteError) -> None:
+        self.error = error
+        self.repeats = 0  # the same problem again (same key)
+        self.unserved = 0  # a retry the cassette had no recording left for
 
     def text(self) -> str:
         again = self.repeats + self.unserved
