@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -177,6 +178,15 @@ def socat(target_port: int) -> Iterator[int]:
 # -- workloads ----------------------------------------------------------------------
 
 
+def set_get(client: Any, round_trips: int) -> None:
+    """``round_trips`` SETs and GETs, one after the other, each reply checked; then close."""
+    for i in range(round_trips // 2):
+        client.set(f"key:{i}", f"value:{i}")
+        if client.get(f"key:{i}") != f"value:{i}".encode():
+            raise AssertionError("wrong reply")
+    client.close()
+
+
 def redis_workloads(tmp: Path, *, round_trips: int, pipelines: int, runs: int) -> None:
     import redis
 
@@ -184,12 +194,7 @@ def redis_workloads(tmp: Path, *, round_trips: int, pipelines: int, runs: int) -
     try:
 
         def round_trip_work(port: int) -> None:
-            r = redis.Redis(host="127.0.0.1", port=port, **redis_client_options())
-            for i in range(round_trips // 2):
-                r.set(f"key:{i}", f"value:{i}")
-                if r.get(f"key:{i}") != f"value:{i}".encode():
-                    raise AssertionError("wrong reply")
-            r.close()
+            set_get(redis.Redis(host="127.0.0.1", port=port, **redis_client_options()), round_trips)
 
         def pipeline_work(port: int) -> None:
             r = redis.Redis(host="127.0.0.1", port=port, **redis_client_options())
@@ -266,14 +271,11 @@ def tls_workloads(tmp: Path, *, round_trips: int, requests_count: int, runs: int
     trusted = str(ca.path)
 
     def redis_work(port: int) -> None:
-        r = redis.Redis(
-            host="localhost", port=port, ssl=True, ssl_ca_certs=trusted, **redis_client_options()
+        options = redis_client_options()
+        set_get(
+            redis.Redis(host="localhost", port=port, ssl=True, ssl_ca_certs=trusted, **options),
+            round_trips,
         )
-        for i in range(round_trips // 2):
-            r.set(f"key:{i}", f"value:{i}")
-            if r.get(f"key:{i}") != f"value:{i}".encode():
-                raise AssertionError("wrong reply")
-        r.close()
 
     def https_work(port: int) -> None:
         with requests.Session() as session:
