@@ -414,6 +414,7 @@ _PLAIN_KINDS = frozenset(_DATA_BY_KIND)
 _LIST_ONLY = {list}
 _THREE_ONLY = {3}
 _BYTES_ONLY = {bytes}
+_STR_ONLY = {str}
 _FLOAT_ONLY = {float}
 
 
@@ -425,7 +426,8 @@ def _plain_block(block: list[Any]) -> list[DataEvent] | None:
         return None
     kinds, times, data = zip(*block, strict=True)
     if (
-        not set(kinds) <= _PLAIN_KINDS
+        set(map(type, kinds)) != _STR_ONLY  # before hashing them: a kind may be a list
+        or not set(kinds) <= _PLAIN_KINDS
         or set(map(type, data)) != _BYTES_ONLY
         or set(map(type, times)) != _FLOAT_ONLY
     ):

@@ -397,6 +397,8 @@ def many_events(count: int, at: int, odd: object) -> list[object]:
         (["client", math.inf, b"x"], "time"),
         (["client", 1.0, "text"], "carries binary data"),
         (["chat", 1.0, b"x"], "unknown event kind 'chat'"),
+        ([[], 1.0, b"x"], ""),
+        ([{}, [], b"x"], ""),
         (["client", 1.0], ""),
         ("client", ""),
     ],
