@@ -8,6 +8,12 @@ It returns None, or the message rewritten with each credential replaced by
 rewritten message that stand for the credentials: the placeholder, and the
 length field in front of it where the protocol has one.
 
+A protocol may add ``might_hold_secret(data, side, before)``: a cheap test,
+run on a whole run of one side's bytes before it is framed, that answers
+False only where ``scrub`` could find nothing in any message of it (a
+command name searched for, a side that never carries credentials).  Saving
+then skips framing the run.  Without it, every run is framed and searched.
+
 The hook is idempotent: scrubbing a scrubbed message finds the placeholder
 where the credential was and returns the same message and spans.  Replay
 relies on that to find the spans of a recorded message again: the live
@@ -103,6 +109,11 @@ def scrub_connection(connection: Connection, protocol: object) -> Connection:
     one event: ``(event, start, end)``, the event's index from 0.
     """
     framer = protocol if protocol is not None else LINES
+    if not callable(getattr(framer, "scrub", None)):
+        return connection  # a protocol that carries no credentials in clear
+    hint = getattr(framer, "might_hold_secret", None)
+    if not callable(hint):
+        hint = None
     out: list[Event] = []
     spans: list[tuple[int, int, int]] = []
     run: list[DataEvent] = []
@@ -112,12 +123,25 @@ def scrub_connection(connection: Connection, protocol: object) -> Connection:
         if not run:
             return
         side = "client" if type(run[0]) is ClientData else "server"
-        if sum(len(e.data) for e in run) > MAX_SCRUBBED_RUN:
+        if len(run) == 1:
+            joined = run[0].data
+            if len(joined) > MAX_SCRUBBED_RUN:
+                out.append(run[0])  # a bulk transfer, not a login: not searched
+                run.clear()
+                return
+        elif sum(len(e.data) for e in run) > MAX_SCRUBBED_RUN:
             out.extend(run)  # a bulk transfer, not a login: not copied to be searched
             run.clear()
             return
-        joined = run[0].data if len(run) == 1 else b"".join(e.data for e in run)
+        else:
+            joined = b"".join(e.data for e in run)
         before = last_other[side]
+        if hint is not None and not hint(joined, side, before):
+            # The protocol says no message here can hold a credential.
+            last_other["server" if side == "client" else "client"] = joined
+            out.extend(run)
+            run.clear()
+            return
         pieces: list[bytes] = []
         found: list[tuple[int, int]] = []
         at = 0
@@ -178,6 +202,8 @@ def header_values(head: bytes, names: Sequence[bytes]) -> list[tuple[int, int]]:
 _HEADER = re.compile(rb"\r\n([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*(?=\r\n)")
 _LINE_PASS = re.compile(rb"(?i)(PASS )([^\r\n]+)\r?\n")
 _IMAP_ATOM = rb'(?:"(?:[^"\\\r\n]|\\.)*"|[^ \r\n]+)'
+#: In every message :class:`Lines` scrubs: the command words its patterns need.
+_LINE_LOGIN_WORD = re.compile(rb"(?i)PASS |LOGIN ")
 _IMAP_LOGIN = re.compile(rb"(?i)[^ \r\n]+ LOGIN " + _IMAP_ATOM + rb" (" + _IMAP_ATOM + rb")\r?\n")
 
 
@@ -186,6 +212,9 @@ class Lines:
     (the whole argument) and IMAP ``LOGIN`` (its password, quoted or not)."""
 
     name = "lines"
+
+    def might_hold_secret(self, data: bytes, side: str, before: bytes) -> bool:
+        return side == "client" and _LINE_LOGIN_WORD.search(data) is not None
 
     def split(self, data: bytes, side: str) -> list[int]:
         ends = []

@@ -224,3 +224,118 @@ def test_postgres_md5_and_scram_answers_are_not_clear_text_and_are_left() -> Non
     assert scrub_message(Postgres(), md5, "client", MD5) is None
     sasl = b"p" + struct.pack("!i", 20) + b"SCRAM-SHA-256\x00" + b"\x00\x00\x00\x00"
     assert scrub_message(Postgres(), sasl, "client", b"R" + struct.pack("!ii", 23, 10)) is None
+
+
+# -- the cheap test that lets saving skip framing ----------------------------------
+
+#: Every kind of message a protocol's hook scrubs, with the side and prompt it needs.
+HOLDING = [
+    *[(p, side, before, message) for p, side, before, message, _ in CASES],
+    (Mqtt(), "client", b"", _mqtt_connect(4, 0xC2, b"cid", b"alice", b"hunter2")),
+    (Mqtt(), "client", b"", _mqtt_connect(5, 0xC2, b"cid", b"alice", b"pw")),
+    (Nats(), "client", b"", b'CONNECT {"auth_token":"tok"}\r\n'),
+    (Postgres(), "client", CLEARTEXT, b"p" + struct.pack("!i", 12) + b"hunter2\x00"),
+    (Redis(), "client", b"", b"*2\r\n$4\r\nauth\r\n$2\r\npw\r\n"),  # commands ignore case
+    (Smtp(), "client", b"", b"auth plain AGJvYgBodW50ZXIy\r\n"),
+    (LINES, "client", b"", b"pass hunter2\r\n"),
+]
+
+#: Messages with no credential, to surround the ones that hold one.
+PLAIN: dict[str, tuple[bytes, bytes]] = {
+    "redis": (b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
+    "http": (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n"),
+    "smtp": (b"NOOP\r\n", b"250 OK\r\n"),
+    "lines": (b"USER bob\r\n", b"+OK\r\n"),
+    "mqtt": (b"\xc0\x00", b"\xd0\x00"),
+    "nats": (b"PING\r\n", b"PONG\r\n"),
+    "postgres": (b"Q" + struct.pack("!i", 13) + b"SELECT 1\x00", b"Z\x00\x00\x00\x05I"),
+}
+
+
+class WithoutHint:
+    """A protocol's framing and scrubbing without its ``might_hold_secret``."""
+
+    def __init__(self, protocol: object) -> None:
+        self.protocol = protocol
+
+    def split(self, data: bytes, side: str) -> list[int]:
+        ends: list[int] = self.protocol.split(data, side)  # type: ignore[attr-defined]
+        return ends
+
+    def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
+        found: Scrub | None = self.protocol.scrub(message, side, before)  # type: ignore[attr-defined]
+        return found
+
+
+@pytest.mark.parametrize(("protocol", "side", "before", "message"), HOLDING)
+def test_every_message_a_protocol_scrubs_passes_its_cheap_test_alone_and_in_a_run(
+    protocol: object, side: str, before: bytes, message: bytes
+) -> None:
+    assert scrub_message(protocol, message, side, before) is not None
+    hint = protocol.might_hold_secret  # type: ignore[attr-defined]
+    plain = PLAIN[protocol.name][0 if side == "client" else 1]  # type: ignore[attr-defined]
+    for run in (message, plain + message, message + plain, plain + message + plain):
+        assert hint(run, side, before), run
+
+
+@pytest.mark.parametrize(("protocol", "side", "before", "message"), HOLDING)
+def test_a_connection_is_scrubbed_alike_with_and_without_the_cheap_test(
+    protocol: object, side: str, before: bytes, message: bytes
+) -> None:
+    ask, reply = PLAIN[protocol.name]  # type: ignore[attr-defined]
+    other = ServerData if side == "client" else ClientData
+    mine = ClientData if side == "client" else ServerData
+    mine_plain, other_plain = (ask, reply) if side == "client" else (reply, ask)
+    events = [
+        mine(data=mine_plain, time=0.0),
+        other(data=before or other_plain, time=0.1),
+        mine(data=message[:3], time=0.2),  # a credential split across chunks
+        mine(data=message[3:] + mine_plain, time=0.3),
+        other(data=other_plain, time=0.4),
+        mine(data=mine_plain, time=0.5),
+    ]
+    connection = Connection(target="h:1", events=tuple(events))
+    with_hint = scrub_connection(connection, protocol)
+    assert with_hint.scrubbed, "the credential was found"
+    assert with_hint == scrub_connection(connection, WithoutHint(protocol))
+
+
+def test_runs_the_cheap_test_turns_down_are_saved_as_they_are_without_framing() -> None:
+    class Counting(WithoutHint):
+        def __init__(self, protocol: object) -> None:
+            super().__init__(protocol)
+            self.framed: list[bytes] = []
+
+        def split(self, data: bytes, side: str) -> list[int]:
+            self.framed.append(data)
+            return super().split(data, side)
+
+        def might_hold_secret(self, data: bytes, side: str, before: bytes) -> bool:
+            return bool(Redis().might_hold_secret(data, side, before))
+
+    auth = b"*2\r\n$4\r\nAUTH\r\n$7\r\nhunter2\r\n"
+    ping = b"*1\r\n$4\r\nPING\r\n"
+    connection = Connection(
+        target="r:6379",
+        events=(
+            ClientData(data=ping, time=0.0),
+            ServerData(data=b"+PONG\r\n", time=0.1),
+            ClientData(data=auth, time=0.2),
+            ServerData(data=b"+OK\r\n", time=0.3),
+        ),
+    )
+    counting = Counting(Redis())
+    scrubbed = scrub_connection(connection, counting)
+    assert counting.framed == [auth]
+    assert scrubbed.events[0] is connection.events[0] and b"hunter2" not in scrubbed.client_bytes
+
+
+def test_a_protocol_without_a_scrub_hook_leaves_the_connection_as_it_was() -> None:
+    class Framing:
+        name = "framing"
+
+        def split(self, data: bytes, side: str) -> list[int]:
+            raise AssertionError("nothing to scrub: nothing framed")
+
+    connection = Connection(target="h:1", events=(ClientData(data=b"PASS x\r\n", time=0.0),))
+    assert scrub_connection(connection, Framing()) is connection

@@ -77,6 +77,10 @@ class ProtocolBase:
     it is the very message recorded there, and sends ``answer(message)`` at
     once when that is not None.  ``play`` may then leave the recorded ones
     out, so that a live client that sends fewer needs none of them.
+
+    A protocol that carries credentials in clear adds ``scrub`` and, to spare
+    saving the framing of runs that cannot hold one, ``might_hold_secret``
+    (see :mod:`tcpcassette._core.scrub`).
     """
 
     stateless = False

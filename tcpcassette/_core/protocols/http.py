@@ -52,6 +52,9 @@ SECRET_HEADERS = (
     b"x-auth-token", b"x-access-token", b"x-csrf-token", b"x-xsrf-token",
     b"x-amz-security-token", b"x-goog-api-key", b"private-token", b"x-vault-token",
 )  # fmt: skip
+#: In every message :meth:`Http.scrub` changes: a secret header's name.
+_SECRET_NAME = re.compile(b"(?i)" + b"|".join(re.escape(n) for n in SECRET_HEADERS))
+_SET_COOKIE = re.compile(rb"(?i)set-cookie")
 _SCHEMES = (b"authorization", b"proxy-authorization")
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9-]*[ \t]+(?=\S)")
 #: Largest head read when framing (a longer one is matched as raw bytes).
@@ -228,6 +231,10 @@ class Http(ProtocolBase):
             lambda m: m.group(1) + accept,
             reply,
         )
+
+    def might_hold_secret(self, data: bytes, side: str, before: bytes) -> bool:
+        found = _SECRET_NAME if side == "client" else _SET_COOKIE
+        return found.search(data) is not None
 
     def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
         """The values of :data:`SECRET_HEADERS` in a request (after the scheme of an

@@ -262,6 +262,9 @@ class Mqtt(ProtocolBase):
         body, start, end = found
         return [(1, body), (start, end)]
 
+    def might_hold_secret(self, data: bytes, side: str, before: bytes) -> bool:
+        return side == "client"  # a CONNECT is binary: only framing finds it
+
     def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
         """The password of a ``CONNECT``, with its length and the packet's remaining
         length (both count the placeholder) in the spans."""

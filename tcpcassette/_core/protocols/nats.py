@@ -109,6 +109,9 @@ class Nats(ProtocolBase):
                 spans.append(found.span(1))
         return sorted(spans)
 
+    def might_hold_secret(self, data: bytes, side: str, before: bytes) -> bool:
+        return side == "client" and b"CONNECT " in data
+
     def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
         """The JSON string values of ``pass`` and ``auth_token`` in ``CONNECT``."""
         if side != "client" or not message.startswith(b"CONNECT "):

@@ -226,6 +226,9 @@ class Postgres(ProtocolBase):
     def split(self, data: bytes, side: str) -> list[int]:
         return _split(data, side)
 
+    def might_hold_secret(self, data: bytes, side: str, before: bytes) -> bool:
+        return side == "client" and before.endswith(_CLEARTEXT_REQUEST)
+
     def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
         """The password of a ``PasswordMessage`` that answers
         ``AuthenticationCleartextPassword``, with its length in the span.  MD5 and

@@ -18,6 +18,8 @@ from .base import ProtocolBase, ends_of, printable
 #: ``id`` and its integer in a ``HELLO`` reply, RESP3 or RESP2.
 _HELLO_ID = re.compile(rb"(?:\$2\r\n|\+)id\r\n:(-?[0-9]+)\r\n")
 
+#: In every command :meth:`Redis.scrub` changes (``AUTH``, ``HELLO ... AUTH``).
+_AUTH_WORD = re.compile(rb"(?i)AUTH")
 _LINE_TYPES = frozenset(b"+-:_,#(")
 _BULK_TYPES = frozenset(b"$!=")
 _AGGREGATE_TYPES = frozenset(b"*~>")
@@ -167,6 +169,9 @@ class Redis(ProtocolBase):
             return []
         found = _HELLO_ID.search(message)
         return [found.span(1)] if found is not None else []
+
+    def might_hold_secret(self, data: bytes, side: str, before: bytes) -> bool:
+        return side == "client" and _AUTH_WORD.search(data) is not None
 
     def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
         """The password of ``AUTH [user] password`` and of ``HELLO ... AUTH user

@@ -39,6 +39,8 @@ _GREETINGS = (b"EHLO", b"HELO", b"LHLO")
 _TOKEN_LINE = re.compile(rb"(?:[A-Za-z0-9+/]+=*|=|\*|)\r\n")
 _AUTH_INLINE = re.compile(rb"(?i)AUTH[ \t]+(?:PLAIN|LOGIN)[ \t]+([A-Za-z0-9+/]+=*)[ \t]*\r\n")
 _CONTINUATION = re.compile(rb"([A-Za-z0-9+/]+=*)\r\n")
+#: In every command :data:`_AUTH_INLINE` matches.
+_AUTH_WORD = re.compile(rb"(?i)AUTH")
 _REPLY_LINE = re.compile(rb"\d{3}([ -]|\r\n)")
 _SIZE = re.compile(rb"(?i)[ \t]SIZE=(\d*)")
 #: Header fields whose values are generated anew every run.
@@ -47,6 +49,12 @@ VOLATILE_HEADERS = (b"date", b"message-id")
 MAX_LINE = 64 * 1024
 #: Bytes of a line shown when a message is rendered.
 SHOWN_BYTES = 80
+
+
+def _after_challenge(before: bytes) -> bool:
+    """True when the server's last line is a ``334`` challenge, which the next
+    client line answers with a credential."""
+    return before.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].startswith(b"334")
 
 
 def _line_end(data: bytes, at: int) -> int | None:
@@ -166,6 +174,11 @@ class Smtp(ProtocolBase):
             return reply
         return re.sub(rb"(?<![\w.-])" + re.escape(old) + rb"(?![\w.-])", new, reply)
 
+    def might_hold_secret(self, data: bytes, side: str, before: bytes) -> bool:
+        if side != "client":
+            return False
+        return _AUTH_WORD.search(data) is not None or _after_challenge(before)
+
     def scrub(self, message: bytes, side: str, before: bytes) -> Scrub | None:
         """The base64 credentials of ``AUTH PLAIN`` and ``AUTH LOGIN``: inline after
         the mechanism, and every line that answers a ``334`` challenge (LOGIN's
@@ -173,7 +186,7 @@ class Smtp(ProtocolBase):
         if side != "client":
             return None
         found = _AUTH_INLINE.fullmatch(message)
-        if found is None and before.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].startswith(b"334"):
+        if found is None and _after_challenge(before):
             found = _CONTINUATION.fullmatch(message)
         return replace_spans(message, [found.span(1)]) if found is not None else None
 
