@@ -16,6 +16,7 @@ its workers.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Generator, Iterator, Mapping
@@ -171,9 +172,7 @@ class Sweep:
         if workerinput is not None and _SEED_KEY in workerinput:
             seed = workerinput[_SEED_KEY]  # the controller's, so every worker draws alike
         if seed is None:
-            import secrets  # only where a sweep runs
-
-            seed = secrets.randbelow(2**32)
+            seed = int.from_bytes(os.urandom(4), "big")  # no module to import at every start
         self.seed: int = seed
         self.worker = workerinput is not None
         report = config.getoption("--tcpcassette-sweep-report")
