@@ -88,6 +88,11 @@ def replay_inputs(
     return steps[-1]
 
 
+def _diverged(actions: list[Action]) -> bool:
+    """True when ``actions`` report a problem another recording may not have."""
+    return any(type(action) is Problem and action.reason in _DIVERGED for action in actions)
+
+
 class LiveConnection(Wrapper):
     """A :class:`Machine` serving one live connection, which may change recordings.
 
@@ -161,7 +166,7 @@ class LiveConnection(Wrapper):
             self.inputs.append(data)
 
     def _after(self, actions: list[Action], now: float) -> list[Action]:
-        if self.movable and any(isinstance(a, Problem) and a.reason in _DIVERGED for a in actions):
+        if _diverged(actions) and self.movable:
             moved = self._binder.rebind(self, now)
             if moved is not None:
                 actions = moved

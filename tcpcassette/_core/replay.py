@@ -89,6 +89,15 @@ class State(enum.Enum):
     DONE = "done"
 
 
+#: The states, looked up once: ``State.PLAYING`` goes through the enum's
+#: metaclass on every lookup, and a client chunk tests the state many times.
+_PLAYING = State.PLAYING
+_DELAYING = State.DELAYING
+_SILENT = State.SILENT
+_DRAINING = State.DRAINING
+_DONE = State.DONE
+
+
 @dataclass(slots=True)
 class _Slicing:
     """Server bytes go out in pieces while a Slice or a Bandwidth fault holds.
@@ -219,7 +228,7 @@ class ReplayMachine:
         self._play = play
         self._hang_bound = hang_bound
         self._stall_bound = stall_bound
-        self.state = State.PLAYING
+        self.state = _PLAYING
         self._deadline: float | None = None  # when DELAYING or SILENT ends
         self._after_silence: Literal["close", "hung"] = "close"
         self._held_too_long = False  # the hold was cut at hang_bound: the client hung
@@ -251,7 +260,7 @@ class ReplayMachine:
     @property
     def finished(self) -> bool:
         """True once the connection needs nothing more from the I/O layer but closing."""
-        return self.state is State.DONE
+        return self.state is _DONE
 
     @property
     def complete(self) -> bool:
@@ -283,13 +292,13 @@ class ReplayMachine:
         """False while the play has nothing to do with more client bytes: the I/O
         layer stops reading until it turns True again."""
         state = self.state
-        if state is State.DELAYING or state is State.SILENT:
+        if state is _DELAYING or state is _SILENT:
             return len(self._inbox) < READ_AHEAD
         return True
 
     def _mid_message(self) -> bool:
         # Checked after every chunk, so it copies nothing (partial_message does).
-        if self.state is not State.PLAYING or self._pos >= len(self._events):
+        if self.state is not _PLAYING or self._pos >= len(self._events):
             return False
         return type(self._events[self._pos]) is ClientData and bool(self._matched or self._inbox)
 
@@ -302,13 +311,20 @@ class ReplayMachine:
     def feed(self, data: bytes, now: float) -> list[Action]:
         """The client sent ``data``."""
         state = self.state
-        if state is State.DONE or state is State.DRAINING:
+        if state is _DONE or state is _DRAINING:
             return []
         self._inbox += data
-        if state is not State.PLAYING:
+        if state is not _PLAYING:
             return []  # a delay or a silence is running; match the bytes when it ends
         actions = self._advance(now)
-        if self.state is State.PLAYING and len(self._inbox) > self._unmatched_limit():
+        # The limit is never below UNMATCHED_LIMIT: a smaller inbox (every
+        # chunk but a runaway client's) need not work out the limit at all.
+        inbox_size = len(self._inbox)
+        if (
+            inbox_size > UNMATCHED_LIMIT
+            and self.state is _PLAYING
+            and inbox_size > self._unmatched_limit()
+        ):
             return actions + self._overflow()
         if self._mid_message():
             # Progress re-arms the bound: only a client that stops sending stalls.
@@ -321,45 +337,45 @@ class ReplayMachine:
     def feed_eof(self, now: float) -> list[Action]:
         """The client closed its sending half."""
         state = self.state
-        if state is State.DONE:
+        if state is _DONE:
             return []
-        if state is State.DRAINING:
+        if state is _DRAINING:
             return self._end(Disconnect())
         self._client_eof = True
-        if state is not State.PLAYING:
+        if state is not _PLAYING:
             return []
         return self._advance(now)
 
     def feed_reset(self, now: float) -> list[Action]:
         """The client aborted the connection; nothing more can be sent."""
-        self.state = State.DONE
+        self.state = _DONE
         return []
 
     def wake(self, now: float) -> list[Action]:
         """A deadline asked for with :class:`WakeAt` has passed."""
         state = self.state
-        if state is State.PLAYING:
+        if state is _PLAYING:
             return self._check_stall(now)
-        if state is State.DONE or state is State.DRAINING:
+        if state is _DONE or state is _DRAINING:
             return []
         if self._deadline is None or now < self._deadline:
             return []
         self._deadline = None
         if self._held_too_long:
             return self._end(self._problem("hung", b"", b"", offset=0), Abort())
-        if state is State.SILENT:
+        if state is _SILENT:
             if self._after_silence == "hung":
                 return self._end(self._problem("hung", b"", b"", offset=0), Abort())
             return self._hang_up()
-        self.state = State.PLAYING  # a delay is over
+        self.state = _PLAYING  # a delay is over
         actions = self._send_slices(now)
-        if self.state is State.PLAYING:
+        if self.state is _PLAYING:
             actions += self._advance(now)
         return actions
 
     def shutdown(self, now: float) -> list[Action]:
         """The cassette is leaving: report a message left half sent, and end the connection."""
-        if self.state is State.DONE:
+        if self.state is _DONE:
             return []
         partial = self.partial_message
         if partial is not None:
@@ -377,14 +393,16 @@ class ReplayMachine:
         """Play events while PLAYING; stops at a client event still awaited or a state change."""
         actions: list[Action] = []
         events = self._events
-        while self.state is State.PLAYING and self._pos < len(events):
+        while self.state is _PLAYING and self._pos < len(events):
             event = events[self._pos]
             kind = type(event)
             if kind is ClientData:
+                if not self._inbox and not self._client_eof:
+                    return actions  # nothing to match yet: either matcher would wait
                 if not self._match(self._expected_here(), actions):
                     return actions
             elif kind is ServerData:
-                if self._wait_recorded_gap(now, actions):
+                if self._speed is not None and self._wait_recorded_gap(now, actions):
                     return actions
                 self._pos += 1
                 data = self._reply(event.data)
@@ -427,7 +445,7 @@ class ReplayMachine:
             else:
                 # Connect failures act before accept; the router handles them.
                 self._pos += 1
-        if self.state is State.PLAYING and self._pos >= len(events):
+        if self.state is _PLAYING and self._pos >= len(events):
             while self._inbox and self._skip_ignorable(b"", actions):
                 pass
             if self._inbox:
@@ -453,9 +471,15 @@ class ReplayMachine:
                     # answer as a server does and close too.
                     actions += self._hang_up()
             return False
-        need = len(expected) - self._matched
-        take = min(need, len(inbox))
-        if inbox[:take] != expected[self._matched : self._matched + take]:
+        if not self._matched and inbox.startswith(expected):
+            # The whole message in one piece (nearly every chunk): nothing to slice.
+            del inbox[: len(expected)]
+            self._consumed += len(expected)
+            self._pos += 1
+            return True
+        matched = self._matched
+        take = min(len(expected) - matched, len(inbox))
+        if not inbox.startswith(memoryview(expected)[matched : matched + take]):
             if self._skip_ignorable(expected, actions):
                 return self._match_bytes(expected, actions)
             if self._noise is NoiseMode.OFF and not self._scrubbed:
@@ -562,9 +586,11 @@ class ReplayMachine:
 
     def _rewrite(self, data: bytes) -> bytes:
         """Recorded bytes with the live values the client chose written in."""
-        if self._bindings:
+        # The lists tested, not the objects: bool() on them is a method call,
+        # twice for every recorded chunk played.
+        if self._bindings.substitutions:
             data = self._bindings.apply(data)
-        if self._shared:
+        if self._shared.substitutions:
             data = self._shared.apply(data)
         return data
 
@@ -604,7 +630,7 @@ class ReplayMachine:
         gap = (self._events[self._pos].time - self._events[self._pos - 1].time) / self._speed
         if gap <= 0:
             return False
-        actions += self._hold(State.DELAYING, now, gap)
+        actions += self._hold(_DELAYING, now, gap)
         return True
 
     def _send_slices(self, now: float) -> list[Action]:
@@ -616,7 +642,7 @@ class ReplayMachine:
         made = 0
         while slicing.pending:
             if now < slicing.ready:
-                actions += self._hold(State.DELAYING, now, slicing.ready - now)
+                actions += self._hold(_DELAYING, now, slicing.ready - now)
                 break
             if slicing.left == 0:
                 # Sliced as far as the fault reaches: the rest of the chunk goes whole.
@@ -636,11 +662,11 @@ class ReplayMachine:
             if not slicing.pending:
                 break
             if slicing.delay > 0:
-                actions += self._hold(State.DELAYING, now, slicing.delay)
+                actions += self._hold(_DELAYING, now, slicing.delay)
                 break
             if made >= SLICE_BATCH:
                 # The rest once these went out: the wake waits behind them.
-                actions += self._hold(State.DELAYING, now, 0.0)
+                actions += self._hold(_DELAYING, now, 0.0)
                 break
         if not slicing.pending:
             slicing.data, slicing.at = b"", 0  # the chunk is not kept once sent
@@ -667,12 +693,12 @@ class ReplayMachine:
         # of returning EOF.
         if self._client_eof:
             return self._end(Disconnect())
-        self.state = State.DRAINING
+        self.state = _DRAINING
         self._deadline = self._stall_deadline = None
         return [SendEof()]
 
     def _end(self, *actions: Action) -> list[Action]:
-        self.state = State.DONE
+        self.state = _DONE
         self._deadline = self._stall_deadline = None
         return list(actions)
 
@@ -700,20 +726,20 @@ class ReplayMachine:
             return self._hang_up()
         # A slow close: silence first, then the FIN (a Timeout with seconds, in effect).
         self._after_silence = "close"
-        return self._hold(State.SILENT, now, fault.delay)
+        return self._hold(_SILENT, now, fault.delay)
 
     def _fault_timeout(self, fault: Fault, now: float) -> list[Action]:
         assert isinstance(fault, Timeout)
         self._cut_short = True
         if fault.seconds is None:
             self._after_silence = "hung"
-            return self._hold(State.SILENT, now, self._hang_bound)
+            return self._hold(_SILENT, now, self._hang_bound)
         self._after_silence = "close"
-        return self._hold(State.SILENT, now, fault.seconds)
+        return self._hold(_SILENT, now, fault.seconds)
 
     def _fault_delay(self, fault: Fault, now: float) -> list[Action]:
         assert isinstance(fault, Delay)
-        return self._hold(State.DELAYING, now, fault.seconds)
+        return self._hold(_DELAYING, now, fault.seconds)
 
     def _fault_truncate(self, fault: Fault, now: float) -> list[Action]:
         assert isinstance(fault, Truncate)

@@ -66,6 +66,9 @@ class ReplayLink:
         self._queue: deque[Action] = deque()
         self._paused = False
         self._reading = True  # whether the transport reads (the machine says)
+        self._timer: asyncio.TimerHandle | None = None  # the one wake timer armed
+        self._timer_due = 0.0  # when it fires
+        self._wanted: float | None = None  # the deadline the machine asked for last
         set_nodelay(transport)
 
     def start(self, pending: bytes = b"", eof: bool = False) -> None:
@@ -106,7 +109,7 @@ class ReplayLink:
         self._queue.extend(actions)
         if self._start_tls is not None:
             for action in actions:
-                if isinstance(action, StartTls):
+                if type(action) is StartTls:
                     # Now, not when the queue reaches it: the client's next
                     # bytes are its handshake, whatever is still queued.
                     self._start_tls(action)
@@ -156,23 +159,54 @@ class ReplayLink:
                 queue.clear()
                 return
             action = queue.popleft()
-            if isinstance(action, StartTls):
+            # By exact type (no action class has subclasses), Send first: nearly
+            # every action is one.
+            if type(action) is Send:
+                transport.write(action.data)
+            elif type(action) is StartTls:
                 if self.transport.get_extra_info("ssl_object") is None:
                     self._handshaking = True
-            elif isinstance(action, Send):
-                transport.write(action.data)
-            elif isinstance(action, SendEof):
+            elif type(action) is SendEof:
                 if transport.can_write_eof():
                     transport.write_eof()
-            elif isinstance(action, WakeAt):
-                self._loop.call_at(action.deadline, self._wake)
-            elif isinstance(action, Disconnect):
+            elif type(action) is WakeAt:
+                self._wake_at(action.deadline)
+            elif type(action) is Disconnect:
                 self._close()
-            elif isinstance(action, Abort):
+            elif type(action) is Abort:
                 reset_transport(transport)
                 self._finish()
-            elif isinstance(action, Problem):
+            elif type(action) is Problem:
                 self._on_problem(action)
+
+    def _wake_at(self, deadline: float) -> None:
+        """Have the machine woken at ``deadline``, with one loop timer at most.
+
+        A machine waits on one deadline at a time, the one it asked for last
+        (a stall bound re-armed with every chunk, a delay's end), and a wake
+        before it changes nothing.  So a timer already due no later stays, and
+        on firing arms itself again for the deadline asked for since: a client
+        that sends a message in many chunks costs one timer, not one a chunk.
+        """
+        self._wanted = deadline
+        if self._timer is not None:
+            if self._timer_due <= deadline:
+                return
+            self._timer.cancel()
+        self._arm(deadline)
+
+    def _arm(self, deadline: float) -> None:
+        self._timer = self._loop.call_at(deadline, self._timer_fired)
+        self._timer_due = deadline
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        wanted = self._wanted
+        if wanted is not None and self._loop.time() < wanted:
+            self._arm(wanted)
+            return
+        self._wanted = None
+        self._wake()
 
     def _close(self) -> None:
         if not self._closed:
@@ -182,6 +216,9 @@ class ReplayLink:
     def _finish(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()  # a finished machine has nothing to wake for
+                self._timer = None
             self._on_done(self)
 
 
@@ -195,24 +232,24 @@ class Locked(Wrapper):
 
     def start(self, now: float) -> list[Action]:
         with self._lock:
-            return super().start(now)
+            return self.machine.start(now)
 
     def feed(self, data: bytes, now: float) -> list[Action]:
         with self._lock:
-            return super().feed(data, now)
+            return self.machine.feed(data, now)
 
     def feed_eof(self, now: float) -> list[Action]:
         with self._lock:
-            return super().feed_eof(now)
+            return self.machine.feed_eof(now)
 
     def feed_reset(self, now: float) -> list[Action]:
         with self._lock:
-            return super().feed_reset(now)
+            return self.machine.feed_reset(now)
 
     def wake(self, now: float) -> list[Action]:
         with self._lock:
-            return super().wake(now)
+            return self.machine.wake(now)
 
     def shutdown(self, now: float) -> list[Action]:
         with self._lock:
-            return super().shutdown(now)
+            return self.machine.shutdown(now)

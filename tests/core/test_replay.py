@@ -84,6 +84,44 @@ def test_replay_does_not_answer_before_the_whole_request_arrived() -> None:
     assert sent(m.feed(b"a\r\n", 0.0)) == [b"value a\r\n"]
 
 
+def test_a_whole_message_and_the_start_of_the_next_in_one_chunk() -> None:
+    """The first message is taken whole; the rest waits as the next one's start."""
+    m = machine(REQUEST_RESPONSE)
+    m.start(0.0)
+    actions = m.feed(b"GET a\r\nGET", 1.0)
+    assert actions == [Send(b"value a\r\n"), WakeAt(6.0)]
+    assert m.partial_message == (b"GET bb\r\n", b"GET")
+    assert sent(m.feed(b" bb\r\n", 2.0)) == [b"val", b"ue bb\r\n"]
+    assert m.consumed == len(b"GET a\r\nGET bb\r\n")
+
+
+def test_a_difference_right_after_a_whole_message_is_reported_in_the_next() -> None:
+    actions = run(machine(REQUEST_RESPONSE), [b"GET a\r\nGET xx\r\n"], eof=False)
+    assert sent(actions) == [b"value a\r\n"]
+    problem = actions[1]
+    assert isinstance(problem, Problem)
+    assert (problem.reason, problem.position, problem.offset) == ("mismatch", 3, 4)
+    assert (problem.expected, problem.actual) == (b"GET bb\r\n", b"GET xx\r\n")
+
+
+def test_a_chunk_that_ends_a_half_sent_message_differently_is_a_mismatch_there() -> None:
+    m = machine(REQUEST_RESPONSE)
+    m.start(0.0)
+    assert m.feed(b"GET ", 0.0) == [WakeAt(5.0)]
+    problem, abort = m.feed(b"x\r\n", 0.0)
+    assert isinstance(problem, Problem) and abort == Abort()
+    assert (problem.reason, problem.offset, problem.actual) == ("mismatch", 4, b"GET x\r\n")
+
+
+def test_a_chunk_longer_than_the_message_it_starts_is_matched_on_the_message_only() -> None:
+    """The recorded message is a prefix of the chunk: the rest is the next message."""
+    events = (ClientData(data=b"ab"), ServerData(data=b"1"), ClientData(data=b"cd"))
+    m = machine(events)
+    m.start(0.0)
+    assert sent(m.feed(b"abc", 0.0)) == [b"1"]
+    assert m.partial_message == (b"cd", b"c")
+
+
 def test_replay_reports_first_differing_byte_and_resets() -> None:
     actions = run(machine(REQUEST_RESPONSE), [b"GET x\r\n"], eof=False)
     problem = actions[0]
