@@ -56,7 +56,7 @@ from .faults import (
 from .framing import Framer, split_messages
 from .matching import MessageRule
 from .noise import Bindings, NoiseMode, Span, explain, judge, replies_after
-from .protocols.base import WireProtocol, answer, has_ignorable, ignorable
+from .protocols.base import ProtocolBase, WireProtocol, answer, has_ignorable, ignorable
 from .render import first_difference
 from .scrub import LINES, scrub_message
 
@@ -191,15 +191,22 @@ class ReplayMachine:
         self._scrubber: object = protocol if protocol is not None else LINES
         # A protocol frames client messages itself (a value may change length).
         self._protocol = protocol if rule is None else None
+        # Client runs from this index on are not framed yet (see _frame_run).
+        self._unframed_from = math.inf
         if rule is not None:
             script = client_messages(events, rule.framer)
+        elif self._protocol is not None and plays_as_recorded(self._protocol):
+            # Framed when replay reaches each run, if at all: a long recording
+            # costs nothing up front, and a run the client sends as recorded
+            # is taken whole.
+            script = nonempty(client_runs(events))
+            self._unframed_from = 0
         elif self._protocol is not None:
-            script = client_messages(events, ClientFraming(self._protocol))
+            # play() sees the whole framed script.
+            script = played(client_messages(events, ClientFraming(self._protocol)), self._protocol)
         else:
             script = client_runs(events)
-        if self._protocol is not None:
-            script = played(script, self._protocol)
-        self._events, self._origin = script
+        self._events, self._origin = list(script[0]), list(script[1])
         # Client messages the protocol may skip (pings): bytes past the script may
         # be the start of one, and are not extra until they make a message.
         self._skips = has_ignorable(self._protocol)
@@ -399,6 +406,10 @@ class ReplayMachine:
             if kind is ClientData:
                 if not self._inbox and not self._client_eof:
                     return actions  # nothing to match yet: either matcher would wait
+                if self._pos >= self._unframed_from:
+                    if not self._take_run(event.data):
+                        self._frame_run()
+                    continue
                 if not self._match(self._expected_here(), actions):
                     return actions
             elif kind is ServerData:
@@ -453,6 +464,38 @@ class ReplayMachine:
             if self._client_eof:
                 actions += self._hang_up()
         return actions
+
+    def _take_run(self, run: bytes) -> bool:
+        """Take a recorded run of client messages, not framed yet, that the client
+        sent whole and unchanged; True if taken.
+
+        Framed, the run would be matched message by message, each equal to the
+        start of the inbox (nothing bound to write into them): the same bytes
+        consumed, the same position reached (its messages share the run's
+        recorded position).  So its boundaries are not needed, and it is not framed.
+        """
+        inbox = self._inbox
+        if not run or self._bindings.substitutions or self._shared.substitutions:
+            return False
+        if not inbox.startswith(run):
+            return False
+        del inbox[: len(run)]
+        self._consumed += len(run)
+        self._pos += 1
+        return True
+
+    def _frame_run(self) -> None:
+        """Cut the recorded run of client chunks at the script's position into the
+        messages the protocol frames, in place: what :func:`client_messages`
+        makes of it up front."""
+        assert self._protocol is not None
+        at = self._pos
+        run = self._events[at]
+        messages = split_messages(run.data, ClientFraming(self._protocol))
+        self._events[at : at + 1] = [ClientData(data=m, time=run.time) for m in messages]
+        self._origin[at : at + 1] = [self._origin[at]] * len(messages)
+        self._unframed_from = at + len(messages)
+        self._expected_at = -1  # the event at this position changed
 
     def _match(self, expected: bytes, actions: list[Action]) -> bool:
         """Match what the client sent against a recorded client message; True when complete."""
@@ -938,6 +981,24 @@ def played(script: Script, protocol: WireProtocol) -> Script:
         return script
     kept = [(e, o) for e, o in zip(changed, origin, strict=True) if e is not None]
     return tuple(e for e, _ in kept), tuple(o for _, o in kept)
+
+
+def nonempty(script: Script) -> Script:
+    """The script without client events that carry no bytes (framing makes no
+    message of them)."""
+    events, origin = script
+    kept = [
+        (e, o) for e, o in zip(events, origin, strict=True) if type(e) is not ClientData or e.data
+    ]
+    if len(kept) == len(events):
+        return script
+    return tuple(e for e, _ in kept), tuple(o for _, o in kept)
+
+
+def plays_as_recorded(protocol: WireProtocol) -> bool:
+    """True when the protocol's ``play`` is :class:`ProtocolBase`'s, which changes
+    no event: replay then needs no framed script up front."""
+    return getattr(type(protocol), "play", None) is ProtocolBase.play
 
 
 def client_messages(events: tuple[Event, ...], framer: Framer) -> Script:
