@@ -592,7 +592,10 @@ def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def handler(signum: int, frame: object) -> None:
-        stop.set()
+        # Not stop.set() here: the handler runs in the main thread, which may be
+        # holding the event's own lock inside stop.wait() when the signal comes,
+        # and setting it would then wait for that lock forever.
+        threading.Thread(target=stop.set, daemon=True).start()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
