@@ -387,9 +387,19 @@ def plugin_start(tmp: Path, *, starts: int, runs: int) -> None:
         (w - o) * 1000
         for w, o in zip(seconds["with the plugin"], seconds["without it"], strict=True)
     ]
+    median = statistics.median(added)
+    # A start's noise on a busy machine can swamp a difference of 10 ms: a plugin
+    # that makes pytest start faster is noise, and shows neither met nor missed.
     RESULTS.append(
         Result(
-            name, "added by the plugin", "ms", added, [], "≤ 10 ms", statistics.median(added) <= 10
+            name,
+            "added by the plugin",
+            "ms",
+            added,
+            [],
+            "≤ 10 ms",
+            None if median < 0 else median <= 10,
+            note="" if median >= 0 else "below zero: noise larger than the plugin's cost",
         )
     )
 
