@@ -50,8 +50,10 @@ class Transport:
         pass
 
 
-def link_for(events: tuple[Event, ...], problems: list[Problem]) -> tuple[ReplayLink, Transport]:
-    machine = ReplayMachine(events, hang_bound=30.0, stall_bound=STALL)
+def link_for(
+    events: tuple[Event, ...], problems: list[Problem], stall: float = STALL
+) -> tuple[ReplayLink, Transport]:
+    machine = ReplayMachine(events, hang_bound=30.0, stall_bound=stall)
     transport = Transport()
     link = ReplayLink(
         transport,  # type: ignore[arg-type]
@@ -103,7 +105,8 @@ async def test_a_message_completed_before_its_bound_is_not_stalled() -> None:
 
 
 async def test_an_earlier_deadline_replaces_the_timer_armed_for_a_later_one() -> None:
-    """A stall bound armed, then a delay shorter than it: the delay ends on time."""
+    """A stall bound armed, then a delay far shorter than it: the delay ends on time."""
+    stall = 5.0  # far from the delay, so a busy machine cannot blur the two
     events = (
         ClientData(data=b"GET a\r\n"),
         Delay(seconds=STALL / 4),
@@ -111,14 +114,14 @@ async def test_an_earlier_deadline_replaces_the_timer_armed_for_a_later_one() ->
     )
     loop = asyncio.get_running_loop()
     problems: list[Problem] = []
-    link, transport = link_for(events, problems)
+    link, transport = link_for(events, problems, stall)
     before = timers(loop)
-    link.data(b"GET ")  # the stall bound: STALL from now
+    link.data(b"GET ")  # the stall bound: 5 s from now
     started = loop.time()
     link.data(b"a\r\n")  # the delay: STALL / 4 from now
     assert timers(loop) == before + 1
     while not transport.written:
-        assert loop.time() - started < STALL, "the delay waited for the stall bound"
+        assert loop.time() - started < stall / 2, "the delay waited for the stall bound"
         await asyncio.sleep(STALL / 20)
     assert transport.written == [b"value a\r\n"]
     assert problems == []
